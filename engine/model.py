@@ -1,0 +1,97 @@
+"""The denoiser: a network that reads noisy word vectors x_t at time t and predicts the words.
+
+Only the network lives here. Noise maths is in `schedule`, the training objective in `losses`,
+the sampling loop in `sampler`. Word vectors are learned, L2-normalised to norm sqrt(dim) so that
+they cannot collapse towards each other (which would make denoising trivially easy and useless).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BertConfig, BertModel
+
+OBJECTIVES = ("ce", "mse")
+
+
+@dataclass
+class DenoiserConfig:
+    vocab_size: int
+    seq_len: int = 64
+    embed_dim: int = 16
+    hidden: int = 256
+    layers: int = 4
+    heads: int = 4
+    ffn: int = 1024
+    dropout: float = 0.1
+    T: int = 2000
+    objective: str = "ce"  # "ce": logits over words (CDCD/Plaid); "mse": x0 regression (Diffusion-LM)
+    self_condition: bool = True
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+
+
+@dataclass
+class Denoised:
+    logits: torch.Tensor  # [B, L, V] scores over the vocabulary at every position
+    x0_hat: torch.Tensor  # [B, L, D] the model's estimate of the clean word vectors
+
+
+def timestep_features(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:
+    """Sinusoidal features of t in [0, T] (one row per batch entry)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device) / half)
+    angles = (t.float() * (1000.0 / T))[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class Denoiser(nn.Module):
+    def __init__(self, config: DenoiserConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.word_vectors = nn.Parameter(torch.randn(c.vocab_size, c.embed_dim))
+        in_dim = c.embed_dim * (2 if c.self_condition else 1)
+        self.input_proj = nn.Linear(in_dim, c.hidden)
+        self.time_mlp = nn.Sequential(nn.Linear(c.hidden, c.hidden), nn.SiLU(), nn.Linear(c.hidden, c.hidden))
+        bert = BertConfig(
+            vocab_size=1, hidden_size=c.hidden, num_hidden_layers=c.layers, num_attention_heads=c.heads,
+            intermediate_size=c.ffn, hidden_dropout_prob=c.dropout, attention_probs_dropout_prob=c.dropout,
+            max_position_embeddings=c.seq_len, type_vocab_size=1,
+        )
+        bert._attn_implementation = "sdpa"
+        self.transformer = BertModel(bert, add_pooling_layer=False)
+        out_dim = c.vocab_size if c.objective == "ce" else c.embed_dim
+        self.output = nn.Linear(c.hidden, out_dim)
+
+    def embeddings(self) -> torch.Tensor:
+        """The word vectors, each of norm sqrt(embed_dim): x0 for a word is its row here."""
+        return F.normalize(self.word_vectors, dim=-1) * math.sqrt(self.config.embed_dim)
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embeddings()[ids]
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, x0_prev: torch.Tensor | None = None) -> Denoised:
+        """x_t: [B, L, D]; t: [B] times; x0_prev: the previous estimate (self-conditioning) or None."""
+        if self.config.self_condition:
+            if x0_prev is None:
+                x0_prev = torch.zeros_like(x_t)
+            x_t = torch.cat([x_t, x0_prev], dim=-1)
+        h = self.input_proj(x_t) + self.time_mlp(timestep_features(t, self.config.hidden, self.config.T))[:, None]
+        h = self.transformer(inputs_embeds=h).last_hidden_state
+        out = self.output(h).float()
+        E = self.embeddings()
+        if self.config.objective == "ce":
+            return Denoised(logits=out, x0_hat=out.softmax(-1) @ E)
+        # mse: the network regresses x0 directly; words score by (negative squared) distance to it
+        logits = 2 * out @ E.T - (E * E).sum(-1) - (out * out).sum(-1, keepdim=True)
+        return Denoised(logits=logits, x0_hat=out)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

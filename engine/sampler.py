@@ -1,0 +1,130 @@
+"""The sampling loop: one loop for free text, fixed lengths and infilling.
+
+Each step: the denoiser predicts x0 (and word logits) from x_t; the estimate is optionally
+clamped to the nearest word vectors; locked positions are reset to their true word vectors; the
+step is recorded as a Frame; then x moves to the next (lower) time by the posterior
+q(x_{t'} | x_t, x0_hat), and locked positions are re-noised from their true vectors.
+`frames()` yields every Frame as it is made (for a UI to stream); `sample()` returns the whole
+Trajectory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.model import Denoiser
+from engine.schedule import alpha_bar, posterior, q_sample, strided_timesteps
+from engine.template import Template, stack
+from engine.tokenizer import Tokenizer
+
+
+@dataclass
+class SampleOptions:
+    steps: int = 50
+    clamp: bool = True  # replace x0_hat by the vector of its most likely word (Diffusion-LM's clamping trick)
+    temperature: float = 1.0  # softmax temperature of the word distribution behind an unclamped x0_hat
+    noise_scale: float = 1.0  # scale of the fresh noise added at each step (1 = ancestral sampling)
+    bf16: bool = True  # bfloat16 autocast for the network
+    record_latents: bool = True
+
+
+@dataclass
+class Frame:
+    """The state after one denoising step, for every sample in the batch."""
+
+    index: int  # 0 .. steps-1
+    t: int  # the time the estimate was made at (T ... 1)
+    alpha_bar: float  # signal fraction at t: 0 = pure noise, 1 = clean
+    tokens: torch.Tensor  # [B, L] the nearest word at each position (locked words as written)
+    confidence: torch.Tensor  # [B, L] probability of that word under the model
+    latents: torch.Tensor | None  # [B, L, D] x_t that the model read
+
+    @property
+    def final(self) -> bool:
+        return self.t == self.last_t
+
+    last_t: int = field(default=1, repr=False)
+
+
+@dataclass
+class Trajectory:
+    frames: list[Frame]
+    tokens: torch.Tensor  # [B, L] final words
+    locked_mask: torch.Tensor  # [B, L]
+    words: list[list[str]]  # final words between START and END
+    network_passes: int  # denoiser calls per sample
+    seconds: float
+
+    @property
+    def texts(self) -> list[str]:
+        return [" ".join(w) for w in self.words]
+
+
+class Sampler:
+    def __init__(self, model: Denoiser, tokenizer: Tokenizer):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+
+    @property
+    def seq_len(self) -> int:
+        return self.model.config.seq_len
+
+    @torch.no_grad()
+    def frames(self, templates: list[Template], options: SampleOptions | None = None,
+               seed: int = 0) -> Iterator[Frame]:
+        """Denoise one sample per template, yielding a Frame after every step."""
+        options = options or SampleOptions()
+        model, T = self.model, self.model.config.T
+        device = next(model.parameters()).device
+        generator = torch.Generator(device=device).manual_seed(seed)
+        locked_ids, locked_mask = (x.to(device) for x in stack(templates))
+        B, L = locked_ids.shape
+        E = model.embeddings()
+        locked_vectors = E[locked_ids]
+        lock = locked_mask[..., None]
+        times = strided_timesteps(options.steps, T)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if options.bf16 else nullcontext()
+
+        x = torch.randn((B, L, E.shape[1]), generator=generator, device=device)
+        x0_prev = None
+        for i, t in enumerate(times):
+            t_next = times[i + 1] if i + 1 < len(times) else 0
+            t_batch = torch.full((B,), t, device=device)
+            x = torch.where(lock, q_sample(locked_vectors, t_batch, x, T), x) if i == 0 else x
+            with autocast:
+                out = model(x, t_batch, x0_prev)
+            probs = out.logits.float().softmax(-1)
+            confidence, tokens = probs.max(-1)
+            tokens = torch.where(locked_mask, locked_ids, tokens)
+            confidence = torch.where(locked_mask, torch.ones_like(confidence), confidence)
+            soft = (out.logits.float() / options.temperature).softmax(-1) @ E if options.temperature != 1.0 \
+                else out.x0_hat.float()
+            soft = torch.where(lock, locked_vectors, soft)
+            x0_hat = E[tokens] if options.clamp else soft
+            yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(torch.tensor(t), T)), tokens=tokens.cpu(),
+                        confidence=confidence.cpu(), latents=x.cpu() if options.record_latents else None,
+                        last_t=times[-1])
+            if t_next == 0:
+                break
+            mean, variance = posterior(x0_hat, x, t_batch, torch.full((B,), t_next, device=device), T)
+            noise = torch.randn(x.shape, generator=generator, device=device)
+            x = mean + options.noise_scale * variance.sqrt() * noise
+            relock_noise = torch.randn(x.shape, generator=generator, device=device)
+            x = torch.where(lock, q_sample(locked_vectors, torch.full((B,), t_next, device=device), relock_noise, T), x)
+            x0_prev = soft
+
+    def sample(self, templates: list[Template], options: SampleOptions | None = None, seed: int = 0) -> Trajectory:
+        start = time.perf_counter()
+        frames = list(self.frames(templates, options, seed))
+        last = frames[-1]
+        _, locked_mask = stack(templates)
+        return Trajectory(
+            frames=frames, tokens=last.tokens, locked_mask=locked_mask,
+            words=[self.tokenizer.decode_words(row) for row in last.tokens.tolist()],
+            network_passes=len(frames), seconds=time.perf_counter() - start,
+        )

@@ -1,0 +1,74 @@
+"""Templates: which positions are locked to a written word and which the model fills.
+
+A template is text where `_` stands for one free word, e.g. "The Eagle is a _ _ near _ .".
+It becomes one row of fixed length: START, the words and blanks, END, then PAD. Everything except
+the blanks is locked, so the length is fixed by the template. A free sample locks only START.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engine.errors import TemplateError
+from engine.tokenizer import Tokenizer, split_words
+
+BLANK = "_"
+
+
+@dataclass(frozen=True)
+class Template:
+    ids: tuple[int, ...]  # one id per position; free positions hold PAD (ignored)
+    locked: tuple[bool, ...]  # True where the position must come out exactly as `ids`
+
+    @property
+    def free_count(self) -> int:
+        return sum(not x for x in self.locked)
+
+
+def parse_template(text: str, tokenizer: Tokenizer, seq_len: int) -> Template:
+    """Template from text with `_` blanks; unknown words and over-long templates raise TemplateError."""
+    pieces: list[str | None] = []  # None marks a blank
+    for chunk in text.split():
+        if chunk == BLANK:
+            pieces.append(None)
+        else:
+            pieces.extend(split_words(chunk))
+    if not pieces:
+        raise TemplateError("the template is empty: write some words and '_' for each word the model should fill")
+    if all(p is not None for p in pieces):
+        raise TemplateError("the template has no blanks: put '_' where the model should write a word")
+    tokenizer.check_known([p for p in pieces if p is not None])
+    return _row([None if p is None else tokenizer.index[p] for p in pieces], seq_len, end_locked=True)
+
+
+def length_template(n_words: int, seq_len: int) -> Template:
+    """Exactly n_words free words: END locked right after them, PAD locked after END."""
+    if n_words < 1:
+        raise TemplateError(f"length must be at least 1 word, got {n_words}")
+    return _row([None] * n_words, seq_len, end_locked=True)
+
+
+def free_template(seq_len: int) -> Template:
+    """Only START is locked: the model chooses the words and where to put END."""
+    return Template(ids=(Tokenizer.start_id,) + (Tokenizer.pad_id,) * (seq_len - 1),
+                    locked=(True,) + (False,) * (seq_len - 1))
+
+
+def stack(templates: list[Template]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids [B, L] long, locked_mask [B, L] bool) for a batch of templates."""
+    return torch.tensor([t.ids for t in templates]), torch.tensor([t.locked for t in templates])
+
+
+def _row(words: list[int | None], seq_len: int, end_locked: bool) -> Template:
+    needed = len(words) + 2
+    if needed > seq_len:
+        raise TemplateError(
+            f"the template has {len(words)} words and blanks but the model holds at most {seq_len - 2} "
+            f"(its sequence length is {seq_len} with START and END): remove {needed - seq_len}")
+    ids = [Tokenizer.start_id] + [Tokenizer.pad_id if w is None else w for w in words]
+    locked = [True] + [w is not None for w in words]
+    ids += [Tokenizer.end_id] + [Tokenizer.pad_id] * (seq_len - needed)
+    locked += [end_locked] * (seq_len - len(locked))
+    return Template(ids=tuple(ids), locked=tuple(locked))
