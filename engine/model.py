@@ -83,10 +83,12 @@ class Denoiser(nn.Module):
             if x0_prev is None:
                 x0_prev = torch.zeros_like(x_t)
             x_t = torch.cat([x_t, x0_prev], dim=-1)
-        h = self.input_proj(x_t) + self.time_mlp(timestep_features(t, self.config.hidden, self.config.T))[:, None]
+        dtype = self.input_proj.weight.dtype  # float32, or bfloat16 for a copy made for fast sampling
+        time_features = timestep_features(t, self.config.hidden, self.config.T).to(dtype)
+        h = self.input_proj(x_t.to(dtype)) + self.time_mlp(time_features)[:, None]
         h = self.transformer(inputs_embeds=h).last_hidden_state
         out = self.output(h).float()
-        E = self.embeddings()
+        E = self.embeddings().float()
         if self.config.objective == "ce":
             return Denoised(logits=out, x0_hat=out.softmax(-1) @ E)
         # mse: the network regresses x0 directly; words score by (negative squared) distance to it

@@ -10,9 +10,9 @@ Trajectory.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -29,7 +29,6 @@ class SampleOptions:
     clamp: bool = True  # replace x0_hat by the vector of its most likely word (Diffusion-LM's clamping trick)
     temperature: float = 1.0  # softmax temperature of the word distribution behind an unclamped x0_hat
     noise_scale: float = 1.0  # scale of the fresh noise added at each step (1 = ancestral sampling)
-    bf16: bool = True  # bfloat16 autocast for the network
     record_latents: bool = True
 
 
@@ -66,8 +65,12 @@ class Trajectory:
 
 
 class Sampler:
-    def __init__(self, model: Denoiser, tokenizer: Tokenizer):
+    """Joins a trained denoiser and the noise schedule. With bf16=True the network runs as a
+    bfloat16 copy (about 1.5-2x faster on CPUs with AVX-512 BF16); word vectors stay float32."""
+
+    def __init__(self, model: Denoiser, tokenizer: Tokenizer, bf16: bool = True):
         self.model = model.eval()
+        self.network = copy.deepcopy(self.model).to(torch.bfloat16) if bf16 else self.model
         self.tokenizer = tokenizer
 
     @property
@@ -88,7 +91,6 @@ class Sampler:
         locked_vectors = E[locked_ids]
         lock = locked_mask[..., None]
         times = strided_timesteps(options.steps, T)
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if options.bf16 else nullcontext()
 
         x = torch.randn((B, L, E.shape[1]), generator=generator, device=device)
         x0_prev = None
@@ -96,8 +98,7 @@ class Sampler:
             t_next = times[i + 1] if i + 1 < len(times) else 0
             t_batch = torch.full((B,), t, device=device)
             x = torch.where(lock, q_sample(locked_vectors, t_batch, x, T), x) if i == 0 else x
-            with autocast:
-                out = model(x, t_batch, x0_prev)
+            out = self.network(x, t_batch, x0_prev)
             probs = out.logits.float().softmax(-1)
             confidence, tokens = probs.max(-1)
             tokens = torch.where(locked_mask, locked_ids, tokens)

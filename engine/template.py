@@ -40,14 +40,14 @@ def parse_template(text: str, tokenizer: Tokenizer, seq_len: int) -> Template:
     if all(p is not None for p in pieces):
         raise TemplateError("the template has no blanks: put '_' where the model should write a word")
     tokenizer.check_known([p for p in pieces if p is not None])
-    return _row([None if p is None else tokenizer.index[p] for p in pieces], seq_len, end_locked=True)
+    return template_from_ids([None if p is None else tokenizer.index[p] for p in pieces], seq_len)
 
 
 def length_template(n_words: int, seq_len: int) -> Template:
     """Exactly n_words free words: END locked right after them, PAD locked after END."""
     if n_words < 1:
         raise TemplateError(f"length must be at least 1 word, got {n_words}")
-    return _row([None] * n_words, seq_len, end_locked=True)
+    return template_from_ids([None] * n_words, seq_len)
 
 
 def free_template(seq_len: int) -> Template:
@@ -61,7 +61,8 @@ def stack(templates: list[Template]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor([t.ids for t in templates]), torch.tensor([t.locked for t in templates])
 
 
-def _row(words: list[int | None], seq_len: int, end_locked: bool) -> Template:
+def template_from_ids(words: list[int | None], seq_len: int) -> Template:
+    """START, then each word id (None = a free word), END, PAD...; all but the free words locked."""
     needed = len(words) + 2
     if needed > seq_len:
         raise TemplateError(
@@ -70,5 +71,5 @@ def _row(words: list[int | None], seq_len: int, end_locked: bool) -> Template:
     ids = [Tokenizer.start_id] + [Tokenizer.pad_id if w is None else w for w in words]
     locked = [True] + [w is not None for w in words]
     ids += [Tokenizer.end_id] + [Tokenizer.pad_id] * (seq_len - needed)
-    locked += [end_locked] * (seq_len - len(locked))
+    locked += [True] * (seq_len - len(locked))
     return Template(ids=tuple(ids), locked=tuple(locked))

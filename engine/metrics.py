@@ -1,0 +1,40 @@
+"""Quality measures of generated word sequences (no model needed, except the judge's perplexity)."""
+
+from __future__ import annotations
+
+from engine.template import Template
+from engine.tokenizer import UNK, Tokenizer
+
+
+def has_repeated_trigram(words: list[str]) -> bool:
+    grams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
+    return len(grams) != len(set(grams))
+
+
+def well_formed(tokens: list[int], tokenizer: Tokenizer) -> bool:
+    """END present, no UNK, no repeated 3-gram."""
+    words = tokenizer.decode_words(tokens)
+    return tokenizer.end_id in tokens and UNK not in words and not has_repeated_trigram(words)
+
+
+def distinct_n(samples: list[list[str]], n: int = 2) -> float:
+    """Distinct n-grams over all n-grams across the samples (diversity)."""
+    grams = [tuple(w[i:i + n]) for w in samples for i in range(len(w) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def copied_fraction(samples: list[list[str]], train: set[tuple[str, ...]]) -> float:
+    """Fraction of samples identical to a training sentence (memorisation)."""
+    return sum(tuple(w) in train for w in samples) / len(samples) if samples else 0.0
+
+
+def locked_kept(templates: list[Template], outputs: list[list[str]], tokenizer: Tokenizer) -> float:
+    """Fraction of locked word positions whose output word is the written word (positions 1..n)."""
+    kept = total = 0
+    for template, words in zip(templates, outputs, strict=True):
+        for position, (wid, locked) in enumerate(zip(template.ids, template.locked, strict=True)):
+            if not locked or wid in (tokenizer.start_id, tokenizer.end_id, tokenizer.pad_id):
+                continue
+            total += 1
+            kept += position - 1 < len(words) and words[position - 1] == tokenizer.words[wid]
+    return kept / total if total else 1.0

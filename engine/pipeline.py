@@ -1,0 +1,72 @@
+"""The public entry point: a bundled or trained model directory, ready to generate.
+
+    pipe = Pipeline.load()                       # assets/model
+    out = pipe.generate("The Eagle is a _ _ .", samples=4, seed=7)
+    out.texts, out.network_passes, out.seconds
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engine.checkpoint import BUNDLED_MODEL, load_denoiser
+from engine.errors import CheckpointError, TemplateError
+from engine.judge import Judge
+from engine.model import Denoiser
+from engine.sampler import Frame, SampleOptions, Sampler, Trajectory
+from engine.template import Template, free_template, length_template, parse_template
+from engine.tokenizer import Tokenizer
+
+
+@dataclass
+class Pipeline:
+    model: Denoiser
+    tokenizer: Tokenizer
+    sampler: Sampler
+    judge: Judge | None
+    record: dict  # how the model was trained (steps, time, losses)
+    directory: Path
+
+    @classmethod
+    def load(cls, directory: Path | str | None = None, bf16: bool = True, threads: int | None = None) -> Pipeline:
+        directory = Path(directory) if directory else BUNDLED_MODEL
+        if not directory.is_dir():
+            raise CheckpointError(f"model directory not found: {directory}")
+        if threads:
+            torch.set_num_threads(threads)
+        model, tokenizer, record = load_denoiser(directory)
+        judge = Judge(directory, tokenizer) if (directory / "judge.json").is_file() else None
+        return cls(model, tokenizer, Sampler(model, tokenizer, bf16=bf16), judge, record, directory)
+
+    @property
+    def seq_len(self) -> int:
+        return self.model.config.seq_len
+
+    def templates(self, template: str | None = None, length: int | None = None, samples: int = 1) -> list[Template]:
+        """One template per sample: from text with `_` blanks, an exact word count, or free."""
+        if samples < 1:
+            raise TemplateError(f"samples must be at least 1, got {samples}")
+        if template is not None and length is not None:
+            raise TemplateError("give either a template or a length, not both (a template fixes the length)")
+        if template is not None:
+            row = parse_template(template, self.tokenizer, self.seq_len)
+        elif length is not None:
+            if length > self.seq_len - 2:
+                raise TemplateError(f"length {length} is impossible: the model writes at most "
+                                    f"{self.seq_len - 2} words")
+            row = length_template(length, self.seq_len)
+        else:
+            row = free_template(self.seq_len)
+        return [row] * samples
+
+    def stream(self, templates: list[Template], options: SampleOptions | None = None,
+               seed: int = 0) -> Iterator[Frame]:
+        return self.sampler.frames(templates, options, seed)
+
+    def generate(self, template: str | None = None, length: int | None = None, samples: int = 1,
+                 options: SampleOptions | None = None, seed: int = 0) -> Trajectory:
+        return self.sampler.sample(self.templates(template, length, samples), options, seed)
