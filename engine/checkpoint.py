@@ -88,7 +88,8 @@ def load_train_state(directory: Path, optimizer: torch.optim.Optimizer) -> dict[
         _, index, name = key.split(".", 2)
         state.setdefault(int(index), {})[name] = value
     current = optimizer.state_dict()
-    groups = [{**saved, "params": g["params"]} for saved, g in zip(meta["param_groups"], current["param_groups"])]
+    pairs = zip(meta["param_groups"], current["param_groups"], strict=True)
+    groups = [{**saved, "params": g["params"]} for saved, g in pairs]
     optimizer.load_state_dict({"state": state, "param_groups": groups})
     return meta
 

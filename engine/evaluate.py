@@ -35,13 +35,14 @@ def infill_templates(sentences: list[list[str]], pipe: Pipeline) -> list[Templat
     return templates
 
 
-def score(pipe: Pipeline, templates: list[Template], options: SampleOptions, seed: int, batch: int,
-          train: set[tuple[str, ...]]) -> tuple[dict, list[str]]:
+def score(pipe: Pipeline, templates: list[Template], options: SampleOptions, args: argparse.Namespace,
+          train: set[tuple[str, ...]], *, candidates: int = 1) -> tuple[dict, list[str]]:
     words, tokens, seconds = [], [], 0.0
-    for i in range(0, len(templates), batch):
-        result = pipe.sampler.sample(templates[i:i + batch], options, seed + i)
-        words += result.words
-        tokens += result.tokens.tolist()
+    step = max(1, args.batch // candidates)
+    for i in range(0, len(templates), step):
+        best, result = pipe.best_of(templates[i:i + step], candidates, options, args.seed + i)
+        words += [result.words[j] for j in best]
+        tokens += [result.tokens[j].tolist() for j in best]
         seconds += result.seconds
     metrics = {
         "judge_ppl": round(pipe.judge.perplexity(words), 2) if pipe.judge else None,
@@ -62,17 +63,22 @@ def quality(args: argparse.Namespace) -> dict:
     valid = [split_words(s) for s in read_sentences(Path(args.valid))]
     valid = [w for w in valid if all(x in pipe.tokenizer for x in w) and len(w) + 2 <= pipe.seq_len][: args.n]
     options = SampleOptions(steps=args.steps, clamp=not args.no_clamp, temperature=args.temperature,
-                            record_latents=False)
-    free, free_text = score(pipe, [free_template(pipe.seq_len)] * args.n, options, args.seed, args.batch, train)
-    infill, infill_text = score(pipe, infill_templates(valid, pipe), options, args.seed, args.batch, train)
+                            noise_scale=args.noise_scale, record_latents=False)
+    free, free_text = score(pipe, [free_template(pipe.seq_len)] * args.n, options, args, train)
+    infill, infill_text = score(pipe, infill_templates(valid, pipe), options, args, train)
+    ranked, ranked_text = score(pipe, infill_templates(valid, pipe), options, args, train,
+                                candidates=args.candidates)
     report = {
-        "real_valid": {"judge_ppl": round(pipe.judge.perplexity(valid), 2), "n": len(valid)},
-        "free": free, "infill": infill,
+        "real_valid": {"judge_ppl": round(pipe.judge.perplexity(valid), 2),
+                       "distinct_2": round(distinct_n(valid), 3), "n": len(valid)},
+        "free": free, "infill": infill, f"infill_best_of_{args.candidates}": ranked,
         "settings": {"n": args.n, "steps": args.steps, "clamp": not args.no_clamp,
-                     "temperature": args.temperature, "seed": args.seed, "model": str(pipe.directory)},
+                     "temperature": args.temperature, "noise_scale": args.noise_scale, "seed": args.seed,
+                     "model": str(pipe.directory)},
     }
     if args.show:
         report["samples"] = {"free": free_text[: args.show], "infill": infill_text[: args.show],
+                             f"infill_best_of_{args.candidates}": ranked_text[: args.show],
                              "infill_source": [" ".join(w) for w in valid[: args.show]]}
     return report
 
@@ -88,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--batch", type=int, default=64)
     q.add_argument("--no-clamp", action="store_true")
     q.add_argument("--temperature", type=float, default=1.0)
+    q.add_argument("--noise-scale", type=float, default=1.0)
+    q.add_argument("--candidates", type=int, default=4, help="candidates per infill for the judge-ranked figures")
     q.add_argument("--model", help="model directory (default: the bundled model)")
     q.add_argument("--train", default=str(DATA / "train.csv"), help="training sentences (for copied_from_train)")
     q.add_argument("--valid", default=str(DATA / "valid.csv"), help="real sentences to compare and infill")

@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model directory (default: the bundled model in assets/model)")
     p.add_argument("--no-clamp", action="store_true", help="do not clamp x0 estimates to word vectors")
     p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature behind unclamped x0")
+    p.add_argument("--noise-scale", type=float, default=1.0, help="scale of per-step noise (1 = ancestral)")
+    p.add_argument("--candidates", type=int, default=1,
+                   help="sample this many per output and keep the one the fluency judge ranks best")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return p
 
@@ -42,21 +45,21 @@ def main(argv: list[str] | None = None) -> int:
         pipe = Pipeline.load(args.model)
         templates = pipe.templates(args.template, args.length, args.samples)
         options = SampleOptions(steps=args.steps, clamp=not args.no_clamp, temperature=args.temperature,
-                                record_latents=False)
-        result = pipe.sampler.sample(templates, options, args.seed)
+                                noise_scale=args.noise_scale, record_latents=False)
+        best, result = pipe.best_of(templates, args.candidates, options, args.seed)
+        words = [result.words[j] for j in best]
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps({
-            "samples": [{"text": text, "tokens": words} for text, words in zip(result.texts, result.words,
-                                                                                strict=True)],
+            "samples": [{"text": " ".join(w), "tokens": w} for w in words],
             "seconds": round(result.seconds, 4), "network_passes": result.network_passes,
-            "steps": args.steps, "seed": args.seed,
+            "candidates_per_sample": args.candidates, "steps": args.steps, "seed": args.seed,
         }, indent=2))
     else:
-        for text in result.texts:
-            print(text)
+        for w in words:
+            print(" ".join(w))
     return 0
 
 

@@ -74,7 +74,7 @@ class Judge:
         targets = ids[:, 1:]
         nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
         mask = targets != tok.pad_id
-        return [(float(n[m].sum()), int(m.sum())) for n, m in zip(nll, mask)]
+        return [(float(n[m].sum()), int(m.sum())) for n, m in zip(nll, mask, strict=True)]
 
     def perplexity(self, sentences: list[list[str]], batch_size: int = 64) -> float:
         """Corpus perplexity: exp(total NLL / total predicted tokens)."""

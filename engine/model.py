@@ -67,6 +67,9 @@ class Denoiser(nn.Module):
         )
         bert._attn_implementation = "sdpa"
         self.transformer = BertModel(bert, add_pooling_layer=False)
+        # BERT's own token table is never used (we feed inputs_embeds): freeze it so that data-parallel
+        # training does not wait for a gradient it will never get
+        self.transformer.embeddings.word_embeddings.weight.requires_grad_(False)
         out_dim = c.vocab_size if c.objective == "ce" else c.embed_dim
         self.output = nn.Linear(c.hidden, out_dim)
 

@@ -70,3 +70,18 @@ class Pipeline:
     def generate(self, template: str | None = None, length: int | None = None, samples: int = 1,
                  options: SampleOptions | None = None, seed: int = 0) -> Trajectory:
         return self.sampler.sample(self.templates(template, length, samples), options, seed)
+
+    def best_of(self, templates: list[Template], candidates: int, options: SampleOptions | None = None,
+                seed: int = 0) -> tuple[list[int], Trajectory]:
+        """Sample `candidates` per template in one batch; returns, per template, the index (into the
+        trajectory's batch) of the candidate the fluency judge likes best, and the trajectory."""
+        if candidates < 1:
+            raise TemplateError(f"candidates must be at least 1, got {candidates}")
+        result = self.sampler.sample([t for t in templates for _ in range(candidates)], options, seed)
+        if candidates == 1:
+            return list(range(len(templates))), result
+        if self.judge is None:
+            raise CheckpointError(f"ranking candidates needs the fluency judge, missing in {self.directory}")
+        ppl = self.judge.sentence_perplexities(result.words)
+        best = [min(range(i * candidates, (i + 1) * candidates), key=ppl.__getitem__) for i in range(len(templates))]
+        return best, result

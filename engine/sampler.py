@@ -90,6 +90,7 @@ class Sampler:
         E = model.embeddings()
         locked_vectors = E[locked_ids]
         lock = locked_mask[..., None]
+        banned = self._banned_words(locked_ids, locked_mask)
         times = strided_timesteps(options.steps, T)
 
         x = torch.randn((B, L, E.shape[1]), generator=generator, device=device)
@@ -99,12 +100,12 @@ class Sampler:
             t_batch = torch.full((B,), t, device=device)
             x = torch.where(lock, q_sample(locked_vectors, t_batch, x, T), x) if i == 0 else x
             out = self.network(x, t_batch, x0_prev)
-            probs = out.logits.float().softmax(-1)
+            logits = out.logits.float().masked_fill(banned, float("-inf"))
+            probs = logits.softmax(-1)
             confidence, tokens = probs.max(-1)
             tokens = torch.where(locked_mask, locked_ids, tokens)
             confidence = torch.where(locked_mask, torch.ones_like(confidence), confidence)
-            soft = (out.logits.float() / options.temperature).softmax(-1) @ E if options.temperature != 1.0 \
-                else out.x0_hat.float()
+            soft = (logits / options.temperature).softmax(-1) @ E
             soft = torch.where(lock, locked_vectors, soft)
             x0_hat = E[tokens] if options.clamp else soft
             yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(torch.tensor(t), T)), tokens=tokens.cpu(),
@@ -118,6 +119,19 @@ class Sampler:
             relock_noise = torch.randn(x.shape, generator=generator, device=device)
             x = torch.where(lock, q_sample(locked_vectors, torch.full((B,), t_next, device=device), relock_noise, T), x)
             x0_prev = soft
+
+    def _banned_words(self, locked_ids: torch.Tensor, locked_mask: torch.Tensor) -> torch.Tensor:
+        """[B, L, V] True where a word may not appear: UNK anywhere free, and in a row whose END is
+        locked (fixed length), no PAD/START/END at free positions, so it has exactly the words asked for."""
+        tok = self.tokenizer
+        B, L = locked_ids.shape
+        banned = torch.zeros((B, L, len(tok)), dtype=torch.bool, device=locked_ids.device)
+        free = ~locked_mask
+        banned[..., tok.unk_id] = free
+        fixed = free & (locked_mask & (locked_ids == tok.end_id)).any(-1, keepdim=True)
+        for special in (tok.pad_id, tok.start_id, tok.end_id):
+            banned[..., special] |= fixed
+        return banned
 
     def sample(self, templates: list[Template], options: SampleOptions | None = None, seed: int = 0) -> Trajectory:
         start = time.perf_counter()

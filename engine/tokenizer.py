@@ -72,8 +72,8 @@ class Tokenizer:
     def decode_words(self, ids: Iterable[int]) -> list[str]:
         """The words between START and the first END (PAD and START dropped)."""
         words = []
-        for i in ids:
-            i = int(i)
+        for raw in ids:
+            i = int(raw)
             if i == self.end_id:
                 break
             if i not in (self.pad_id, self.start_id):

@@ -1,0 +1,67 @@
+"""Sampling speed and memory on this machine, as JSON.
+
+    python -m engine.bench --json
+
+Seconds per full-length sample (the model's sequence length, 64 positions) and network passes at
+200 and 50 steps, for 1 and for 16 samples in one batch, plus peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+
+import torch
+
+from engine.errors import EngineError
+from engine.pipeline import Pipeline
+from engine.sampler import SampleOptions
+from engine.template import free_template
+
+
+def measure(pipe: Pipeline, steps: int, batch: int, repeats: int) -> dict:
+    templates = [free_template(pipe.seq_len)] * batch
+    options = SampleOptions(steps=steps, record_latents=False)
+    pipe.sampler.sample(templates, SampleOptions(steps=2, record_latents=False))  # warm-up
+    times = []
+    for r in range(repeats):
+        start = time.perf_counter()
+        result = pipe.sampler.sample(templates, options, seed=r)
+        times.append(time.perf_counter() - start)
+    best = min(times)
+    return {"steps": steps, "batch": batch, "seconds_per_batch": round(best, 4),
+            "seconds_per_sample": round(best / batch, 4), "network_passes": result.network_passes,
+            "positions": pipe.seq_len}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="model directory (default: the bundled model)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per setting (the best is kept)")
+    parser.add_argument("--fp32", action="store_true", help="run the network in float32 instead of bfloat16")
+    parser.add_argument("--json", action="store_true", help="print JSON (the default output is also JSON)")
+    args = parser.parse_args(argv)
+    try:
+        pipe = Pipeline.load(args.model, bf16=not args.fp32)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    runs = [measure(pipe, steps, batch, args.repeats) for steps in (200, 50) for batch in (1, 16)]
+    report = {
+        "runs": runs,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "dtype": "float32" if args.fp32 else "bfloat16",
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
+        "parameters": pipe.model.num_parameters(),
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+from engine.metrics import copied_fraction, distinct_n, has_repeated_trigram, locked_kept, well_formed
+from engine.template import template_from_ids
+from engine.tokenizer import Tokenizer
+
+TOK = Tokenizer.build(["a b c d e"])
+
+
+def ids(*words):
+    return TOK.encode_words(list(words))
+
+
+def test_well_formed_needs_end_no_unk_no_repeated_trigram():
+    s, e = TOK.start_id, TOK.end_id
+    assert well_formed([s, *ids("a", "b", "c"), e], TOK)
+    assert not well_formed([s, *ids("a", "b", "c")], TOK)  # no END
+    assert not well_formed([s, TOK.unk_id, e], TOK)
+    assert not well_formed([s, *ids("a", "b", "c", "a", "b", "c"), e], TOK)
+    assert has_repeated_trigram(["x", "y", "z", "x", "y", "z"]) and not has_repeated_trigram(["x", "y", "x", "y"])
+
+
+def test_distinct_and_copied():
+    assert distinct_n([["a", "b", "a", "b"]], 2) == 2 / 3
+    assert copied_fraction([["a", "b"], ["c"]], {("a", "b")}) == 0.5
+
+
+def test_locked_kept_counts_only_locked_words():
+    a, b = TOK.index["a"], TOK.index["b"]
+    template = template_from_ids([a, None, b], 8)
+    assert locked_kept([template], [["a", "x", "b"]], TOK) == 1.0
+    assert locked_kept([template], [["a", "x", "c"]], TOK) == 0.5
+    assert locked_kept([template], [["a"]], TOK) == 0.5

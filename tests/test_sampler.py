@@ -1,0 +1,100 @@
+import pytest
+import torch
+
+from engine.checkpoint import load_denoiser, save_denoiser
+from engine.errors import CheckpointError, TemplateError
+from engine.pipeline import Pipeline
+from engine.sampler import SampleOptions
+from engine.template import free_template, length_template, parse_template
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_model):
+    return Pipeline.load(tiny_model, bf16=False)
+
+
+def test_save_load_round_trip_is_bit_exact(tiny_model, tmp_path):
+    model, tok, record = load_denoiser(tiny_model)
+    save_denoiser(tmp_path, model, tok, record)
+    again, tok2, _ = load_denoiser(tmp_path)
+    assert tok2.words == tok.words
+    for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_missing_or_broken_model_directory_is_a_clear_error(tmp_path, tiny_model):
+    with pytest.raises(CheckpointError, match="model directory not found"):
+        Pipeline.load(tmp_path / "nowhere")
+    with pytest.raises(CheckpointError, match="model config not found"):
+        Pipeline.load(tmp_path)
+    (tmp_path / "denoiser.json").write_text((tiny_model / "denoiser.json").read_text())
+    (tmp_path / "vocab.json").write_text((tiny_model / "vocab.json").read_text())
+    (tmp_path / "denoiser.safetensors").write_bytes(b"not weights")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        Pipeline.load(tmp_path)
+
+
+def test_locked_positions_come_out_exactly_as_written(pipe):
+    result = pipe.generate("The Eagle is a _ near _ _ .", samples=6, options=SampleOptions(steps=20), seed=3)
+    for words in result.words:
+        assert len(words) == 9
+        assert words[:4] == ["The", "Eagle", "is", "a"] and words[5] == "near" and words[8] == "."
+        assert all(w not in ("PAD", "START", "END", "UNK") for w in words)
+
+
+def test_length_gives_exactly_that_many_words(pipe):
+    result = pipe.generate(length=5, samples=4, options=SampleOptions(steps=10), seed=0)
+    assert [len(w) for w in result.words] == [5, 5, 5, 5]
+
+
+def test_same_seed_same_output_other_seed_differs(pipe):
+    opts = SampleOptions(steps=10)
+    a = pipe.generate(samples=4, options=opts, seed=11)
+    b = pipe.generate(samples=4, options=opts, seed=11)
+    c = pipe.generate(samples=4, options=opts, seed=12)
+    assert a.words == b.words and torch.equal(a.frames[0].latents, b.frames[0].latents)
+    assert not torch.equal(a.frames[0].latents, c.frames[0].latents)
+
+
+def test_frames_stream_one_per_step_with_falling_noise(pipe):
+    frames = list(pipe.stream([free_template(pipe.seq_len)] * 2, SampleOptions(steps=12), seed=0))
+    assert len(frames) == 12 and frames[-1].final and not frames[0].final
+    assert [f.index for f in frames] == list(range(12))
+    levels = [f.alpha_bar for f in frames]
+    assert levels == sorted(levels) and levels[0] < 0.01 < levels[-1]
+    assert frames[0].tokens.shape == (2, pipe.seq_len) and frames[0].latents.shape[:2] == (2, pipe.seq_len)
+    assert torch.all((frames[-1].confidence > 0) & (frames[-1].confidence <= 1))
+
+
+def test_bf16_sampler_keeps_locks_too(tiny_model):
+    fast = Pipeline.load(tiny_model, bf16=True)
+    result = fast.generate("Alimentum serves _ food .", samples=3, options=SampleOptions(steps=10))
+    assert all(w[:2] == ["Alimentum", "serves"] and w[3:] == ["food", "."] for w in result.words)
+
+
+def test_template_errors(pipe):
+    with pytest.raises(TemplateError, match="empty"):
+        parse_template("   ", pipe.tokenizer, pipe.seq_len)
+    with pytest.raises(TemplateError, match="no blanks"):
+        parse_template("The Eagle", pipe.tokenizer, pipe.seq_len)
+    with pytest.raises(TemplateError, match=r"'Eagel' \(did you mean: Eagle"):
+        parse_template("The Eagel _", pipe.tokenizer, pipe.seq_len)
+    with pytest.raises(TemplateError, match="at most 14"):
+        parse_template("_ " * 15, pipe.tokenizer, pipe.seq_len)
+    with pytest.raises(TemplateError, match="at least 1"):
+        length_template(0, pipe.seq_len)
+    with pytest.raises(TemplateError, match="impossible"):
+        pipe.templates(length=40)
+    with pytest.raises(TemplateError, match="not both"):
+        pipe.templates("a _", length=3)
+    with pytest.raises(TemplateError, match="at least 1"):
+        pipe.templates(samples=0)
+
+
+def test_best_of_picks_the_judges_favourite(pipe):
+    templates = pipe.templates(length=4, samples=2)
+    best, result = pipe.best_of(templates, 3, SampleOptions(steps=8), seed=0)
+    ppl = pipe.judge.sentence_perplexities(result.words)
+    assert len(best) == 2
+    for i, j in enumerate(best):
+        assert 3 * i <= j < 3 * i + 3 and ppl[j] == min(ppl[3 * i:3 * i + 3])
