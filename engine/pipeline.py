@@ -18,8 +18,34 @@ from engine.errors import CheckpointError, TemplateError
 from engine.judge import Judge
 from engine.model import Denoiser
 from engine.sampler import Frame, SampleOptions, Sampler, Trajectory
-from engine.template import Template, free_template, length_template, parse_template
+from engine.metrics import has_repeated_trigram, locked_kept
+from engine.template import (
+    Template,
+    expand_ellipsis,
+    free_template,
+    has_ellipsis,
+    length_template,
+    parse_template,
+)
 from engine.tokenizer import Tokenizer
+
+
+ELLIPSIS_LENGTHS = (1, 2, 3, 4, 5, 6, 8)  # words tried for each `...` blank
+MAX_BATCH = 32
+
+
+@dataclass
+class Candidate:
+    """One finished sample with the judge's score and independent checks of what was asked."""
+
+    words: list[str]
+    row: int  # index in the trajectory's batch
+    judge_ppl: float | None
+    checks: dict[str, bool]  # e.g. {"locked words kept": True, "exactly 12 words": True}
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
 
 
 @dataclass
@@ -47,11 +73,24 @@ class Pipeline:
         return self.model.config.seq_len
 
     def templates(self, template: str | None = None, length: int | None = None, samples: int = 1) -> list[Template]:
-        """One template per sample: from text with `_` blanks, an exact word count, or free."""
+        """One template per sample: from text with `_` blanks, an exact word count, or free.
+
+        A `...` in the text is a blank of unknown length: each length in ELLIPSIS_LENGTHS that fits
+        gets its share of the samples (at least one each, at most MAX_BATCH rows in all)."""
         if samples < 1:
             raise TemplateError(f"samples must be at least 1, got {samples}")
         if template is not None and length is not None:
-            raise TemplateError("give either a template or a length, not both (a template fixes the length)")
+            raise TemplateError("conflicting controls: a template fixes the length, so leave the length "
+                                "unset (or use a free template of only '_' blanks)")
+        if template is not None and has_ellipsis(template):
+            rows = []
+            for n in ELLIPSIS_LENGTHS:
+                text = expand_ellipsis(template, n)
+                if len(text.split()) + 2 > self.seq_len and rows:
+                    break
+                rows.append(parse_template(text, self.tokenizer, self.seq_len))
+            per_length = max(1, min(samples, MAX_BATCH // len(rows)))
+            return [row for row in rows for _ in range(per_length)]
         if template is not None:
             row = parse_template(template, self.tokenizer, self.seq_len)
         elif length is not None:
@@ -70,6 +109,23 @@ class Pipeline:
     def generate(self, template: str | None = None, length: int | None = None, samples: int = 1,
                  options: SampleOptions | None = None, seed: int = 0) -> Trajectory:
         return self.sampler.sample(self.templates(template, length, samples), options, seed)
+
+    def rank(self, trajectory: Trajectory, templates: list[Template]) -> list[Candidate]:
+        """Every sample of a run, best first: by the judge's perplexity, then by checks passed."""
+        ppl = self.judge.sentence_perplexities(trajectory.words) if self.judge else [None] * len(templates)
+        candidates = [Candidate(words, row, ppl[row], self.checks(template, words))
+                      for row, (words, template) in enumerate(zip(trajectory.words, templates, strict=True))]
+        return sorted(candidates, key=lambda c: (-sum(c.checks.values()), c.judge_ppl or 0.0))
+
+    def checks(self, template: Template, words: list[str]) -> dict[str, bool]:
+        """Independent checks on finished words (string comparison, not the model's beliefs)."""
+        result = {"locked words kept": locked_kept([template], [words], self.tokenizer) == 1.0,
+                  "no repeated 3-gram": not has_repeated_trigram(words)}
+        end = [i for i, (wid, lock) in enumerate(zip(template.ids, template.locked, strict=True))
+               if lock and wid == self.tokenizer.end_id]
+        if end:
+            result[f"exactly {end[0] - 1} words"] = len(words) == end[0] - 1
+        return result
 
     def best_of(self, templates: list[Template], candidates: int, options: SampleOptions | None = None,
                 seed: int = 0) -> tuple[list[int], Trajectory]:

@@ -136,10 +136,14 @@ class Sampler:
     def sample(self, templates: list[Template], options: SampleOptions | None = None, seed: int = 0) -> Trajectory:
         start = time.perf_counter()
         frames = list(self.frames(templates, options, seed))
+        return self.collect(frames, templates, time.perf_counter() - start)
+
+    def collect(self, frames: list[Frame], templates: list[Template], seconds: float) -> Trajectory:
+        """The Trajectory of frames streamed from `frames()` (the last frame holds the result)."""
         last = frames[-1]
         _, locked_mask = stack(templates)
         return Trajectory(
             frames=frames, tokens=last.tokens, locked_mask=locked_mask,
             words=[self.tokenizer.decode_words(row) for row in last.tokens.tolist()],
-            network_passes=len(frames), seconds=time.perf_counter() - start,
+            network_passes=len(frames), seconds=seconds,
         )

@@ -15,6 +15,7 @@ from engine.errors import TemplateError
 from engine.tokenizer import Tokenizer, split_words
 
 BLANK = "_"
+ELLIPSIS = "..."  # a blank of unknown length: the pipeline tries several
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,19 @@ class Template:
         return sum(not x for x in self.locked)
 
 
+def expand_ellipsis(text: str, n_words: int) -> str:
+    """The text with every standalone `...` replaced by n_words `_` blanks."""
+    return " ".join(" ".join([BLANK] * n_words) if chunk == ELLIPSIS else chunk for chunk in text.split())
+
+
+def has_ellipsis(text: str) -> bool:
+    return ELLIPSIS in text.split()
+
+
 def parse_template(text: str, tokenizer: Tokenizer, seq_len: int) -> Template:
     """Template from text with `_` blanks; unknown words and over-long templates raise TemplateError."""
+    if has_ellipsis(text):
+        raise TemplateError(f"expand '{ELLIPSIS}' into blanks first (Pipeline.fill tries several lengths)")
     pieces: list[str | None] = []  # None marks a blank
     for chunk in text.split():
         if chunk == BLANK:

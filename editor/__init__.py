@@ -1,0 +1,1 @@
+"""The Gradio editor. Only UI here: every model operation goes through engine's public API."""

@@ -1,0 +1,211 @@
+"""The editor page: type or click a template, lock words, pick controls, watch the text condense.
+
+Handlers here only move plain data between the page and engine's public API (Pipeline, records).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from editor import plots
+from editor.cells import CellActionError, apply_action, cells_from_text, cells_from_words, text_from_cells
+from editor.render import edit_row, frame_row, message
+from editor.token_row import TokenRow
+from engine.errors import EngineError
+from engine.pipeline import Candidate, Pipeline
+from engine.record import frame_view, run_record
+from engine.sampler import SampleOptions
+
+EXAMPLES = [
+    "The Eagle is a _ _ coffee shop near _ _ .",
+    "_ _ _ is a pub in the city centre .",
+    "Blue Spice serves ... food .",
+    "There is a cheap _ called _ _ near the river .",
+    "_ _ _ _ _ _ _ _ _ _",
+]
+MAX_FPS = 30  # frames are paced, never dropped, so every step is seen and no backlog builds
+MODEL_CONCURRENCY = 2  # two cores: more simultaneous runs only share them
+
+
+def row_value(cells: list[dict]) -> dict:
+    return {"html": edit_row(cells), "cells": cells, "action": None}
+
+
+def checks_text(candidate: Candidate) -> str:
+    return " · ".join(("✓ " if ok else "✗ ") + name for name, ok in candidate.checks.items())
+
+
+class Editor:
+    """The page's handlers, bound to one loaded pipeline."""
+
+    def __init__(self, pipe: Pipeline):
+        self.pipe = pipe
+        self.export_dir = Path(tempfile.mkdtemp(prefix="dlm-studio-"))
+
+    # --- editing -------------------------------------------------------------------------
+    def set_text(self, text: str) -> tuple[dict, str]:
+        return row_value(cells_from_text(text or "")), ""
+
+    def cell_action(self, value: dict) -> tuple[dict, str, str]:
+        cells = (value or {}).get("cells", [])
+        try:
+            cells = apply_action(cells, (value or {}).get("action") or {})
+        except CellActionError as exc:
+            return row_value(cells), text_from_cells(cells), message(str(exc))
+        return row_value(cells), text_from_cells(cells), ""
+
+    def use_result(self, choice: int | None, state: dict | None) -> tuple[dict, str, str]:
+        if not state or choice is None:
+            return gr.skip(), gr.skip(), message("generate first, then pick a result to use")
+        words = state["candidates"][int(choice)]["words"]
+        cells = cells_from_words(words)
+        return row_value(cells), text_from_cells(cells), message("copied into the row: unlock words to rewrite them",
+                                                                  "info")
+
+    # --- generating ----------------------------------------------------------------------
+    def generate(self, text: str, value: dict, length: int, steps: int, samples: int, seed: int):
+        """Stream one row per denoising step, then the ranked results, plots and exports."""
+        cells = (value or {}).get("cells") or []
+        if text_from_cells(cells) != " ".join((text or "").split()):
+            cells = cells_from_text(text or "")
+        template = text_from_cells(cells) or None
+        try:
+            templates = self.pipe.templates(template, int(length) or None, int(samples))
+        except EngineError as exc:
+            yield (row_value(cells), message(str(exc)), *[gr.skip()] * 9)
+            return
+        options = SampleOptions(steps=int(steps))
+        frames, start, last_yield = [], time.perf_counter(), 0.0
+        for frame in self.pipe.stream(templates, options, int(seed)):
+            frames.append(frame)
+            wait = 1.0 / MAX_FPS - (time.perf_counter() - last_yield)
+            if wait > 0:
+                time.sleep(wait)
+            last_yield = time.perf_counter()
+            view = frame_view(frame, self.pipe.tokenizer, 0, options.steps)
+            yield ({"html": frame_row(view, list(templates[0].locked)), "cells": cells, "action": None},
+                   "", *[gr.skip()] * 9)
+        trajectory = self.pipe.sampler.collect(frames, templates, time.perf_counter() - start)
+        ranked = self.pipe.rank(trajectory, templates)
+        record = run_record(trajectory, self.pipe.tokenizer, [c.row for c in ranked])
+        state = {"record": record, "candidates": [{"words": c.words, "judge_ppl": c.judge_ppl,
+                                                   "checks": c.checks} for c in ranked]}
+        last = record["steps"] - 1
+        table = [[i + 1, c.text, round(c.judge_ppl, 2) if c.judge_ppl else None, checks_text(c)]
+                 for i, c in enumerate(ranked)]
+        heat, proj, score = plots.all_figures(record, 0)
+        yield (self.recorded_row(state, last, cells), message(self.summary(record, ranked), "info"), table, state,
+               gr.update(maximum=last + 1, value=last + 1, interactive=True),
+               heat, proj, score, *self.exports(record),
+               gr.update(choices=[(f"{i + 1}: {c.text}", i) for i, c in enumerate(ranked)], value=0))
+
+    def summary(self, record: dict, ranked: list[Candidate]) -> str:
+        return (f"{len(ranked)} samples, {record['steps']} steps, {record['network_passes']} network passes, "
+                f"{record['seconds']:.2f} s; ranked by the fluency judge")
+
+    def recorded_row(self, state: dict, step: int, cells: list[dict] | None = None, sample: int = 0) -> dict:
+        record = state["record"]
+        frame = record["samples"][sample]["frames"][step]
+        view = {"step": step, "steps": record["steps"], "t": record["t"][step],
+                "alpha_bar": record["alpha_bar"][step], **frame}
+        return {"html": frame_row(view, record["samples"][sample]["locked"]), "cells": cells or [], "action": None}
+
+    def exports(self, record: dict) -> tuple[str, str]:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        json_path = self.export_dir / f"trajectory-{stamp}.json"
+        json_path.write_text(json.dumps(record))
+        html_path = self.export_dir / f"plots-{stamp}.html"
+        html_path.write_text(plots.figures_html(record))
+        return str(json_path), str(html_path)
+
+    # --- replaying -----------------------------------------------------------------------
+    def scrub(self, step: int, state: dict | None, value: dict):
+        if not state:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        index = max(0, min(int(step) - 1, state["record"]["steps"] - 1))
+        cells = (value or {}).get("cells", [])
+        return (self.recorded_row(state, index, cells), *plots.all_figures(state["record"], 0, index))
+
+    def play(self, state: dict | None, value: dict):
+        if not state:
+            yield gr.skip(), gr.skip()
+            return
+        cells = (value or {}).get("cells", [])
+        for step in range(state["record"]["steps"]):
+            time.sleep(1.0 / MAX_FPS)
+            yield self.recorded_row(state, step, cells), step + 1
+
+    def write(self, text: str, length: int = 0, steps: int = 50, samples: int = 4, seed: int = 0) -> dict:
+        """API: ranked results for a template as JSON (no animation)."""
+        try:
+            templates = self.pipe.templates(text or None, int(length) or None, int(samples))
+        except EngineError as exc:
+            return {"error": str(exc)}
+        trajectory = self.pipe.sampler.sample(templates, SampleOptions(steps=int(steps), record_latents=False),
+                                              int(seed))
+        ranked = self.pipe.rank(trajectory, templates)
+        return {"results": [{"text": c.text, "words": c.words, "judge_ppl": c.judge_ppl, "checks": c.checks}
+                            for c in ranked],
+                "seconds": round(trajectory.seconds, 3), "network_passes": trajectory.network_passes}
+
+
+def build_app(pipe: Pipeline) -> gr.Blocks:
+    ed = Editor(pipe)
+    max_words = pipe.seq_len - 2
+    with gr.Blocks(title="DLM Studio") as demo:
+        gr.Markdown("## DLM Studio — write with a diffusion language model\n"
+                    "Type words, `_` for one free word, `...` for a blank of any length. Click a cell to lock or "
+                    "unlock it, double-click to type a word, **+**/**×** to insert or delete blanks.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                text = gr.Textbox(label="Sentence or template", elem_id="template",
+                                  placeholder="The Eagle is a _ _ coffee shop near _ _ .")
+                msg = gr.HTML(elem_id="message")
+                row = TokenRow(elem_id="token-row")
+                with gr.Row():
+                    generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
+                    stop_btn = gr.Button("Stop", elem_id="stop")
+                    play_btn = gr.Button("Play", elem_id="play")
+                step_slider = gr.Slider(1, 2, value=1, step=1, label="step (scrub the run)", interactive=False,
+                                        elem_id="scrub")
+            with gr.Column(scale=1):
+                gr.Markdown("### Controls")
+                length = gr.Slider(0, max_words, value=0, step=1, label="length in words (0 = template/model decides)",
+                                   elem_id="length")
+                steps = gr.Slider(10, 200, value=50, step=10, label="denoising steps", elem_id="steps")
+                samples = gr.Slider(1, 8, value=4, step=1, label="samples", elem_id="samples")
+                seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
+        gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], outputs=[row, msg], fn=ed.set_text,
+                    run_on_click=True, label="Examples")
+        gr.Markdown("### Results")
+        results = gr.Dataframe(headers=["#", "text", "judge ppl", "checks"], interactive=False, elem_id="results",
+                               wrap=True)
+        with gr.Row():
+            choice = gr.Dropdown(label="result", choices=[], elem_id="choice")
+            use_btn = gr.Button("Use this", elem_id="use")
+            json_file = gr.DownloadButton("Trajectory (JSON)", elem_id="export-json")
+            html_file = gr.DownloadButton("Plots (HTML)", elem_id="export-html")
+        with gr.Row():
+            heat = gr.Plot(label="confidence", elem_id="heatmap")
+            proj = gr.Plot(label="latents", elem_id="projection")
+            score = gr.Plot(label="scores", elem_id="scores")
+        state = gr.State(None)
+
+        text.input(ed.set_text, [text], [row, msg], api_name="set_text", trigger_mode="always_last")
+        row.cell_action(ed.cell_action, [row], [row, text, msg], api_name="cell_action", trigger_mode="always_last")
+        run = generate_btn.click(
+            ed.generate, [text, row, length, steps, samples, seed],
+            [row, msg, results, state, step_slider, heat, proj, score, json_file, html_file, choice],
+            api_name="generate", concurrency_limit=MODEL_CONCURRENCY, concurrency_id="model",
+            show_progress="minimal")
+        step_slider.release(ed.scrub, [step_slider, state, row], [row, heat, proj, score], api_name="scrub")
+        replay = play_btn.click(ed.play, [state, row], [row, step_slider], api_name="play", show_progress="hidden")
+        stop_btn.click(None, cancels=[run, replay])
+        use_btn.click(ed.use_result, [choice, state], [row, text, msg], api_name="use_result")
+        gr.api(ed.write, api_name="write")
+    return demo

@@ -1,0 +1,69 @@
+"""The token row's state: a list of cells, each {"word": str, "locked": bool}.
+
+A locked cell must come out exactly as written; an unlocked cell is a blank the model fills
+(its word, if any, is only remembered so that locking it again restores it). A cell whose word
+is "..." is a blank of unknown length. All edits are pure functions here, so they are testable
+without a browser.
+"""
+
+from __future__ import annotations
+
+from engine.template import BLANK, ELLIPSIS
+from engine.tokenizer import split_words
+
+Cell = dict  # {"word": str, "locked": bool}
+
+
+def cells_from_text(text: str) -> list[Cell]:
+    cells: list[Cell] = []
+    for chunk in text.split():
+        if chunk in (BLANK, ELLIPSIS):
+            cells.append({"word": "" if chunk == BLANK else ELLIPSIS, "locked": False})
+        else:
+            cells.extend({"word": w, "locked": True} for w in split_words(chunk))
+    return cells
+
+
+def text_from_cells(cells: list[Cell]) -> str:
+    """The template the engine reads: locked words as written, `_` for blanks, `...` kept."""
+    return " ".join(c["word"] if c["locked"] else (ELLIPSIS if c["word"] == ELLIPSIS else BLANK) for c in cells)
+
+
+def cells_from_words(words: list[str]) -> list[Cell]:
+    """A finished result as a row of locked words (unlock the ones to rewrite)."""
+    return [{"word": w, "locked": True} for w in words]
+
+
+class CellActionError(ValueError):
+    """An action that cannot apply (stale index, empty word)."""
+
+
+def apply_action(cells: list[Cell], action: dict) -> list[Cell]:
+    """A new list of cells after one user action from the row:
+    toggle (lock/unlock), edit (set a word, which locks it), insert (a blank after index), delete."""
+    kind, index = action.get("kind"), action.get("index", -1)
+    cells = [dict(c) for c in cells]
+    if kind == "insert" and index == -1:
+        return [*cells, {"word": "", "locked": False}]
+    if not isinstance(index, int) or not 0 <= index < len(cells):
+        raise CellActionError(f"there is no cell {index}: the row has {len(cells)} cells")
+    cell = cells[index]
+    if kind == "toggle":
+        if cell["locked"]:
+            cell["locked"] = False
+        elif cell["word"] and cell["word"] != ELLIPSIS:
+            cell["locked"] = True
+        else:
+            raise CellActionError("this blank has no word to lock: double-click it to type one")
+    elif kind == "edit":
+        words = split_words(str(action.get("word", "")))
+        if not words:
+            raise CellActionError("type a word to put in the cell")
+        cells[index:index + 1] = [{"word": w, "locked": True} for w in words]
+    elif kind == "insert":
+        cells.insert(index + 1, {"word": "", "locked": False})
+    elif kind == "delete":
+        del cells[index]
+    else:
+        raise CellActionError(f"unknown action {kind!r}")
+    return cells

@@ -1,0 +1,81 @@
+"""Plotly figures of one run, built from engine.record's plain data (no tensors here)."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+SPECIAL = {"START", "END", "PAD"}
+
+
+def visible_positions(sample: dict) -> list[int]:
+    """Positions worth plotting: up to and including the final END (skip START and trailing PAD)."""
+    final = sample["frames"][-1]["words"]
+    end = final.index("END") if "END" in final else len(final) - 1
+    return list(range(1, end + 1))
+
+
+def heatmap(record: dict, sample: dict, step: int | None = None) -> go.Figure:
+    """Step x position confidence, each cell labelled with the word the model would pick then."""
+    positions = visible_positions(sample)
+    z = [[f["confidence"][p] for p in positions] for f in sample["frames"]]
+    text = [[f["words"][p] for p in positions] for f in sample["frames"]]
+    fig = go.Figure(go.Heatmap(z=z, text=text, x=positions, y=list(range(1, record["steps"] + 1)),
+                               colorscale="Tealgrn", zmin=0, zmax=1, colorbar={"title": "confidence"},
+                               hovertemplate="step %{y}, position %{x}: %{text} (%{z:.2f})<extra></extra>"))
+    fig.update_layout(title="Confidence per step and position", xaxis_title="position",
+                      yaxis_title="denoising step", yaxis_autorange="reversed", margin={"t": 40, "l": 50, "r": 10})
+    if step is not None:
+        fig.add_hline(y=step + 1, line_color="#c0392b", line_width=2)
+    return fig
+
+
+def projection(record: dict, sample: dict, step: int | None = None) -> go.Figure:
+    """Each position's latent from noise (faint) to its word (labelled), on two principal axes."""
+    fig = go.Figure()
+    coords = sample["projection"]
+    final = sample["frames"][-1]["words"]
+    last = len(coords) - 1 if step is None else step
+    for p in visible_positions(sample):
+        xs = [c[p][0] for c in coords[: last + 1]]
+        ys = [c[p][1] for c in coords[: last + 1]]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"width": 1}, opacity=0.45, showlegend=False,
+                                 hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=[xs[-1]], y=[ys[-1]], mode="markers+text", text=[final[p]],
+                                 textposition="top center", marker={"size": 6}, showlegend=False,
+                                 hovertemplate=f"position {p}: {final[p]}<extra></extra>"))
+    fig.update_layout(title="Latent trajectories (2-D projection)", xaxis_title="PC 1", yaxis_title="PC 2",
+                      margin={"t": 40, "l": 50, "r": 10})
+    return fig
+
+
+def step_scores(sample: dict, locked: list[bool]) -> dict[str, list[float]]:
+    """Per-step scores: mean confidence of free positions; share of positions already at their final word."""
+    positions = [p for p in visible_positions(sample) if not locked[p]] or visible_positions(sample)
+    final = sample["frames"][-1]["words"]
+    confidence = [sum(f["confidence"][p] for p in positions) / len(positions) for f in sample["frames"]]
+    settled = [sum(f["words"][p] == final[p] for p in positions) / len(positions) for f in sample["frames"]]
+    return {"mean confidence (free positions)": confidence, "settled (word = final word)": settled}
+
+
+def scores(record: dict, sample: dict, step: int | None = None) -> go.Figure:
+    fig = go.Figure()
+    steps = list(range(1, record["steps"] + 1))
+    for name, values in step_scores(sample, sample["locked"]).items():
+        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=name))
+    fig.update_layout(title="Scores per step", xaxis_title="denoising step", yaxis_range=[0, 1.02],
+                      legend={"orientation": "h", "y": -0.25}, margin={"t": 40, "l": 50, "r": 10})
+    if step is not None:
+        fig.add_vline(x=step + 1, line_color="#c0392b", line_width=2)
+    return fig
+
+
+def all_figures(record: dict, sample_index: int = 0, step: int | None = None) -> tuple[go.Figure, ...]:
+    sample = record["samples"][sample_index]
+    return heatmap(record, sample, step), projection(record, sample, step), scores(record, sample, step)
+
+
+def figures_html(record: dict, sample_index: int = 0) -> str:
+    """A standalone HTML page with the three figures (plotly.js inlined: it opens offline)."""
+    figs = all_figures(record, sample_index)
+    body = "".join(fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figs))
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>DLM Studio run</title></head><body>{body}</body></html>"

@@ -1,0 +1,63 @@
+"""HTML for the token row and the status line (strings only; no model, no tensors)."""
+
+from __future__ import annotations
+
+from html import escape
+
+from editor.cells import Cell
+from engine.template import ELLIPSIS
+
+SPECIAL = {"START", "END", "PAD", "UNK"}
+LOCK_SVG = ('<svg class="lock" viewBox="0 0 16 16" width="11" height="11" aria-hidden="true">'
+            '<rect x="3" y="7" width="10" height="8" rx="1.5" fill="currentColor"/>'
+            '<path d="M5 7V5a3 3 0 0 1 6 0v2" stroke="currentColor" stroke-width="1.8" fill="none"/></svg>')
+
+
+def confidence_colour(confidence: float) -> str:
+    """Pale grey-blue when unsure, saturated teal when certain."""
+    c = max(0.0, min(1.0, confidence))
+    return f"hsl({200 - 30 * c:.0f}, {25 + 55 * c:.0f}%, {93 - 45 * c:.0f}%)"
+
+
+def edit_row(cells: list[Cell]) -> str:
+    """The row as the user edits it: click = lock/unlock, double-click = type a word, + and x."""
+    parts = []
+    for i, cell in enumerate(cells):
+        word = cell["word"]
+        label = "…" if word == ELLIPSIS else (escape(word) if word else "_")
+        kind = "locked" if cell["locked"] else ("ellipsis" if word == ELLIPSIS else "free")
+        parts.append(
+            f'<div class="cell {kind}" data-index="{i}" data-word="{escape(word)}" title="click: lock/unlock, '
+            f'double-click: type a word">{LOCK_SVG if cell["locked"] else ""}<span class="w">{label}</span>'
+            f'<span class="tools"><button data-action="insert" title="insert a blank after">+</button>'
+            f'<button data-action="delete" title="delete this cell">×</button></span></div>')
+    parts.append('<div class="cell add" data-index="-1"><button data-action="insert" '
+                 'title="add a blank at the end">+ blank</button></div>')
+    return f'<div class="row editing" data-mode="edit">{"".join(parts)}</div>'
+
+
+def frame_row(view: dict, locked: list[bool]) -> str:
+    """One denoising step: each position's nearest word, coloured by the model's confidence."""
+    parts = []
+    for i, (word, conf) in enumerate(zip(view["words"], view["confidence"], strict=True)):
+        if i == 0 or (word in SPECIAL and not locked[i] and word != "END"):
+            continue  # START, and PAD/UNK the model is still placing, would only clutter the row
+        if word == "END" and locked[i]:
+            break
+        lock = LOCK_SVG if locked[i] else ""
+        kind = "locked" if locked[i] else "free"
+        shown = "⏎" if word == "END" else escape(word)
+        parts.append(f'<div class="cell {kind}" style="background:{confidence_colour(conf)}" '
+                     f'title="confidence {conf:.2f}">{lock}<span class="w">{shown}</span></div>')
+    return (f'<div class="row animating" data-mode="frame" data-step="{view["step"]}">{"".join(parts)}</div>'
+            f'<div class="status">{status_text(view)}</div>')
+
+
+def status_text(view: dict) -> str:
+    noise = 1.0 - view["alpha_bar"]
+    return (f'step <b class="step">{view["step"] + 1}</b> / {view["steps"]} · t = {view["t"]} · '
+            f'noise level 1−ᾱ = {noise:.3f}')
+
+
+def message(text: str, kind: str = "error") -> str:
+    return f'<div class="msg {kind}">{escape(text)}</div>' if text else ""

@@ -1,0 +1,53 @@
+"""Plain-Python views of a run (lists, floats, strings) for UIs, JSON export and plots.
+
+The editor never touches tensors: it receives these dictionaries.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engine.sampler import Frame, Trajectory
+from engine.tokenizer import Tokenizer
+
+
+def frame_view(frame: Frame, tokenizer: Tokenizer, row: int, steps: int) -> dict:
+    """One sample's state at one step: the nearest word and its confidence at every position."""
+    ids = frame.tokens[row].tolist()
+    return {
+        "step": frame.index, "steps": steps, "t": frame.t, "alpha_bar": round(frame.alpha_bar, 5),
+        "words": [tokenizer.words[i] for i in ids],
+        "confidence": [round(c, 3) for c in frame.confidence[row].tolist()],
+    }
+
+
+def project_latents(trajectory: Trajectory, row: int) -> list[list[list[float]]]:
+    """[step][position] = (x, y): each position's latent x_t over the run, projected on the two
+    principal axes of all of that sample's latents (noise at the start, near a word at the end)."""
+    if trajectory.frames[0].latents is None:
+        return []
+    latents = torch.stack([f.latents[row] for f in trajectory.frames])  # [S, L, D]
+    flat = latents.reshape(-1, latents.shape[-1]).double()
+    centred = flat - flat.mean(0)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    coords = (centred @ v[:2].T).reshape(latents.shape[0], latents.shape[1], 2)
+    return [[[round(x, 3), round(y, 3)] for x, y in step] for step in coords.tolist()]
+
+
+def run_record(trajectory: Trajectory, tokenizer: Tokenizer, rows: list[int]) -> dict:
+    """Every step of the chosen samples: words, confidences, noise level, latent projection."""
+    steps = len(trajectory.frames)
+    return {
+        "steps": steps,
+        "network_passes": trajectory.network_passes,
+        "seconds": round(trajectory.seconds, 3),
+        "t": [f.t for f in trajectory.frames],
+        "alpha_bar": [round(f.alpha_bar, 5) for f in trajectory.frames],
+        "samples": [{
+            "row": row,
+            "locked": trajectory.locked_mask[row].tolist(),
+            "frames": [{k: v for k, v in frame_view(f, tokenizer, row, steps).items() if k in ("words", "confidence")}
+                       for f in trajectory.frames],
+            "projection": project_latents(trajectory, row),
+        } for row in rows],
+    }
