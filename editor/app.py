@@ -68,7 +68,7 @@ class Editor:
                                                                   "info")
 
     # --- generating ----------------------------------------------------------------------
-    def generate(self, text: str, value: dict, length: int, steps: int, samples: int, seed: int):
+    def generate(self, text: str, value: dict, length: int, steps: int, samples: int, seed: int):  # noqa: PLR0917
         """Stream one row per denoising step, then the ranked results, plots and exports."""
         cells = (value or {}).get("cells") or []
         if text_from_cells(cells) != " ".join((text or "").split()):

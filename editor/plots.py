@@ -78,4 +78,5 @@ def figures_html(record: dict, sample_index: int = 0) -> str:
     """A standalone HTML page with the three figures (plotly.js inlined: it opens offline)."""
     figs = all_figures(record, sample_index)
     body = "".join(fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figs))
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>DLM Studio run</title></head><body>{body}</body></html>"
+    head = "<meta charset='utf-8'><title>DLM Studio run</title>"
+    return f"<!doctype html><html><head>{head}</head><body>{body}</body></html>"

@@ -63,7 +63,7 @@ def quality(args: argparse.Namespace) -> dict:
     valid = [split_words(s) for s in read_sentences(Path(args.valid))]
     valid = [w for w in valid if all(x in pipe.tokenizer for x in w) and len(w) + 2 <= pipe.seq_len][: args.n]
     options = SampleOptions(steps=args.steps, clamp=not args.no_clamp, temperature=args.temperature,
-                            noise_scale=args.noise_scale, record_latents=False)
+                            noise_scale=args.noise_scale, locked_noise=args.locked_noise, record_latents=False)
     free, free_text = score(pipe, [free_template(pipe.seq_len)] * args.n, options, args, train)
     infill, infill_text = score(pipe, infill_templates(valid, pipe), options, args, train)
     ranked, ranked_text = score(pipe, infill_templates(valid, pipe), options, args, train,
@@ -73,7 +73,8 @@ def quality(args: argparse.Namespace) -> dict:
                        "distinct_2": round(distinct_n(valid), 3), "n": len(valid)},
         "free": free, "infill": infill, f"infill_best_of_{args.candidates}": ranked,
         "settings": {"n": args.n, "steps": args.steps, "clamp": not args.no_clamp,
-                     "temperature": args.temperature, "noise_scale": args.noise_scale, "seed": args.seed,
+                     "temperature": args.temperature, "noise_scale": args.noise_scale,
+                     "locked_noise": args.locked_noise, "seed": args.seed,
                      "model": str(pipe.directory)},
     }
     if args.show:
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--no-clamp", action="store_true")
     q.add_argument("--temperature", type=float, default=1.0)
     q.add_argument("--noise-scale", type=float, default=1.0)
+    q.add_argument("--locked-noise", type=float, default=0.0,
+                   help="noise on locked positions as a fraction of t (1 = Diffusion-LM's replacement)")
     q.add_argument("--candidates", type=int, default=4, help="candidates per infill for the judge-ranked figures")
     q.add_argument("--model", help="model directory (default: the bundled model)")
     q.add_argument("--train", default=str(DATA / "train.csv"), help="training sentences (for copied_from_train)")

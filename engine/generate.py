@@ -3,7 +3,8 @@
     python -m engine.generate --template "The Eagle is a _ _ coffee shop near _ _ ." --samples 4 --seed 7
     python -m engine.generate --length 12 --samples 4 --json
 
-Every `_` is one free word; every other word comes out exactly as written, at its position.
+Every `_` is one free word and `...` a blank of any length (several lengths are tried in one batch
+and the fluency judge ranks them); every other word comes out exactly as written, in order.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from engine.errors import EngineError
 from engine.pipeline import Pipeline
 from engine.sampler import SampleOptions
+from engine.template import has_ellipsis
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         templates = pipe.templates(args.template, args.length, args.samples)
         options = SampleOptions(steps=args.steps, clamp=not args.no_clamp, temperature=args.temperature,
                                 noise_scale=args.noise_scale, record_latents=False)
-        best, result = pipe.best_of(templates, args.candidates, options, args.seed)
-        words = [result.words[j] for j in best]
+        if args.template and has_ellipsis(args.template):  # several lengths tried: keep the judge's favourites
+            result = pipe.sampler.sample(templates, options, args.seed)
+            words = [c.words for c in pipe.rank(result, templates)[: args.samples]]
+        else:
+            best, result = pipe.best_of(templates, args.candidates, options, args.seed)
+            words = [result.words[j] for j in best]
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

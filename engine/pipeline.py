@@ -16,9 +16,9 @@ import torch
 from engine.checkpoint import BUNDLED_MODEL, load_denoiser
 from engine.errors import CheckpointError, TemplateError
 from engine.judge import Judge
+from engine.metrics import has_repeated_trigram, locked_kept
 from engine.model import Denoiser
 from engine.sampler import Frame, SampleOptions, Sampler, Trajectory
-from engine.metrics import has_repeated_trigram, locked_kept
 from engine.template import (
     Template,
     expand_ellipsis,
@@ -28,7 +28,6 @@ from engine.template import (
     parse_template,
 )
 from engine.tokenizer import Tokenizer
-
 
 ELLIPSIS_LENGTHS = (1, 2, 3, 4, 5, 6, 8)  # words tried for each `...` blank
 MAX_BATCH = 32

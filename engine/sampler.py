@@ -30,6 +30,9 @@ class SampleOptions:
     temperature: float = 1.0  # softmax temperature of the word distribution behind an unclamped x0_hat
     noise_scale: float = 1.0  # scale of the fresh noise added at each step (1 = ancestral sampling)
     record_latents: bool = True
+    # noise on locked positions, as a fraction of the current t: 0 holds their clean word vectors
+    # (measured best for infilling), 1 re-noises them to t like everything else (Diffusion-LM's replacement)
+    locked_noise: float = 0.0
 
 
 @dataclass
@@ -98,7 +101,7 @@ class Sampler:
         for i, t in enumerate(times):
             t_next = times[i + 1] if i + 1 < len(times) else 0
             t_batch = torch.full((B,), t, device=device)
-            x = torch.where(lock, q_sample(locked_vectors, t_batch, x, T), x) if i == 0 else x
+            x = torch.where(lock, self._locked_latent(locked_vectors, t, options, x), x) if i == 0 else x
             out = self.network(x, t_batch, x0_prev)
             logits = out.logits.float().masked_fill(banned, float("-inf"))
             probs = logits.softmax(-1)
@@ -117,8 +120,14 @@ class Sampler:
             noise = torch.randn(x.shape, generator=generator, device=device)
             x = mean + options.noise_scale * variance.sqrt() * noise
             relock_noise = torch.randn(x.shape, generator=generator, device=device)
-            x = torch.where(lock, q_sample(locked_vectors, torch.full((B,), t_next, device=device), relock_noise, T), x)
+            x = torch.where(lock, self._locked_latent(locked_vectors, t_next, options, relock_noise), x)
             x0_prev = soft
+
+    def _locked_latent(self, vectors: torch.Tensor, t: int, options: SampleOptions,
+                       noise: torch.Tensor) -> torch.Tensor:
+        """Locked positions' latent at time t: their true word vectors, noised by `locked_noise`."""
+        t_locked = torch.full((vectors.shape[0],), round(t * options.locked_noise), device=vectors.device)
+        return q_sample(vectors, t_locked, noise, self.model.config.T)
 
     def _banned_words(self, locked_ids: torch.Tensor, locked_mask: torch.Tensor) -> torch.Tensor:
         """[B, L, V] True where a word may not appear: UNK anywhere free, and in a row whose END is

@@ -1,0 +1,122 @@
+"""The editor's pure parts (cells, HTML, plots) and its handlers, on the tiny test model."""
+
+import json
+
+import pytest
+
+from editor import plots
+from editor.app import Editor
+from editor.cells import CellActionError, apply_action, cells_from_text, cells_from_words, text_from_cells
+from editor.render import edit_row, frame_row
+from engine.pipeline import Pipeline
+from engine.record import run_record
+from engine.sampler import SampleOptions
+
+
+def test_cells_round_trip_text_blanks_and_ellipsis():
+    cells = cells_from_text("The Eagle is a _ near ... shop.")
+    assert [c["word"] for c in cells] == ["The", "Eagle", "is", "a", "", "near", "...", "shop", "."]
+    assert [c["locked"] for c in cells] == [True] * 4 + [False, True, False, True, True]
+    assert text_from_cells(cells) == "The Eagle is a _ near ... shop ."
+
+
+def test_cell_actions_toggle_edit_insert_delete():
+    cells = cells_from_text("The Eagle _")
+    unlocked = apply_action(cells, {"kind": "toggle", "index": 1})
+    assert text_from_cells(unlocked) == "The _ _" and unlocked[1]["word"] == "Eagle"
+    assert text_from_cells(apply_action(unlocked, {"kind": "toggle", "index": 1})) == "The Eagle _"
+    assert text_from_cells(apply_action(cells, {"kind": "edit", "index": 2, "word": "pub"})) == "The Eagle pub"
+    assert text_from_cells(apply_action(cells, {"kind": "insert", "index": 0})) == "The _ Eagle _"
+    assert text_from_cells(apply_action(cells, {"kind": "insert", "index": -1})) == "The Eagle _ _"
+    assert text_from_cells(apply_action(cells, {"kind": "delete", "index": 0})) == "Eagle _"
+    assert cells == cells_from_text("The Eagle _")  # actions never mutate their input
+
+
+@pytest.mark.parametrize("action, message", [
+    ({"kind": "toggle", "index": 2}, "no word to lock"),
+    ({"kind": "toggle", "index": 7}, "no cell 7"),
+    ({"kind": "edit", "index": 0, "word": "  "}, "type a word"),
+    ({"kind": "explode", "index": 0}, "unknown action"),
+])
+def test_bad_cell_actions_are_refused_with_a_reason(action, message):
+    with pytest.raises(CellActionError, match=message):
+        apply_action(cells_from_text("The Eagle _"), action)
+
+
+def test_edit_row_marks_locked_and_free_cells():
+    html = edit_row([{"word": "The", "locked": True}, {"word": "<b>", "locked": True}, {"word": "", "locked": False}])
+    assert html.count('class="cell locked"') == 2 and html.count('class="cell free"') == 1
+    assert '<span class="w">&lt;b&gt;</span>' in html and '<span class="w"><b></span>' not in html
+
+
+def test_frame_row_shows_words_not_padding():
+    view = {"step": 3, "steps": 10, "t": 1400, "alpha_bar": 0.2,
+            "words": ["START", "The", "pub", "END", "PAD", "PAD"], "confidence": [1, 1, 0.4, 1, 0.9, 0.9]}
+    html = frame_row(view, [True, True, False, True, True, True])
+    assert 'data-step="3"' in html and ">The<" in html and ">pub<" in html
+    assert "PAD" not in html and "START" not in html and "step <b class=\"step\">4</b> / 10" in html
+
+
+@pytest.fixture(scope="module")
+def editor(tiny_model):
+    return Editor(Pipeline.load(tiny_model, bf16=False))
+
+
+def test_generate_streams_every_step_then_results(editor):
+    text = "The Eagle is a _ near _ _ ."
+    outputs = list(editor.generate(text, {"cells": cells_from_text(text)}, 0, 10, 3, 5))
+    assert len(outputs) == 11
+    steps = [o[0]["html"].split('data-step="')[1].split('"')[0] for o in outputs[:10]]
+    assert steps == [str(i) for i in range(10)]
+    final = outputs[-1]
+    table, state = final[2], final[3]
+    assert len(state["candidates"]) == 3
+    assert len(table) == 3 and [r[0] for r in table] == [1, 2, 3]
+    for row in table:
+        words = row[1].split()
+        assert words[:4] == ["The", "Eagle", "is", "a"] and words[5] == "near" and "✓ locked words kept" in row[3]
+    record = json.loads(open(final[8]).read())
+    assert record["steps"] == 10 and len(record["samples"]) == 3
+    assert "plotly" in open(final[9]).read().lower()
+
+
+def test_generate_reports_bad_input_and_keeps_the_cells(editor):
+    cells = cells_from_text("The Eagel is _")
+    outputs = list(editor.generate("The Eagel is _", {"cells": cells}, 0, 10, 2, 0))
+    assert len(outputs) == 1
+    assert outputs[0][0]["cells"] == cells and "Eagel" in outputs[0][1] and "Eagle" in outputs[0][1]
+    conflict = list(editor.generate("The _", {"cells": cells_from_text("The _")}, 5, 10, 2, 0))
+    assert "conflicting controls" in conflict[0][1]
+
+
+def test_scrub_use_result_and_api(editor):
+    text = "Alimentum serves _ food ."
+    final = list(editor.generate(text, {"cells": cells_from_text(text)}, 0, 10, 2, 1))[-1]
+    state = final[3]
+    first = editor.scrub(1, state, {"cells": []})[0]["html"]
+    last = editor.scrub(10, state, {"cells": []})[0]["html"]
+    assert 'data-step="0"' in first and 'data-step="9"' in last and first != last
+    row, new_text, _ = editor.use_result(0, state)
+    assert new_text == " ".join(state["candidates"][0]["words"]) and all(c["locked"] for c in row["cells"])
+    api = editor.write(text, steps=10, samples=2)
+    assert len(api["results"]) == 2 and all(r["words"][3:] == ["food", "."] for r in api["results"])
+    assert "not in the model's vocabulary" in editor.write("Alimentum servs _")["error"]
+
+
+def test_plots_from_a_recorded_run(tiny_model):
+    pipe = Pipeline.load(tiny_model, bf16=False)
+    templates = pipe.templates("The Mill is a _ _ .", samples=2)
+    trajectory = pipe.sampler.sample(templates, SampleOptions(steps=8), seed=0)
+    record = run_record(trajectory, pipe.tokenizer, [1, 0])
+    sample = record["samples"][0]
+    assert sample["row"] == 1 and len(sample["frames"]) == 8 and len(sample["projection"]) == 8
+    heat, proj, score = plots.all_figures(record, 0, step=3)
+    assert len(heat.data[0].z) == 8 and len(heat.data[0].z[0]) == len(plots.visible_positions(sample))
+    assert len(proj.data) == 2 * len(plots.visible_positions(sample))
+    assert all(0 <= v <= 1 for trace in score.data for v in trace.y)
+    html = plots.figures_html(record)
+    assert html.count("Plotly.newPlot") == 3 and '<script src="http' not in html  # opens offline
+
+
+def test_use_result_words_become_locked_cells():
+    assert cells_from_words(["a", "b"]) == [{"word": "a", "locked": True}, {"word": "b", "locked": True}]
