@@ -29,6 +29,7 @@ EXAMPLES = [
     "_ _ _ _ _ _ _ _ _ _",
 ]
 MAX_FPS = 30  # frames are paced, never dropped, so every step is seen and no backlog builds
+PLOT_EVERY = 10  # replay redraws the three plots this often (they are heavier than the row)
 MODEL_CONCURRENCY = 2  # two cores: more simultaneous runs only share them
 
 
@@ -132,13 +133,17 @@ class Editor:
         return (self.recorded_row(state, index, cells), *plots.all_figures(state["record"], 0, index))
 
     def play(self, state: dict | None, value: dict):
+        """Replay the stored run: the row every step, the plots every PLOT_EVERY steps and at the end."""
         if not state:
-            yield gr.skip(), gr.skip()
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         cells = (value or {}).get("cells", [])
-        for step in range(state["record"]["steps"]):
+        last = state["record"]["steps"] - 1
+        for step in range(last + 1):
             time.sleep(1.0 / MAX_FPS)
-            yield self.recorded_row(state, step, cells), step + 1
+            figures = plots.all_figures(state["record"], 0, step) if step % PLOT_EVERY == 0 or step == last \
+                else (gr.skip(),) * 3
+            yield self.recorded_row(state, step, cells), step + 1, *figures
 
     def write(self, text: str, length: int = 0, steps: int = 50, samples: int = 4, seed: int = 0) -> dict:
         """API: ranked results for a template as JSON (no animation)."""
@@ -204,7 +209,8 @@ def build_app(pipe: Pipeline) -> gr.Blocks:
             api_name="generate", concurrency_limit=MODEL_CONCURRENCY, concurrency_id="model",
             show_progress="minimal")
         step_slider.release(ed.scrub, [step_slider, state, row], [row, heat, proj, score], api_name="scrub")
-        replay = play_btn.click(ed.play, [state, row], [row, step_slider], api_name="play", show_progress="hidden")
+        replay = play_btn.click(ed.play, [state, row], [row, step_slider, heat, proj, score], api_name="play",
+                                show_progress="hidden")
         stop_btn.click(None, cancels=[run, replay])
         use_btn.click(ed.use_result, [choice, state], [row, text, msg], api_name="use_result")
         gr.api(ed.write, api_name="write")
