@@ -40,9 +40,12 @@ class CellActionError(ValueError):
 
 def apply_action(cells: list[Cell], action: dict) -> list[Cell]:
     """A new list of cells after one user action from the row:
-    toggle (lock/unlock), edit (set a word, which locks it), insert (a blank after index), delete."""
+    toggle (lock/unlock), edit (set a word, which locks it), insert (a blank after index), delete,
+    edit_mode (no change: show the cells for editing again after a run)."""
     kind, index = action.get("kind"), action.get("index", -1)
     cells = [dict(c) for c in cells]
+    if kind == "edit_mode":  # back from showing a run to editing the template
+        return cells
     if kind == "insert" and index == -1:
         return [*cells, {"word": "", "locked": False}]
     if not isinstance(index, int) or not 0 <= index < len(cells):

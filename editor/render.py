@@ -50,7 +50,7 @@ def frame_row(view: dict, locked: list[bool]) -> str:
         parts.append(f'<div class="cell {kind}" style="background:{confidence_colour(conf)}" '
                      f'title="confidence {conf:.2f}">{lock}<span class="w">{shown}</span></div>')
     return (f'<div class="row animating" data-mode="frame" data-step="{view["step"]}">{"".join(parts)}</div>'
-            f'<div class="status">{status_text(view)}</div>')
+            f'<div class="status">{status_text(view)} · <i>click the row to edit the template</i></div>')
 
 
 def status_text(view: dict) -> str:

@@ -35,6 +35,7 @@ function send(action) {
   trigger('cell_action');
 }
 element.addEventListener('click', (event) => {
+  if (event.target.closest('.row.animating')) { send({kind: 'edit_mode'}); return; }
   const cell = event.target.closest('.row.editing .cell');
   if (!cell) return;
   const button = event.target.closest('button[data-action]');

@@ -29,6 +29,7 @@ def test_cell_actions_toggle_edit_insert_delete():
     assert text_from_cells(apply_action(cells, {"kind": "insert", "index": 0})) == "The _ Eagle _"
     assert text_from_cells(apply_action(cells, {"kind": "insert", "index": -1})) == "The Eagle _ _"
     assert text_from_cells(apply_action(cells, {"kind": "delete", "index": 0})) == "Eagle _"
+    assert apply_action(cells, {"kind": "edit_mode"}) == cells
     assert cells == cells_from_text("The Eagle _")  # actions never mutate their input
 
 
