@@ -49,8 +49,13 @@ class Editor:
         self.export_dir = Path(tempfile.mkdtemp(prefix="dlm-studio-"))
 
     # --- editing -------------------------------------------------------------------------
-    def set_text(self, text: str) -> tuple[dict, str]:
-        return row_value(cells_from_text(text or "")), ""
+    def set_text(self, text: str, value: dict | None = None) -> tuple[dict, str]:
+        """The row for the text; the current cells stay (with words remembered in unlocked cells)
+        when the text is what they already say."""
+        cells = (value or {}).get("cells") or []
+        if text_from_cells(cells) != " ".join((text or "").split()):
+            cells = cells_from_text(text or "")
+        return row_value(cells), ""
 
     def cell_action(self, value: dict) -> tuple[dict, str, str]:
         cells = (value or {}).get("cells", [])
@@ -71,9 +76,7 @@ class Editor:
     # --- generating ----------------------------------------------------------------------
     def generate(self, text: str, value: dict, length: int, steps: int, samples: int, seed: int):  # noqa: PLR0917
         """Stream one row per denoising step, then the ranked results, plots and exports."""
-        cells = (value or {}).get("cells") or []
-        if text_from_cells(cells) != " ".join((text or "").split()):
-            cells = cells_from_text(text or "")
+        cells = self.set_text(text, value)[0]["cells"]
         template = text_from_cells(cells) or None
         try:
             templates = self.pipe.templates(template, int(length) or None, int(samples))
@@ -117,10 +120,10 @@ class Editor:
         return {"html": frame_row(view, record["samples"][sample]["locked"]), "cells": cells or [], "action": None}
 
     def exports(self, record: dict) -> tuple[str, str]:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        json_path = self.export_dir / f"trajectory-{stamp}.json"
+        """Files for the two download buttons, in a folder of their own (users never share a file)."""
+        folder = Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"), dir=self.export_dir))
+        json_path, html_path = folder / "trajectory.json", folder / "plots.html"
         json_path.write_text(json.dumps(record))
-        html_path = self.export_dir / f"plots-{stamp}.html"
         html_path.write_text(plots.figures_html(record))
         return str(json_path), str(html_path)
 
@@ -185,8 +188,7 @@ def build_app(pipe: Pipeline) -> gr.Blocks:
                 steps = gr.Slider(10, 200, value=50, step=10, label="denoising steps", elem_id="steps")
                 samples = gr.Slider(1, 8, value=4, step=1, label="samples", elem_id="samples")
                 seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
-        gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], outputs=[row, msg], fn=ed.set_text,
-                    run_on_click=True, label="Examples")
+        gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], label="Examples")
         gr.Markdown("### Results")
         results = gr.Dataframe(headers=["#", "text", "judge ppl", "checks"], interactive=False, elem_id="results",
                                wrap=True)
@@ -201,8 +203,11 @@ def build_app(pipe: Pipeline) -> gr.Blocks:
             score = gr.Plot(label="scores", elem_id="scores")
         state = gr.State(None)
 
-        text.input(ed.set_text, [text], [row, msg], api_name="set_text", trigger_mode="always_last")
-        row.cell_action(ed.cell_action, [row], [row, text, msg], api_name="cell_action", trigger_mode="always_last")
+        # .change (not .input) so that pasting, deleting and examples update the row too
+        text.change(ed.set_text, [text, row], [row, msg], api_name="set_text", trigger_mode="always_last",
+                    show_progress="hidden")
+        row.cell_action(ed.cell_action, [row], [row, text, msg], api_name="cell_action", trigger_mode="always_last",
+                        show_progress="hidden")
         run = generate_btn.click(
             ed.generate, [text, row, length, steps, samples, seed],
             [row, msg, results, state, step_slider, heat, proj, score, json_file, html_file, choice],

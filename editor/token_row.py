@@ -20,8 +20,8 @@ CSS = """
 .cell.free { border-style: dashed; color: #355; }
 .cell.ellipsis { border-style: dotted; color: #777; }
 .row.editing .cell.free .w { color: #999; }
-.cell .tools { display: none; margin-left: 6px; }
-.cell:hover .tools { display: inline; }
+.cell .tools { display: none; position: absolute; top: -13px; right: -6px; z-index: 2; }
+.cell:hover .tools { display: flex; }
 .cell .tools button, .cell.add button { border: none; background: #e8eef4; border-radius: 4px; padding: 0 5px;
         margin-left: 2px; cursor: pointer; font-size: 12px; }
 .cell.add { border: none; background: none; padding: 6px 0; }
@@ -34,14 +34,19 @@ function send(action) {
   props.value = Object.assign({}, props.value || {}, {action: action});
   trigger('cell_action');
 }
+let pendingToggle = null;  // a click on a cell waits briefly: it may be the start of a double-click
 element.addEventListener('click', (event) => {
   if (event.target.closest('.row.animating')) { send({kind: 'edit_mode'}); return; }
   const cell = event.target.closest('.row.editing .cell');
   if (!cell) return;
+  const index = parseInt(cell.dataset.index, 10);
   const button = event.target.closest('button[data-action]');
-  send({kind: button ? button.dataset.action : 'toggle', index: parseInt(cell.dataset.index, 10)});
+  if (button) { send({kind: button.dataset.action, index: index}); return; }
+  clearTimeout(pendingToggle);
+  pendingToggle = setTimeout(() => send({kind: 'toggle', index: index}), 280);
 });
 element.addEventListener('dblclick', (event) => {
+  clearTimeout(pendingToggle);
   const cell = event.target.closest('.row.editing .cell');
   if (!cell || cell.classList.contains('add') || event.target.closest('button')) return;
   const word = window.prompt('Word for this cell (it will be locked):', cell.dataset.word || '');

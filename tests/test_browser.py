@@ -1,0 +1,378 @@
+"""End-to-end tests of the editor page in headless Chromium (Playwright), against `python app.py`.
+
+Every page the tests open records the URLs it requests; the last test checks that all of them went
+to the local server (the page must load nothing from outside).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import struct
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from tests.server import ROOT, app_url  # noqa: F401  (app_url is a fixture)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1400, "height": 1000}
+EAGLE = "The Eagle is a _ _ coffee shop near _ _ ."
+RUN_TIMEOUT_MS = 60_000
+
+REQUESTS: list[str] = []  # every URL any page of this module requested
+
+# Records each data-step the token row shows (in order, without repeats) and the status lines.
+STEP_RECORDER = """() => {
+  window.__steps = []; window.__status = [];
+  const record = () => {
+    const row = document.querySelector('#token-row .row.animating');
+    if (!row) return;
+    const step = row.getAttribute('data-step');
+    if (window.__steps[window.__steps.length - 1] !== step) {
+      window.__steps.push(step);
+      const status = document.querySelector('#token-row .status');
+      window.__status.push(status ? status.innerText : '');
+    }
+  };
+  new MutationObserver(record).observe(document.body,
+    {subtree: true, childList: true, attributes: true, attributeFilter: ['data-step']});
+}"""
+
+EDIT_CELLS = "#token-row .row.editing .cell[data-index]:not(.add)"
+
+
+# --- fixtures ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser() -> Browser:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser, app_url):  # noqa: F811
+    """open_page() -> a fresh page (own context, so own Gradio session) showing the app, ready to type."""
+    contexts, errors = [], []
+
+    def _open() -> Page:
+        context = browser.new_context(viewport=VIEWPORT)
+        contexts.append(context)
+        context.on("request", lambda request: REQUESTS.append(request.url))
+        page = context.new_page()
+        page.on("websocket", lambda ws: REQUESTS.append(ws.url))
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.set_default_timeout(20_000)
+        page.goto(app_url)
+        page.wait_for_selector("#template textarea")
+        page.wait_for_selector("#generate")
+        return page
+
+    yield _open
+    for context in contexts:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+# --- helpers -------------------------------------------------------------------------------
+def expected_cells(template: str) -> list[list]:
+    """[word, locked] per cell for a template of space-separated words (punctuation already spaced)."""
+    return [["", False] if w == "_" else ["...", False] if w == "..." else [w, True] for w in template.split()]
+
+
+def row_cells(page: Page) -> list[list]:
+    return page.evaluate("""(sel) => Array.from(document.querySelectorAll(sel)).map(
+        c => [c.dataset.word, c.classList.contains('locked')])""", EDIT_CELLS)
+
+
+def wait_row(page: Page, cells: list[list], timeout: float | None = None) -> None:
+    """Wait until the editable token row shows exactly these cells."""
+    page.wait_for_function("""([sel, want]) => {
+        const got = Array.from(document.querySelectorAll(sel)).map(
+            c => [c.dataset.word, c.classList.contains('locked')]);
+        return JSON.stringify(got) === JSON.stringify(want);
+    }""", arg=[EDIT_CELLS, cells], timeout=timeout)
+
+
+def type_template(page: Page, template: str) -> None:
+    """Fill the text box and type its last character (fill alone fires no Gradio `input`); wait for the row."""
+    box = page.locator("#template textarea")
+    box.fill(template[:-1])
+    box.press("End")
+    box.type(template[-1])
+    wait_row(page, expected_cells(template))
+
+
+def click_cell(page: Page, index: int) -> None:
+    """Click a cell's word. The mouse leaves the row first: a hovered cell grows by its +/x buttons and shifts
+    the cells after it, so a point measured while another cell is hovered can land on a x button."""
+    page.mouse.move(0, 0)
+    page.locator(f'{EDIT_CELLS}[data-index="{index}"] span.w').click()
+
+
+def locked_count(page: Page) -> int:
+    return page.locator("#token-row .row.editing .cell.locked").count()
+
+
+def set_slider(page: Page, elem_id: str, value: int) -> None:
+    number = page.locator(f"#{elem_id} input[type=number]")
+    number.fill(str(value))
+    number.press("Enter")
+    page.wait_for_function("([sel, v]) => document.querySelector(sel).value === String(v)",
+                           arg=[f"#{elem_id} input[type=range]", value])
+
+
+def current_step(page: Page) -> str | None:
+    return page.evaluate("""() => { const r = document.querySelector('#token-row .row.animating');
+                                    return r ? r.getAttribute('data-step') : null; }""")
+
+
+def wait_results(page: Page, timeout: float = RUN_TIMEOUT_MS) -> list[list[str]]:
+    """Wait for a finished run (info message and a filled results table); the table's rows as cell texts."""
+    page.wait_for_function("""() => document.querySelector('#message .msg.info')
+        && Array.from(document.querySelectorAll('#results [role=gridcell][data-row]')).some(c => c.innerText.trim())""",
+                           timeout=timeout)
+    return result_rows(page)
+
+
+def result_rows(page: Page) -> list[list[str]]:
+    """The results table's rows as cell texts (Gradio's virtual table: gridcells with data-row, data-col)."""
+    grid = page.evaluate("""() => {
+        const grid = document.querySelector('#results [role=grid]');
+        const cells = Array.from(document.querySelectorAll('#results [role=gridcell][data-row]'));
+        return {rowcount: grid ? parseInt(grid.getAttribute('aria-rowcount'), 10) : 0,
+                cells: cells.map(c => [parseInt(c.dataset.row, 10), parseInt(c.dataset.col, 10), c.innerText.trim()])};
+    }""")
+    rows: dict[int, dict[int, str]] = {}
+    for r, c, text in grid["cells"]:
+        rows.setdefault(r, {})[c] = text
+    table = [[cols[c] for c in sorted(cols)] for _, cols in sorted(rows.items())]
+    table = [row for row in table if any(row)]  # the empty table shows one blank row
+    if table:
+        assert len(table) == grid["rowcount"] - 1, f"{len(table)} rows rendered of {grid['rowcount'] - 1}"
+    return table
+
+
+def assert_locked_kept(rows: list[list[str]], template: str) -> None:
+    """Every result has the template's length and each locked word at its position."""
+    want = template.split()
+    assert rows, "no results"
+    for row in rows:
+        rank, text, _ppl, checks = row[:4]
+        words = text.split()
+        assert len(words) == len(want), f"result #{rank} {text!r} does not have the template's length ({template!r})"
+        for i, w in enumerate(want):
+            if w != "_":
+                assert words[i] == w, f"result #{rank} {text!r}: position {i} is {words[i]!r}, locked {w!r}"
+        assert "✓ locked words kept" in checks, f"result #{rank}: checks say {checks!r}"
+
+
+# --- tests ---------------------------------------------------------------------------------
+def test_lock_cells_generate_stream_and_keep_locked_words(open_page):
+    page = open_page()
+    type_template(page, EAGLE)
+    assert locked_count(page) == 8
+    box = page.locator("#template textarea")
+
+    click_cell(page, 6)  # "coffee"
+    page.wait_for_function("(sel) => document.querySelectorAll(sel).length === 7",
+                           arg="#token-row .row.editing .cell.locked")
+    assert locked_count(page) == 7
+    assert box.input_value() == "The Eagle is a _ _ _ shop near _ _ ."
+    click_cell(page, 6)  # lock it again: the word was remembered
+    page.wait_for_function("(sel) => document.querySelectorAll(sel).length === 8",
+                           arg="#token-row .row.editing .cell.locked")
+    assert box.input_value() == EAGLE
+
+    click_cell(page, 8)  # unlock "near": the model may rewrite it
+    template = "The Eagle is a _ _ coffee shop _ _ _ ."
+    want = expected_cells(EAGLE)
+    want[8] = ["near", False]  # an unlocked word is remembered (clicking it locks it again)
+    wait_row(page, want)
+    assert locked_count(page) == 7
+    assert box.input_value() == template
+
+    page.evaluate(STEP_RECORDER)
+    page.click("#generate")
+    rows = wait_results(page)
+    steps = page.evaluate("window.__steps")
+    assert len(set(steps)) >= 20, f"only {len(set(steps))} distinct steps streamed: {steps}"
+    assert [int(s) for s in steps] == sorted(int(s) for s in steps), f"steps out of order: {steps}"
+    assert steps[-1] == "49"
+    assert all("/ 50" in s for s in page.evaluate("window.__status"))
+    assert len(rows) == 4  # the samples slider's default
+    assert_locked_kept(rows, template)
+    assert "4 samples, 50 steps" in page.locator("#message").inner_text()
+
+
+def test_scrub_slider_shows_recorded_steps(open_page):
+    page = open_page()
+    type_template(page, EAGLE)
+    page.click("#generate")
+    wait_results(page)
+    assert current_step(page) == "49"
+    scrub = page.locator("#scrub input[type=range]")
+    number = page.locator("#scrub input[type=number]")
+    assert scrub.is_enabled()
+    assert scrub.get_attribute("max") == "50"
+    box = scrub.bounding_box()
+
+    seen = []
+    for fraction in (0.25, 0.7):
+        before = current_step(page)
+        page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.up()  # the server answers `release`
+        page.wait_for_function("(before) => { const r = document.querySelector('#token-row .row.animating');"
+                               "  return r && r.getAttribute('data-step') !== before; }", arg=before)
+        value = int(number.input_value())
+        page.wait_for_function("(v) => document.querySelector('#token-row .row.animating')"
+                               ".getAttribute('data-step') === String(v)", arg=value - 1)
+        assert page.locator("#token-row .status").inner_text().startswith(f"step {value} / 50")
+        seen.append((value, page.locator("#token-row .row.animating").inner_html()))
+    (v1, html1), (v2, html2) = seen
+    assert 1 < v1 < v2 < 50, seen
+    assert html1 != html2
+
+    page.mouse.move(0, 0)
+    page.locator("#token-row .row.animating .cell").first.click()  # back to editing the template
+    wait_row(page, expected_cells(EAGLE))
+
+
+def test_unknown_word_shows_error_and_keeps_text_and_row(open_page):
+    page = open_page()
+    template = "The Eagle is a _ coffe shop ."
+    type_template(page, template)
+    page.click("#generate")
+    error = page.locator("#message .msg.error")
+    error.wait_for()
+    text = error.inner_text()
+    assert "'coffe'" in text and "did you mean" in text and "coffee" in text, text
+    assert page.locator("#template textarea").input_value() == template
+    time.sleep(0.5)  # nothing else may arrive
+    assert row_cells(page) == expected_cells(template)
+    assert page.locator("#token-row .row.animating").count() == 0
+    assert result_rows(page) == []
+    assert page.locator("#message .msg.info").count() == 0
+
+
+def test_stop_halts_a_long_run(open_page):
+    page = open_page()
+    type_template(page, EAGLE)
+    set_slider(page, "steps", 200)
+    page.evaluate(STEP_RECORDER)
+    started = time.monotonic()
+    page.click("#generate")
+    page.wait_for_function("window.__steps.length >= 5", timeout=RUN_TIMEOUT_MS)
+    page.click("#stop")
+    time.sleep(0.5)  # frames already on the wire may still land
+    stopped_at = current_step(page)
+    assert stopped_at is not None
+    time.sleep(1.5)
+    assert current_step(page) == stopped_at, "frames kept coming after Stop"
+    assert int(stopped_at) < 199
+    assert all("/ 200" in s for s in page.evaluate("window.__status"))
+    # A 200-step run takes about 200/30 s; wait past that: the stopped run must never deliver results.
+    time.sleep(max(0.0, started + 8.0 - time.monotonic()))
+    assert current_step(page) == stopped_at
+    assert page.locator("#message .msg.info").count() == 0
+    assert result_rows(page) == []
+
+    # The page is usable again: a short run completes.
+    set_slider(page, "steps", 10)
+    page.locator("#template textarea").type(" ")  # back to an editable row (the text box still holds EAGLE)
+    wait_row(page, expected_cells(EAGLE))
+    page.click("#generate")
+    rows = wait_results(page)
+    assert_locked_kept(rows, EAGLE)
+    assert "10 steps" in page.locator("#message").inner_text()
+
+
+CONCURRENT = [EAGLE, "_ _ _ is a pub in the city centre .", "There is a cheap _ called _ _ near the river .",
+              "Blue Spice is a _ _ near _ _ ."]
+
+
+def test_four_pages_generate_at_once(open_page):
+    pages = [open_page() for _ in CONCURRENT]
+    for page, template in zip(pages, CONCURRENT, strict=True):
+        type_template(page, template)
+        page.evaluate(STEP_RECORDER)
+    for page in pages:
+        page.click("#generate")
+    for page, template in zip(pages, CONCURRENT, strict=True):
+        rows = wait_results(page, timeout=90_000)
+        assert len(rows) == 4
+        assert_locked_kept(rows, template)  # each page got its own template's results
+        steps = page.evaluate("window.__steps")
+        assert len(set(steps)) >= 20, f"{template!r}: only {len(set(steps))} distinct steps: {steps}"
+        assert steps[-1] == "49"
+
+
+def test_screenshot_of_a_finished_run(open_page):
+    page = open_page()
+    type_template(page, EAGLE)
+    page.click("#generate")
+    rows = wait_results(page)
+    for plot in ("#heatmap", "#projection", "#scores"):
+        page.wait_for_selector(f"{plot} .js-plotly-plot .main-svg")
+    time.sleep(0.5)  # let the plots finish their layout
+    path = ROOT / "docs" / "screenshot.png"
+    path.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width == VIEWPORT["width"] and height >= VIEWPORT["height"] // 2, (width, height)
+
+    # The exported trajectory is this run's: 50 steps, best sample first.
+    with page.expect_download() as download:
+        page.click("#export-json")
+    record = json.loads(Path(download.value.path()).read_text())
+    assert record["steps"] == 50
+    final = [w for w in record["samples"][0]["frames"][-1]["words"] if w not in ("START", "END", "PAD")]
+    assert " ".join(final) == rows[0][1]
+
+    # "Use this" copies the chosen (first) result into the row, every word locked.
+    page.click("#use")
+    wait_row(page, [[w, True] for w in rows[0][1].split()])
+    assert page.locator("#template textarea").input_value() == rows[0][1]
+    assert "copied into the row" in page.locator("#message .msg.info").inner_text()
+
+
+def test_double_click_types_a_word(open_page):
+    """Double-click a blank at a person's speed, answer the prompt: the cell holds that word, locked
+    (the first click of a double-click must not also toggle the cell)."""
+    page = open_page()
+    type_template(page, EAGLE)
+    page.on("dialog", lambda dialog: dialog.accept("family"))
+    box = page.locator(f'{EDIT_CELLS}[data-index="4"]').bounding_box()
+    page.mouse.move(box["x"] + 8, box["y"] + box["height"] / 2)
+    page.mouse.down(click_count=1)
+    page.mouse.up(click_count=1)
+    time.sleep(0.15)  # a person's double-click
+    page.mouse.down(click_count=2)
+    page.mouse.up(click_count=2)
+    want = expected_cells(EAGLE)
+    want[4] = ["family", True]
+    with contextlib.suppress(PlaywrightTimeoutError):
+        wait_row(page, want, timeout=5_000)
+    message = page.locator("#message").inner_text()
+    assert row_cells(page) == want, f"the typed word did not land; message: {message!r}"
+    assert page.locator("#template textarea").input_value() == "The Eagle is a family _ coffee shop near _ _ ."
+
+
+def test_every_request_went_to_the_local_server(open_page, app_url):  # noqa: F811
+    page = open_page()  # also on its own: load the page and do one edit
+    type_template(page, "Blue Spice is a _ .")
+    page.close()
+    assert any("/gradio_api/queue/join" in url for url in REQUESTS), REQUESTS[:20]
+    outside = sorted({url for url in REQUESTS
+                      if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname != "127.0.0.1"})
+    assert not outside, f"requests that left 127.0.0.1: {outside}"
