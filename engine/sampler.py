@@ -108,7 +108,8 @@ class Sampler:
             confidence, tokens = probs.max(-1)
             tokens = torch.where(locked_mask, locked_ids, tokens)
             confidence = torch.where(locked_mask, torch.ones_like(confidence), confidence)
-            soft = (logits / options.temperature).softmax(-1) @ E
+            word_probs = probs if options.temperature == 1.0 else (logits / options.temperature).softmax(-1)
+            soft = word_probs @ E
             soft = torch.where(lock, locked_vectors, soft)
             x0_hat = E[tokens] if options.clamp else soft
             yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(torch.tensor(t), T)), tokens=tokens.cpu(),

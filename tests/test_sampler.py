@@ -85,7 +85,7 @@ def test_template_errors(pipe):
         length_template(0, pipe.seq_len)
     with pytest.raises(TemplateError, match="impossible"):
         pipe.templates(length=40)
-    with pytest.raises(TemplateError, match="not both"):
+    with pytest.raises(TemplateError, match="conflicting controls"):
         pipe.templates("a _", length=3)
     with pytest.raises(TemplateError, match="at least 1"):
         pipe.templates(samples=0)
