@@ -9,6 +9,7 @@ frame, frames per second while streaming, and four users generating at once (all
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             t.join()
         wall = time.perf_counter() - start
     finally:
-        demo.close()
+        with contextlib.redirect_stdout(sys.stderr):  # gradio announces the closing on stdout
+            demo.close()
     report = {
         "single_user": {"first_frame_s": min(r["first_frame_s"] for r in single),
                         "frames_per_s": min(r["frames_per_s"] for r in single),
