@@ -6,6 +6,8 @@ Handlers here only move plain data between the page and engine's public API (Pip
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -13,11 +15,18 @@ from pathlib import Path
 import gradio as gr
 
 from editor import plots
-from editor.cells import CellActionError, apply_action, cells_from_text, cells_from_words, text_from_cells
+from editor.cells import (
+    CellActionError,
+    apply_action,
+    cells_from_text,
+    cells_from_words,
+    parse_cells,
+    text_from_cells,
+)
 from editor.render import edit_row, frame_row, message
 from editor.token_row import TokenRow
 from engine.errors import EngineError
-from engine.pipeline import Candidate, Pipeline
+from engine.pipeline import MAX_BATCH, Candidate, Pipeline
 from engine.record import frame_view, run_record
 from engine.sampler import SampleOptions
 
@@ -31,10 +40,22 @@ EXAMPLES = [
 MAX_FPS = 30  # frames are paced, never dropped, so every step is seen and no backlog builds
 PLOT_EVERY = 10  # replay redraws the three plots this often (they are heavier than the row)
 MODEL_CONCURRENCY = 2  # two cores: more simultaneous runs only share them
+KEEP_EXPORTS = 20  # run folders of downloadable files kept on disk
 
 
 def row_value(cells: list[dict]) -> dict:
     return {"html": edit_row(cells), "cells": cells, "action": None}
+
+
+def whole_number(value: object, name: str, low: int, high: int) -> int:
+    """A control's value as an int in [low, high], or an EngineError naming the control."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise EngineError(f"{name} must be a whole number, got {value!r}") from None
+    if math.isnan(number) or not low <= number <= high or number != int(number):
+        raise EngineError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return int(number)
 
 
 def checks_text(candidate: Candidate) -> str:
@@ -51,24 +72,34 @@ class Editor:
     # --- editing -------------------------------------------------------------------------
     def set_text(self, text: str, value: dict | None = None) -> tuple[dict, str]:
         """The row for the text; the current cells stay (with words remembered in unlocked cells)
-        when the text is what they already say."""
-        cells = (value or {}).get("cells") or []
-        if text_from_cells(cells) != " ".join((text or "").split()):
-            cells = cells_from_text(text or "")
-        return row_value(cells), ""
+        when the text is what they already say, and then the message stays too."""
+        text = text if isinstance(text, str) else ""
+        try:
+            cells = parse_cells(value)
+        except CellActionError:
+            cells = []
+        if text_from_cells(cells) == " ".join(text.split()):
+            return row_value(cells), gr.skip()
+        return row_value(cells_from_text(text)), ""
 
     def cell_action(self, value: dict) -> tuple[dict, str, str]:
-        cells = (value or {}).get("cells", [])
         try:
-            cells = apply_action(cells, (value or {}).get("action") or {})
+            cells = parse_cells(value)
+        except CellActionError as exc:
+            return gr.skip(), gr.skip(), message(str(exc))
+        try:
+            cells = apply_action(cells, (value.get("action") if isinstance(value, dict) else None) or {})
         except CellActionError as exc:
             return row_value(cells), text_from_cells(cells), message(str(exc))
         return row_value(cells), text_from_cells(cells), ""
 
     def use_result(self, choice: int | None, state: dict | None) -> tuple[dict, str, str]:
-        if not state or choice is None:
-            return gr.skip(), gr.skip(), message("generate first, then pick a result to use")
-        words = state["candidates"][int(choice)]["words"]
+        candidates = (state.get("candidates") if isinstance(state, dict) else None) or []
+        try:
+            index = whole_number(choice, "result", 0, len(candidates) - 1)
+        except EngineError:
+            return gr.skip(), gr.skip(), message("generate first, then pick one of the results to use")
+        words = candidates[index]["words"]
         cells = cells_from_words(words)
         return row_value(cells), text_from_cells(cells), message("copied into the row: unlock words to rewrite them",
                                                                   "info")
@@ -77,15 +108,22 @@ class Editor:
     def generate(self, text: str, value: dict, length: int, steps: int, samples: int, seed: int):  # noqa: PLR0917
         """Stream one row per denoising step, then the ranked results, plots and exports."""
         cells = self.set_text(text, value)[0]["cells"]
-        template = text_from_cells(cells) or None
         try:
-            templates = self.pipe.templates(template, int(length) or None, int(samples))
+            samples = whole_number(samples, "samples", 1, MAX_BATCH)
+            templates = self.pipe.templates(text_from_cells(cells) or None,
+                                            whole_number(length, "length", 0, self.pipe.seq_len - 2) or None, samples)
+            options = SampleOptions(steps=whole_number(steps, "steps", 1, self.pipe.model.config.T))
+            stream = self.pipe.stream(templates, options, whole_number(seed, "seed", 0, 2**63 - 1))
         except EngineError as exc:
             yield (row_value(cells), message(str(exc)), *[gr.skip()] * 9)
             return
-        options = SampleOptions(steps=int(steps))
-        frames, start, last_yield = [], time.perf_counter(), 0.0
-        for frame in self.pipe.stream(templates, options, int(seed)):
+        frames, compute, last_yield = [], 0.0, 0.0
+        while True:
+            start = time.perf_counter()
+            frame = next(stream, None)
+            compute += time.perf_counter() - start  # the model's time, without the pacing below
+            if frame is None:
+                break
             frames.append(frame)
             wait = 1.0 / MAX_FPS - (time.perf_counter() - last_yield)
             if wait > 0:
@@ -94,23 +132,24 @@ class Editor:
             view = frame_view(frame, self.pipe.tokenizer, 0, options.steps)
             yield ({"html": frame_row(view, list(templates[0].locked)), "cells": cells, "action": None},
                    "", *[gr.skip()] * 9)
-        trajectory = self.pipe.sampler.collect(frames, templates, time.perf_counter() - start)
-        ranked = self.pipe.rank(trajectory, templates)
+        trajectory = self.pipe.collect(frames, templates, compute)
+        ranked = self.pipe.rank(trajectory, templates, keep=samples)
         record = run_record(trajectory, self.pipe.tokenizer, [c.row for c in ranked])
-        state = {"record": record, "candidates": [{"words": c.words, "judge_ppl": c.judge_ppl,
-                                                   "checks": c.checks} for c in ranked]}
+        state = {"record": record, "candidates": [c.to_dict() for c in ranked]}
         last = record["steps"] - 1
         table = [[i + 1, c.text, round(c.judge_ppl, 2) if c.judge_ppl else None, checks_text(c)]
                  for i, c in enumerate(ranked)]
         heat, proj, score = plots.all_figures(record, 0)
-        yield (self.recorded_row(state, last, cells), message(self.summary(record, ranked), "info"), table, state,
+        summary = message(self.summary(record, ranked, len(templates)), "info")
+        yield (self.recorded_row(state, last, cells), summary, table, state,
                gr.update(maximum=last + 1, value=last + 1, interactive=True),
                heat, proj, score, *self.exports(record),
                gr.update(choices=[(f"{i + 1}: {c.text}", i) for i, c in enumerate(ranked)], value=0))
 
-    def summary(self, record: dict, ranked: list[Candidate]) -> str:
-        return (f"{len(ranked)} samples, {record['steps']} steps, {record['network_passes']} network passes, "
-                f"{record['seconds']:.2f} s; ranked by the fluency judge")
+    def summary(self, record: dict, ranked: list[Candidate], rows: int) -> str:
+        ranking = "ranked by the fluency judge" if self.pipe.judge else "no fluency judge in this model folder"
+        return (f"best {len(ranked)} of {rows} samples, {record['steps']} steps, {record['network_passes']} network "
+                f"passes, {record['seconds']:.2f} s of model time; {ranking}")
 
     def recorded_row(self, state: dict, step: int, cells: list[dict] | None = None, sample: int = 0) -> dict:
         record = state["record"]
@@ -121,6 +160,8 @@ class Editor:
 
     def exports(self, record: dict) -> tuple[str, str]:
         """Files for the two download buttons, in a folder of their own (users never share a file)."""
+        for old in sorted(self.export_dir.iterdir(), key=lambda p: p.stat().st_mtime)[:-KEEP_EXPORTS]:
+            shutil.rmtree(old, ignore_errors=True)  # a user may still be downloading it: not an error
         folder = Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"), dir=self.export_dir))
         json_path, html_path = folder / "trajectory.json", folder / "plots.html"
         json_path.write_text(json.dumps(record))
@@ -129,18 +170,18 @@ class Editor:
 
     # --- replaying -----------------------------------------------------------------------
     def scrub(self, step: int, state: dict | None, value: dict):
-        if not state:
+        if not isinstance(state, dict) or "record" not in state or not isinstance(step, int | float):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         index = max(0, min(int(step) - 1, state["record"]["steps"] - 1))
-        cells = (value or {}).get("cells", [])
+        cells = value.get("cells", []) if isinstance(value, dict) else []
         return (self.recorded_row(state, index, cells), *plots.all_figures(state["record"], 0, index))
 
     def play(self, state: dict | None, value: dict):
         """Replay the stored run: the row every step, the plots every PLOT_EVERY steps and at the end."""
-        if not state:
+        if not isinstance(state, dict) or "record" not in state:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        cells = (value or {}).get("cells", [])
+        cells = value.get("cells", []) if isinstance(value, dict) else []
         last = state["record"]["steps"] - 1
         for step in range(last + 1):
             time.sleep(1.0 / MAX_FPS)
@@ -151,14 +192,16 @@ class Editor:
     def write(self, text: str, length: int = 0, steps: int = 50, samples: int = 4, seed: int = 0) -> dict:
         """API: ranked results for a template as JSON (no animation)."""
         try:
-            templates = self.pipe.templates(text or None, int(length) or None, int(samples))
+            samples = whole_number(samples, "samples", 1, MAX_BATCH)
+            templates = self.pipe.templates(text if isinstance(text, str) and text.strip() else None,
+                                            whole_number(length, "length", 0, self.pipe.seq_len - 2) or None, samples)
+            options = SampleOptions(steps=whole_number(steps, "steps", 1, self.pipe.model.config.T),
+                                    record_latents=False)
+            trajectory = self.pipe.sample(templates, options, whole_number(seed, "seed", 0, 2**63 - 1))
         except EngineError as exc:
             return {"error": str(exc)}
-        trajectory = self.pipe.sampler.sample(templates, SampleOptions(steps=int(steps), record_latents=False),
-                                              int(seed))
-        ranked = self.pipe.rank(trajectory, templates)
-        return {"results": [{"text": c.text, "words": c.words, "judge_ppl": c.judge_ppl, "checks": c.checks}
-                            for c in ranked],
+        ranked = self.pipe.rank(trajectory, templates, keep=samples)
+        return {"results": [c.to_dict() for c in ranked],
                 "seconds": round(trajectory.seconds, 3), "network_passes": trajectory.network_passes}
 
 
@@ -218,5 +261,5 @@ def build_app(pipe: Pipeline) -> gr.Blocks:
                                 show_progress="hidden")
         stop_btn.click(None, cancels=[run, replay])
         use_btn.click(ed.use_result, [choice, state], [row, text, msg], api_name="use_result")
-        gr.api(ed.write, api_name="write")
+        gr.api(ed.write, api_name="write", concurrency_limit=MODEL_CONCURRENCY, concurrency_id="model")
     return demo

@@ -14,14 +14,30 @@ from engine.tokenizer import split_words
 Cell = dict  # {"word": str, "locked": bool}
 
 
+def blank_cell(word: str) -> Cell:
+    return {"word": ELLIPSIS if word == ELLIPSIS else "", "locked": False}
+
+
 def cells_from_text(text: str) -> list[Cell]:
+    """`_` and `...` are blanks wherever they stand (also split off a word, as in "food..."),
+    since the engine reads them so; every other word is locked."""
     cells: list[Cell] = []
     for chunk in text.split():
-        if chunk in (BLANK, ELLIPSIS):
-            cells.append({"word": "" if chunk == BLANK else ELLIPSIS, "locked": False})
-        else:
-            cells.extend({"word": w, "locked": True} for w in split_words(chunk))
+        words = [chunk] if chunk in (BLANK, ELLIPSIS) else split_words(chunk)
+        cells.extend(blank_cell(w) if w in (BLANK, ELLIPSIS) else {"word": w, "locked": True} for w in words)
     return cells
+
+
+def parse_cells(value: object) -> list[Cell]:
+    """The cells of a token-row value sent by the page or the API, checked."""
+    cells = value.get("cells") if isinstance(value, dict) else None
+    if cells is None:
+        return []
+    if not isinstance(cells, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("word"), str) and isinstance(c.get("locked"), bool)
+            for c in cells):
+        raise CellActionError('the row must be a list of cells like {"word": "pub", "locked": true}')
+    return [{"word": c["word"], "locked": c["locked"]} for c in cells]
 
 
 def text_from_cells(cells: list[Cell]) -> str:
@@ -42,6 +58,8 @@ def apply_action(cells: list[Cell], action: dict) -> list[Cell]:
     """A new list of cells after one user action from the row:
     toggle (lock/unlock), edit (set a word, which locks it), insert (a blank after index), delete,
     edit_mode (no change: show the cells for editing again after a run)."""
+    if not isinstance(action, dict):
+        raise CellActionError("an action must be an object such as {\"kind\": \"toggle\", \"index\": 2}")
     kind, index = action.get("kind"), action.get("index", -1)
     cells = [dict(c) for c in cells]
     if kind == "edit_mode":  # back from showing a run to editing the template
@@ -62,6 +80,8 @@ def apply_action(cells: list[Cell], action: dict) -> list[Cell]:
         words = split_words(str(action.get("word", "")))
         if not words:
             raise CellActionError("type a word to put in the cell")
+        if BLANK in words or ELLIPSIS in words:
+            raise CellActionError(f"'{BLANK}' and '{ELLIPSIS}' are blanks, not words: use + to add a blank")
         cells[index:index + 1] = [{"word": w, "locked": True} for w in words]
     elif kind == "insert":
         cells.insert(index + 1, {"word": "", "locked": False})

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-SPECIAL = {"START", "END", "PAD"}
-
 
 def visible_positions(sample: dict) -> list[int]:
-    """Positions worth plotting: up to and including the final END (skip START and trailing PAD)."""
+    """Positions worth plotting: after START, up to and including the final END (the whole row when
+    the model wrote no END)."""
     final = sample["frames"][-1]["words"]
     end = final.index("END") if "END" in final else len(final) - 1
     return list(range(1, end + 1))
@@ -29,7 +28,7 @@ def heatmap(record: dict, sample: dict, step: int | None = None) -> go.Figure:
     return fig
 
 
-def projection(record: dict, sample: dict, step: int | None = None) -> go.Figure:
+def projection(sample: dict, step: int | None = None) -> go.Figure:
     """Each position's latent from noise (faint) to its word (labelled), on two principal axes."""
     fig = go.Figure()
     coords = sample["projection"]
@@ -48,9 +47,9 @@ def projection(record: dict, sample: dict, step: int | None = None) -> go.Figure
     return fig
 
 
-def step_scores(sample: dict, locked: list[bool]) -> dict[str, list[float]]:
+def step_scores(sample: dict) -> dict[str, list[float]]:
     """Per-step scores: mean confidence of free positions; share of positions already at their final word."""
-    positions = [p for p in visible_positions(sample) if not locked[p]] or visible_positions(sample)
+    positions = [p for p in visible_positions(sample) if not sample["locked"][p]] or visible_positions(sample)
     final = sample["frames"][-1]["words"]
     confidence = [sum(f["confidence"][p] for p in positions) / len(positions) for f in sample["frames"]]
     settled = [sum(f["words"][p] == final[p] for p in positions) / len(positions) for f in sample["frames"]]
@@ -60,7 +59,7 @@ def step_scores(sample: dict, locked: list[bool]) -> dict[str, list[float]]:
 def scores(record: dict, sample: dict, step: int | None = None) -> go.Figure:
     fig = go.Figure()
     steps = list(range(1, record["steps"] + 1))
-    for name, values in step_scores(sample, sample["locked"]).items():
+    for name, values in step_scores(sample).items():
         fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=name))
     fig.update_layout(title="Scores per step", xaxis_title="denoising step", yaxis_range=[0, 1.02],
                       legend={"orientation": "h", "y": -0.25}, margin={"t": 40, "l": 50, "r": 10})
@@ -71,7 +70,7 @@ def scores(record: dict, sample: dict, step: int | None = None) -> go.Figure:
 
 def all_figures(record: dict, sample_index: int = 0, step: int | None = None) -> tuple[go.Figure, ...]:
     sample = record["samples"][sample_index]
-    return heatmap(record, sample, step), projection(record, sample, step), scores(record, sample, step)
+    return heatmap(record, sample, step), projection(sample, step), scores(record, sample, step)
 
 
 def figures_html(record: dict, sample_index: int = 0) -> str:

@@ -40,15 +40,17 @@ def frame_row(view: dict, locked: list[bool]) -> str:
     """One denoising step: each position's nearest word, coloured by the model's confidence."""
     parts = []
     for i, (word, conf) in enumerate(zip(view["words"], view["confidence"], strict=True)):
-        if i == 0 or (word in SPECIAL and not locked[i] and word != "END"):
+        if i == 0 or (word in SPECIAL and word != "END"):
             continue  # START, and PAD/UNK the model is still placing, would only clutter the row
-        if word == "END" and locked[i]:
+        if word == "END":  # the text ends here (locked END or the model's own)
+            if not locked[i]:
+                parts.append(f'<div class="cell free end" style="background:{confidence_colour(conf)}" '
+                             f'title="end of text, confidence {conf:.2f}"><span class="w">⏎</span></div>')
             break
         lock = LOCK_SVG if locked[i] else ""
         kind = "locked" if locked[i] else "free"
-        shown = "⏎" if word == "END" else escape(word)
         parts.append(f'<div class="cell {kind}" style="background:{confidence_colour(conf)}" '
-                     f'title="confidence {conf:.2f}">{lock}<span class="w">{shown}</span></div>')
+                     f'title="confidence {conf:.2f}">{lock}<span class="w">{escape(word)}</span></div>')
     return (f'<div class="row animating" data-mode="frame" data-step="{view["step"]}">{"".join(parts)}</div>'
             f'<div class="status">{status_text(view)} · <i>click the row to edit the template</i></div>')
 

@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON (the default output is also JSON)")
     args = parser.parse_args(argv)
     try:
+        if args.repeats < 1:
+            raise EngineError(f"--repeats must be at least 1, got {args.repeats}")
         pipe = Pipeline.load(args.model, bf16=not args.fp32)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -67,9 +67,11 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
         raise CheckpointError(f"weights in {path} do not match the model config: {exc}") from exc
 
 
-def save_train_state(directory: Path, optimizer: torch.optim.Optimizer, step: int, extra: dict[str, Any]) -> None:
-    """Optimiser moments and RNG state as tensors, the rest (step, hyper-parameters) as JSON."""
-    tensors = {"rng.cpu": torch.get_rng_state()}
+def save_train_state(directory: Path, optimizer: torch.optim.Optimizer, generator: torch.Generator, step: int,
+                     extra: dict[str, Any]) -> None:
+    """Optimiser moments and RNG states (global and the batch/noise generator) as tensors, the rest
+    (step, hyper-parameters) as JSON."""
+    tensors = {"rng.cpu": torch.get_rng_state(), "rng.batches": generator.get_state()}
     for i, state in optimizer.state_dict()["state"].items():
         for name, value in state.items():
             tensors[f"optim.{i}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
@@ -78,11 +80,15 @@ def save_train_state(directory: Path, optimizer: torch.optim.Optimizer, step: in
     _write_json(Path(directory) / "train_state.json", {"step": step, "param_groups": groups, **extra})
 
 
-def load_train_state(directory: Path, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def load_train_state(directory: Path, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, Any]:
     """Restore the optimiser and RNG saved by `save_train_state`; returns the JSON part (step, ...)."""
     meta = read_json(Path(directory) / "train_state.json", what="training state")
-    tensors = load_file(str(Path(directory) / "train_state.safetensors"))
+    try:
+        tensors = load_file(str(Path(directory) / "train_state.safetensors"))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"training state in {directory} is unreadable: {exc}") from exc
     torch.set_rng_state(tensors.pop("rng.cpu"))
+    generator.set_state(tensors.pop("rng.batches"))
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         _, index, name = key.split(".", 2)
@@ -99,8 +105,8 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{what} not found: {path} (is this a model directory?)")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{what} {path} is not valid JSON: {exc}") from exc
 
 

@@ -40,17 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.steps < 1:
-            raise EngineError(f"--steps must be at least 1, got {args.steps}")
-        if args.temperature <= 0:
-            raise EngineError(f"--temperature must be positive, got {args.temperature}")
         pipe = Pipeline.load(args.model)
         templates = pipe.templates(args.template, args.length, args.samples)
         options = SampleOptions(steps=args.steps, clamp=not args.no_clamp, temperature=args.temperature,
                                 noise_scale=args.noise_scale, record_latents=False)
         if args.template and has_ellipsis(args.template):  # several lengths tried: keep the judge's favourites
-            result = pipe.sampler.sample(templates, options, args.seed)
-            words = [c.words for c in pipe.rank(result, templates)[: args.samples]]
+            if args.candidates != 1:
+                raise EngineError("--candidates does not combine with '...': a '...' blank is already "
+                                  "sampled at several lengths and ranked by the fluency judge")
+            result = pipe.sample(templates, options, args.seed)
+            words = [c.words for c in pipe.rank(result, templates, keep=args.samples)]
         else:
             best, result = pipe.best_of(templates, args.candidates, options, args.seed)
             words = [result.words[j] for j in best]

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from engine.checkpoint import atomic_write, load_weights, read_json, save_weights
+from engine.errors import CheckpointError
 from engine.tokenizer import Tokenizer
 
 
@@ -56,7 +57,13 @@ class Judge:
 
     def __init__(self, directory: Path, tokenizer: Tokenizer):
         meta = read_json(Path(directory) / "judge.json", what="fluency judge config")
-        self.config = JudgeConfig(**meta["config"])
+        try:
+            self.config = JudgeConfig(**meta["config"])
+        except (KeyError, TypeError) as exc:
+            raise CheckpointError(f"fluency judge config in {directory} is malformed: {exc}") from exc
+        if self.config.vocab_size != len(tokenizer):
+            raise CheckpointError(f"the judge in {directory} expects {self.config.vocab_size} words but "
+                                  f"vocab.json has {len(tokenizer)}")
         self.model = build_judge(self.config)
         load_weights(self.model, Path(directory) / "judge.safetensors")
         self.model.eval()

@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from engine.checkpoint import BUNDLED_MODEL, load_denoiser
 from engine.errors import CheckpointError, TemplateError
 from engine.judge import Judge
@@ -46,6 +44,9 @@ class Candidate:
     def text(self) -> str:
         return " ".join(self.words)
 
+    def to_dict(self) -> dict:
+        return {"text": self.text, "words": self.words, "judge_ppl": self.judge_ppl, "checks": self.checks}
+
 
 @dataclass
 class Pipeline:
@@ -57,12 +58,10 @@ class Pipeline:
     directory: Path
 
     @classmethod
-    def load(cls, directory: Path | str | None = None, bf16: bool = True, threads: int | None = None) -> Pipeline:
+    def load(cls, directory: Path | str | None = None, bf16: bool = True) -> Pipeline:
         directory = Path(directory) if directory else BUNDLED_MODEL
         if not directory.is_dir():
             raise CheckpointError(f"model directory not found: {directory}")
-        if threads:
-            torch.set_num_threads(threads)
         model, tokenizer, record = load_denoiser(directory)
         judge = Judge(directory, tokenizer) if (directory / "judge.json").is_file() else None
         return cls(model, tokenizer, Sampler(model, tokenizer, bf16=bf16), judge, record, directory)
@@ -75,19 +74,22 @@ class Pipeline:
         """One template per sample: from text with `_` blanks, an exact word count, or free.
 
         A `...` in the text is a blank of unknown length: each length in ELLIPSIS_LENGTHS that fits
-        gets its share of the samples (at least one each, at most MAX_BATCH rows in all)."""
-        if samples < 1:
-            raise TemplateError(f"samples must be at least 1, got {samples}")
+        gets `samples` rows (fewer when that would pass MAX_BATCH rows); `rank(..., keep=samples)`
+        then keeps the best."""
+        if not 1 <= samples <= MAX_BATCH:
+            raise TemplateError(f"samples must be between 1 and {MAX_BATCH}, got {samples}")
         if template is not None and length is not None:
             raise TemplateError("conflicting controls: a template fixes the length, so leave the length "
                                 "unset (or use a free template of only '_' blanks)")
         if template is not None and has_ellipsis(template):
             rows = []
             for n in ELLIPSIS_LENGTHS:
-                text = expand_ellipsis(template, n)
-                if len(text.split()) + 2 > self.seq_len and rows:
-                    break
-                rows.append(parse_template(text, self.tokenizer, self.seq_len))
+                try:
+                    rows.append(parse_template(expand_ellipsis(template, n), self.tokenizer, self.seq_len))
+                except TemplateError:
+                    if not rows:  # even the shortest does not fit, or an unknown word: say why
+                        raise
+                    break  # longer blanks no longer fit
             per_length = max(1, min(samples, MAX_BATCH // len(rows)))
             return [row for row in rows for _ in range(per_length)]
         if template is not None:
@@ -109,12 +111,20 @@ class Pipeline:
                  options: SampleOptions | None = None, seed: int = 0) -> Trajectory:
         return self.sampler.sample(self.templates(template, length, samples), options, seed)
 
-    def rank(self, trajectory: Trajectory, templates: list[Template]) -> list[Candidate]:
-        """Every sample of a run, best first: by the judge's perplexity, then by checks passed."""
+    def sample(self, templates: list[Template], options: SampleOptions | None = None, seed: int = 0) -> Trajectory:
+        return self.sampler.sample(templates, options, seed)
+
+    def collect(self, frames: list[Frame], templates: list[Template], seconds: float) -> Trajectory:
+        """The Trajectory of frames streamed by `stream()`."""
+        return self.sampler.collect(frames, templates, seconds)
+
+    def rank(self, trajectory: Trajectory, templates: list[Template], keep: int | None = None) -> list[Candidate]:
+        """The samples of a run, best first: those passing more checks first, then by the judge's
+        perplexity (lower is better); the first `keep` of them (all by default)."""
         ppl = self.judge.sentence_perplexities(trajectory.words) if self.judge else [None] * len(templates)
         candidates = [Candidate(words, row, ppl[row], self.checks(template, words))
                       for row, (words, template) in enumerate(zip(trajectory.words, templates, strict=True))]
-        return sorted(candidates, key=lambda c: (-sum(c.checks.values()), c.judge_ppl or 0.0))
+        return sorted(candidates, key=lambda c: (-sum(c.checks.values()), c.judge_ppl or 0.0))[:keep]
 
     def checks(self, template: Template, words: list[str]) -> dict[str, bool]:
         """Independent checks on finished words (string comparison, not the model's beliefs)."""

@@ -3,7 +3,8 @@
 Each step: the denoiser predicts x0 (and word logits) from x_t; the estimate is optionally
 clamped to the nearest word vectors; locked positions are reset to their true word vectors; the
 step is recorded as a Frame; then x moves to the next (lower) time by the posterior
-q(x_{t'} | x_t, x0_hat), and locked positions are re-noised from their true vectors.
+q(x_{t'} | x_t, x0_hat), and locked positions are set again from their true vectors (clean by
+default; `locked_noise` re-noises them towards the current t, as Diffusion-LM's replacement did).
 `frames()` yields every Frame as it is made (for a UI to stream); `sample()` returns the whole
 Trajectory.
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from engine.errors import EngineError
 from engine.model import Denoiser
 from engine.schedule import alpha_bar, posterior, q_sample, strided_timesteps
 from engine.template import Template, stack
@@ -33,6 +35,14 @@ class SampleOptions:
     # noise on locked positions, as a fraction of the current t: 0 holds their clean word vectors
     # (measured best for infilling), 1 re-noises them to t like everything else (Diffusion-LM's replacement)
     locked_noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise EngineError(f"steps must be at least 1, got {self.steps}")
+        if self.temperature <= 0:
+            raise EngineError(f"temperature must be positive, got {self.temperature}")
+        if self.noise_scale < 0 or not 0 <= self.locked_noise <= 1:
+            raise EngineError("noise_scale must be >= 0 and locked_noise between 0 and 1")
 
 
 @dataclass
@@ -76,10 +86,6 @@ class Sampler:
         self.network = copy.deepcopy(self.model).to(torch.bfloat16) if bf16 else self.model
         self.tokenizer = tokenizer
 
-    @property
-    def seq_len(self) -> int:
-        return self.model.config.seq_len
-
     @torch.no_grad()
     def frames(self, templates: list[Template], options: SampleOptions | None = None,
                seed: int = 0) -> Iterator[Frame]:
@@ -94,6 +100,8 @@ class Sampler:
         locked_vectors = E[locked_ids]
         lock = locked_mask[..., None]
         banned = self._banned_words(locked_ids, locked_mask)
+        if options.steps > T:
+            raise EngineError(f"steps must be at most the schedule's T = {T}, got {options.steps}")
         times = strided_timesteps(options.steps, T)
 
         x = torch.randn((B, L, E.shape[1]), generator=generator, device=device)
@@ -108,8 +116,11 @@ class Sampler:
             confidence, tokens = probs.max(-1)
             tokens = torch.where(locked_mask, locked_ids, tokens)
             confidence = torch.where(locked_mask, torch.ones_like(confidence), confidence)
-            word_probs = probs if options.temperature == 1.0 else (logits / options.temperature).softmax(-1)
-            soft = word_probs @ E
+            if model.config.objective == "mse":  # the network regresses x0 itself
+                soft = out.x0_hat.float()
+            else:
+                word_probs = probs if options.temperature == 1.0 else (logits / options.temperature).softmax(-1)
+                soft = word_probs @ E
             soft = torch.where(lock, locked_vectors, soft)
             x0_hat = E[tokens] if options.clamp else soft
             yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(torch.tensor(t), T)), tokens=tokens.cpu(),

@@ -23,10 +23,6 @@ class Template:
     ids: tuple[int, ...]  # one id per position; free positions hold PAD (ignored)
     locked: tuple[bool, ...]  # True where the position must come out exactly as `ids`
 
-    @property
-    def free_count(self) -> int:
-        return sum(not x for x in self.locked)
-
 
 def expand_ellipsis(text: str, n_words: int) -> str:
     """The text with every standalone `...` replaced by n_words `_` blanks."""

@@ -89,8 +89,9 @@ class Tokenizer:
         for w in dict.fromkeys(words):
             close = difflib.get_close_matches(w, self.words[len(SPECIALS):], n=3, cutoff=0.6)
             if not close:
-                close = difflib.get_close_matches(w.lower(), [v.lower() for v in self.words], n=3, cutoff=0.6)
-                close = [v for v in self.words if v.lower() in close][:3]
+                known = self.words[len(SPECIALS):]
+                close = difflib.get_close_matches(w.lower(), [v.lower() for v in known], n=3, cutoff=0.6)
+                close = [v for v in known if v.lower() in close][:3]
             hint = f" (did you mean: {', '.join(close)}?)" if close else " (no close word in the vocabulary)"
             parts.append(f"'{w}'{hint}")
         return "not in the model's vocabulary: " + "; ".join(parts)
@@ -111,5 +112,5 @@ class Tokenizer:
         try:
             data = json.loads(path.read_text())
             return cls(data["words"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
             raise CheckpointError(f"vocabulary file {path} is malformed: {exc}") from exc

@@ -65,6 +65,14 @@ class TrainConfig:
     keep_best: bool = False  # also keep the checkpoint with the lowest validation loss in OUT/best
     quiet: bool = False
 
+    def __post_init__(self) -> None:
+        for name in ("seq_len", "embed_dim", "hidden", "layers", "heads", "ffn", "batch_size", "max_steps",
+                     "eval_every", "save_every", "min_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.minutes < 0 or self.lr <= 0:
+            raise ValueError("--minutes must be >= 0 and --lr positive")
+
 
 def learning_rate(config: TrainConfig, step: int, progress: float) -> float:
     """Linear warmup, then cosine decay over the real progress (steps or wall time, whichever is further)."""
@@ -135,11 +143,12 @@ def train(config: TrainConfig) -> dict:
 
     model = build_model(config, len(tokenizer)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
-    step, elapsed_before = 0, 0.0
+    generator = torch.Generator(device=device).manual_seed(config.seed * 1000 + rank)
+    step, elapsed_before, best_loss = 0, 0.0, float("inf")
     if config.resume:
         load_weights(model, out / ("judge.safetensors" if config.judge else "denoiser.safetensors"))
-        meta = load_train_state(out, optimizer)
-        step, elapsed_before = meta["step"], meta["elapsed_s"]
+        meta = load_train_state(out, optimizer, generator)
+        step, elapsed_before, best_loss = meta["step"], meta["elapsed_s"], meta.get("best_loss", float("inf"))
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
     raw_model = getattr(model, "module", model)
@@ -159,9 +168,8 @@ def train(config: TrainConfig) -> dict:
 
     def save(record: dict) -> None:
         save_model(out, record)
-        save_train_state(out, optimizer, step, {"elapsed_s": record["wall_seconds"]})
+        save_train_state(out, optimizer, generator, step, {"elapsed_s": record["wall_seconds"], "best_loss": best_loss})
 
-    generator = torch.Generator(device=device).manual_seed(config.seed * 1000 + rank)
     record = {"parameters": n_params, "train_sentences": len(train_rows), "dropped_too_long": dropped,
               "world_size": world, "config": asdict(config)}
     if rank == 0 and not config.quiet:
@@ -171,7 +179,7 @@ def train(config: TrainConfig) -> dict:
     bar = tqdm(total=config.max_steps if not config.minutes else None, initial=step,
                disable=rank != 0 or config.quiet, dynamic_ncols=True, desc="train")
     start = time.time()
-    valid_loss, best_loss = float("nan"), float("inf")
+    valid_loss, train_loss = float("nan"), None
     model.train()
     while True:
         elapsed = elapsed_before + time.time() - start
@@ -193,6 +201,7 @@ def train(config: TrainConfig) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
         optimizer.step()
         step += 1
+        train_loss = loss.detach()
         bar.update(1)
         if step % 50 == 0:  # reading the loss waits for the device: not every step
             bar.set_postfix(loss=f"{loss.item():.3f}", valid=f"{valid_loss:.3f}", lr=f"{lr:.1e}", refresh=False)
@@ -210,12 +219,14 @@ def train(config: TrainConfig) -> dict:
         if valid_rows is not None:
             valid_loss = validate(config, raw_model, valid_rows, autocast)
         record.update(steps=step, wall_seconds=round(elapsed_before + time.time() - start, 1),
-                      train_loss=round(loss.item(), 4), valid_loss=round(valid_loss, 4))
+                      train_loss=round(train_loss.item(), 4) if train_loss is not None else None,
+                      valid_loss=round(valid_loss, 4))
         save(record)
         if not config.quiet:
             print(f"done: {step} steps, {record['wall_seconds']} s, valid loss {valid_loss:.4f} -> {out}",
                   file=sys.stderr)
     if world > 1:
+        del model, loss  # the DDP reducer must go before its process group, or its destructor waits forever
         dist.destroy_process_group()
     return record
 

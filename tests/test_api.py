@@ -56,12 +56,11 @@ def test_write_is_reproducible_for_a_seed(client):
 
 
 def test_write_ellipsis_blank_keeps_both_ends(client):
-    out = client.predict("Blue Spice serves ... food .", 0, 20, 1, 0, api_name="/write")
-    assert out["results"]
+    out = client.predict("Blue Spice serves ... food .", 0, 20, 3, 0, api_name="/write")
+    assert len(out["results"]) == 3  # the best 3 of the lengths tried
     for result in out["results"]:
         words = result["words"]
         assert words[:3] == ["Blue", "Spice", "serves"] and words[-2:] == ["food", "."], words
-    assert len({len(r["words"]) for r in out["results"]}) > 1, "the ... blank tries several lengths"
 
 
 def test_write_unknown_word_is_an_error_with_suggestion(client):

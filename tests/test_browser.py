@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import struct
 import time
 from pathlib import Path
@@ -315,7 +316,8 @@ def test_four_pages_generate_at_once(open_page):
         assert steps[-1] == "49"
 
 
-def test_screenshot_of_a_finished_run(open_page):
+def test_screenshot_of_a_finished_run(open_page, tmp_path):
+    """Saves the screenshot into the test's own folder; with UPDATE_SCREENSHOT=1 into docs/ (the README's)."""
     page = open_page()
     type_template(page, EAGLE)
     page.click("#generate")
@@ -323,8 +325,7 @@ def test_screenshot_of_a_finished_run(open_page):
     for plot in ("#heatmap", "#projection", "#scores"):
         page.wait_for_selector(f"{plot} .js-plotly-plot .main-svg")
     time.sleep(0.5)  # let the plots finish their layout
-    path = ROOT / "docs" / "screenshot.png"
-    path.parent.mkdir(exist_ok=True)
+    path = ROOT / "docs" / "screenshot.png" if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "shot.png"
     page.screenshot(path=str(path), full_page=True)
     data = Path(path).read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

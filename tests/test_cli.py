@@ -38,10 +38,12 @@ def test_generate_length_and_plain_output(tiny_model):
     (["--template", "The Eagle is a _ coffe shop ."], "'coffe' (did you mean: coffee"),
     (["--template", "_ " * 70], "remove 8"),
     (["--template", "   "], "template is empty"),
-    (["--samples", "0"], "samples must be at least 1"),
+    (["--samples", "0"], "samples must be between 1 and 32"),
+    (["--steps", "3000"], "at most the schedule's T = 2000"),
+    (["--template", "The ... pub .", "--candidates", "2"], "does not combine"),
     (["--model", "/nonexistent/model"], "model directory not found: /nonexistent/model"),
     (["--length", "100"], "length 100 is impossible"),
-    (["--steps", "0"], "--steps must be at least 1"),
+    (["--steps", "0"], "steps must be at least 1"),
 ])
 def test_generate_errors_are_messages_not_tracebacks(args, message):
     proc = run("engine.generate", *args)

@@ -119,5 +119,40 @@ def test_plots_from_a_recorded_run(tiny_model):
     assert html.count("Plotly.newPlot") == 3 and '<script src="http' not in html  # opens offline
 
 
+@pytest.mark.parametrize("controls, expected", [
+    ((0, 10, 2, None), "seed must be a whole number"),
+    ((0, 10, 2, 1e30), "seed must be a whole number from 0"),
+    ((0, 0, 2, 0), "steps must be a whole number from 1"),
+    ((None, 10, 2, 0), "length must be a whole number"),
+    ((0, 10, 500, 0), "samples must be a whole number from 1 to 32"),
+])
+def test_bad_controls_give_messages_not_tracebacks(editor, controls, expected):
+    text = "The Mill is a _ ."
+    outputs = list(editor.generate(text, {"cells": cells_from_text(text)}, *controls))
+    assert len(outputs) == 1 and expected in outputs[0][1]
+    assert outputs[0][0]["cells"] == cells_from_text(text)
+    assert expected in editor.write(text, *controls)["error"]
+
+
+@pytest.mark.parametrize("value", [None, {"cells": None}, {"cells": [{"word": "a"}]}, {"cells": "x"},
+                                   {"cells": [{"word": "a", "locked": True}], "action": "toggle"}])
+def test_malformed_rows_and_actions_are_refused(editor, value):
+    row, _, msg = editor.cell_action(value)
+    assert "error" in msg or row["cells"] == []
+
+
+def test_stale_choices_and_states_are_ignored(editor):
+    assert "generate first" in editor.use_result(5, {"candidates": []})[2]
+    assert "generate first" in editor.use_result("1: x", None)[2]
+    assert all(isinstance(o, type(editor.scrub(1, {}, None)[0])) for o in editor.scrub(1, {}, None))
+
+
+def test_blank_markers_never_become_locked_words():
+    assert cells_from_text("serves food...") == [{"word": "serves", "locked": True}, {"word": "food", "locked": True},
+                                                 {"word": "...", "locked": False}]
+    with pytest.raises(CellActionError, match="blanks, not words"):
+        apply_action(cells_from_text("a _"), {"kind": "edit", "index": 1, "word": "_"})
+
+
 def test_use_result_words_become_locked_cells():
     assert cells_from_words(["a", "b"]) == [{"word": "a", "locked": True}, {"word": "b", "locked": True}]

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from engine.checkpoint import load_denoiser, save_denoiser
-from engine.errors import CheckpointError, TemplateError
+from engine.errors import CheckpointError, EngineError, TemplateError
 from engine.pipeline import Pipeline
 from engine.sampler import SampleOptions
 from engine.template import free_template, length_template, parse_template
@@ -36,6 +36,9 @@ def test_missing_or_broken_model_directory_is_a_clear_error(tmp_path, tiny_model
 
 def test_locked_positions_come_out_exactly_as_written(pipe):
     result = pipe.generate("The Eagle is a _ near _ _ .", samples=6, options=SampleOptions(steps=20), seed=3)
+    specials = {pipe.tokenizer.pad_id, pipe.tokenizer.start_id, pipe.tokenizer.end_id, pipe.tokenizer.unk_id}
+    assert not any(set(row[1:10].tolist()) & specials for row in result.tokens)  # free slots hold words
+    assert all(row[10] == pipe.tokenizer.end_id for row in result.tokens)
     for words in result.words:
         assert len(words) == 9
         assert words[:4] == ["The", "Eagle", "is", "a"] and words[5] == "near" and words[8] == "."
@@ -87,8 +90,23 @@ def test_template_errors(pipe):
         pipe.templates(length=40)
     with pytest.raises(TemplateError, match="conflicting controls"):
         pipe.templates("a _", length=3)
-    with pytest.raises(TemplateError, match="at least 1"):
+    with pytest.raises(TemplateError, match="between 1 and 32"):
         pipe.templates(samples=0)
+    with pytest.raises(EngineError, match="steps must be at least 1"):
+        SampleOptions(steps=0)
+    with pytest.raises(EngineError, match="at most the schedule's T"):
+        pipe.generate(options=SampleOptions(steps=5000))
+
+
+def test_ellipsis_tries_several_lengths_and_keeps_the_best(pipe):
+    templates = pipe.templates("The Mill ... .", samples=2)
+    lengths = {sum(not lock for lock in t.locked) for t in templates}
+    assert lengths == {1, 2, 3, 4, 5, 6, 8} and len(templates) == 14
+    trajectory = pipe.sample(templates, SampleOptions(steps=6), seed=0)
+    best = pipe.rank(trajectory, templates, keep=2)
+    assert len(best) == 2 and all(c.words[:2] == ["The", "Mill"] and c.words[-1] == "." for c in best)
+    with pytest.raises(TemplateError, match="Mil'"):
+        pipe.templates("The Mil ... .")
 
 
 def test_best_of_picks_the_judges_favourite(pipe):

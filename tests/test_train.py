@@ -80,7 +80,7 @@ def test_data_parallel_training_with_two_gloo_processes(tmp_path, corpus_files):
            "--seq-len", "16", "--embed-dim", "8", "--hidden", "32", "--layers", "1", "--heads", "2", "--ffn", "64",
            "--batch-size", "8", "--no-bf16", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=150, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads((out / "denoiser.json").read_text())
     assert meta["training"]["world_size"] == 2 and meta["training"]["steps"] == 4
