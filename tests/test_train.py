@@ -69,6 +69,18 @@ def test_training_writes_a_loadable_checkpoint_and_resumes(tmp_path, corpus_file
     assert resumed["steps"] == 9
 
 
+def test_resumed_training_equals_uninterrupted_training(tmp_path, corpus_files):
+    train_file, _ = corpus_files
+    settings = {**TINY, "eval_every": 1000}
+    train(TrainConfig(data=str(train_file), out=str(tmp_path / "whole"), max_steps=8, **settings))
+    train(TrainConfig(data=str(train_file), out=str(tmp_path / "split"), max_steps=5, **settings))
+    train(TrainConfig(data=str(train_file), out=str(tmp_path / "split"), max_steps=8, resume=True, **settings))
+    whole, _, _ = load_denoiser(tmp_path / "whole")
+    split, _, _ = load_denoiser(tmp_path / "split")
+    for (name, a), (_, b) in zip(whole.state_dict().items(), split.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
 def test_data_parallel_training_with_two_gloo_processes(tmp_path, corpus_files):
     train_file, _ = corpus_files
     out = tmp_path / "ddp"
