@@ -49,7 +49,7 @@ def score(pipe: Pipeline, templates: list[Template], options: SampleOptions, arg
         "well_formed": round(sum(well_formed(t, pipe.tokenizer) for t in tokens) / len(tokens), 3),
         "copied_from_train": round(copied_fraction(words, train), 3),
         "distinct_2": round(distinct_n(words, 2), 3),
-        "locked_kept": round(locked_kept(templates, words, pipe.tokenizer), 4),
+        "locked_kept": locked_kept(templates, words, pipe.tokenizer),
         "seconds_per_sample": round(seconds / len(templates), 4),
     }
     return metrics, [" ".join(w) for w in words]

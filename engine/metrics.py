@@ -12,9 +12,15 @@ def has_repeated_trigram(words: list[str]) -> bool:
 
 
 def well_formed(tokens: list[int], tokenizer: Tokenizer) -> bool:
-    """END present, no UNK, no repeated 3-gram."""
+    """START, then words (no UNK, PAD or START among them), END, then only PAD; no repeated 3-gram."""
+    if not tokens or tokens[0] != tokenizer.start_id or tokenizer.end_id not in tokens:
+        return False
+    end = tokens.index(tokenizer.end_id)
+    body, tail = tokens[1:end], tokens[end + 1:]
+    specials = {tokenizer.pad_id, tokenizer.start_id, tokenizer.unk_id}
     words = tokenizer.decode_words(tokens)
-    return tokenizer.end_id in tokens and UNK not in words and not has_repeated_trigram(words)
+    return (not specials & set(body) and all(t == tokenizer.pad_id for t in tail)
+            and UNK not in words and not has_repeated_trigram(words))
 
 
 def distinct_n(samples: list[list[str]], n: int = 2) -> float:
@@ -28,8 +34,9 @@ def copied_fraction(samples: list[list[str]], train: set[tuple[str, ...]]) -> fl
     return sum(tuple(w) in train for w in samples) / len(samples) if samples else 0.0
 
 
-def locked_kept(templates: list[Template], outputs: list[list[str]], tokenizer: Tokenizer) -> float:
-    """Fraction of locked word positions whose output word is the written word (positions 1..n)."""
+def locked_kept(templates: list[Template], outputs: list[list[str]], tokenizer: Tokenizer) -> float | None:
+    """Fraction of locked word positions whose output word is the written word (positions 1..n);
+    None when no word was locked."""
     kept = total = 0
     for template, words in zip(templates, outputs, strict=True):
         for position, (wid, locked) in enumerate(zip(template.ids, template.locked, strict=True)):
@@ -37,4 +44,4 @@ def locked_kept(templates: list[Template], outputs: list[list[str]], tokenizer: 
                 continue
             total += 1
             kept += position - 1 < len(words) and words[position - 1] == tokenizer.words[wid]
-    return kept / total if total else 1.0
+    return kept / total if total else None

@@ -128,7 +128,7 @@ class Pipeline:
 
     def checks(self, template: Template, words: list[str]) -> dict[str, bool]:
         """Independent checks on finished words (string comparison, not the model's beliefs)."""
-        result = {"locked words kept": locked_kept([template], [words], self.tokenizer) == 1.0,
+        result = {"locked words kept": locked_kept([template], [words], self.tokenizer) in (1.0, None),
                   "no repeated 3-gram": not has_repeated_trigram(words)}
         end = [i for i, (wid, lock) in enumerate(zip(template.ids, template.locked, strict=True))
                if lock and wid == self.tokenizer.end_id]

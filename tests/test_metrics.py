@@ -15,6 +15,9 @@ def test_well_formed_needs_end_no_unk_no_repeated_trigram():
     assert not well_formed([s, *ids("a", "b", "c")], TOK)  # no END
     assert not well_formed([s, TOK.unk_id, e], TOK)
     assert not well_formed([s, *ids("a", "b", "c", "a", "b", "c"), e], TOK)
+    assert not well_formed([s, *ids("a"), TOK.pad_id, *ids("b"), e], TOK)  # PAD inside the sentence
+    assert not well_formed([s, *ids("a"), e, *ids("b")], TOK)  # words after END
+    assert well_formed([s, *ids("a"), e, TOK.pad_id, TOK.pad_id], TOK)
     assert has_repeated_trigram(["x", "y", "z", "x", "y", "z"]) and not has_repeated_trigram(["x", "y", "x", "y"])
 
 
@@ -29,3 +32,4 @@ def test_locked_kept_counts_only_locked_words():
     assert locked_kept([template], [["a", "x", "b"]], TOK) == 1.0
     assert locked_kept([template], [["a", "x", "c"]], TOK) == 0.5
     assert locked_kept([template], [["a"]], TOK) == 0.5
+    assert locked_kept([template_from_ids([None, None], 8)], [["x", "y"]], TOK) is None
