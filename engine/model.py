@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +41,16 @@ class DenoiserConfig:
 @dataclass
 class Denoised:
     logits: torch.Tensor  # [B, L, V] scores over the vocabulary at every position
-    x0_hat: torch.Tensor  # [B, L, D] the model's estimate of the clean word vectors
+    embeddings: torch.Tensor  # [V, D] the word vectors the scores refer to
+    regressed_x0: torch.Tensor | None = None  # [B, L, D] the "mse" objective's direct estimate of x0
+
+    @cached_property
+    def x0_hat(self) -> torch.Tensor:
+        """[B, L, D] the model's estimate of the clean word vectors (computed only when asked for:
+        the sampler builds its own from masked logits)."""
+        if self.regressed_x0 is not None:
+            return self.regressed_x0
+        return self.logits.softmax(-1) @ self.embeddings
 
 
 def timestep_features(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:
@@ -93,10 +103,10 @@ class Denoiser(nn.Module):
         out = self.output(h).float()
         E = self.embeddings().float()
         if self.config.objective == "ce":
-            return Denoised(logits=out, x0_hat=out.softmax(-1) @ E)
+            return Denoised(logits=out, embeddings=E)
         # mse: the network regresses x0 directly; words score by (negative squared) distance to it
         logits = 2 * out @ E.T - (E * E).sum(-1) - (out * out).sum(-1, keepdim=True)
-        return Denoised(logits=logits, x0_hat=out)
+        return Denoised(logits=logits, embeddings=E, regressed_x0=out)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
