@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 
@@ -29,6 +30,7 @@ from engine.errors import EngineError
 from engine.pipeline import MAX_BATCH, Candidate, Pipeline
 from engine.record import frame_view, run_record
 from engine.sampler import SampleOptions
+from engine.template import Template
 
 EXAMPLES = [
     "The Eagle is a _ _ coffee shop near _ _ .",
@@ -45,6 +47,15 @@ KEEP_EXPORTS = 20  # run folders of downloadable files kept on disk
 
 def row_value(cells: list[dict]) -> dict:
     return {"html": edit_row(cells), "cells": cells, "action": None}
+
+
+class Request(NamedTuple):
+    """One checked generation request."""
+
+    templates: list[Template]
+    options: SampleOptions
+    seed: int
+    keep: int  # how many ranked results to show (a `...` blank samples more rows than that)
 
 
 def whole_number(value: object, name: str, low: int, high: int) -> int:
@@ -105,15 +116,23 @@ class Editor:
                                                                   "info")
 
     # --- generating ----------------------------------------------------------------------
+    def request(self, template: str | None, length: object, steps: object, samples: object,  # noqa: PLR0917
+                seed: object, record_latents: bool = True) -> Request:
+        """The controls as the page or the API sent them, checked; EngineError names the bad one."""
+        keep = whole_number(samples, "samples", 1, MAX_BATCH)
+        templates = self.pipe.templates(template, whole_number(length, "length", 0, self.pipe.seq_len - 2) or None,
+                                        keep)
+        options = SampleOptions(steps=whole_number(steps, "steps", 1, self.pipe.model.config.T),
+                                record_latents=record_latents)
+        return Request(templates, options, whole_number(seed, "seed", 0, 2**63 - 1), keep)
+
     def generate(self, text: str, value: dict, length: int, steps: int, samples: int, seed: int):  # noqa: PLR0917
         """Stream one row per denoising step, then the ranked results, plots and exports."""
         cells = self.set_text(text, value)[0]["cells"]
         try:
-            samples = whole_number(samples, "samples", 1, MAX_BATCH)
-            templates = self.pipe.templates(text_from_cells(cells) or None,
-                                            whole_number(length, "length", 0, self.pipe.seq_len - 2) or None, samples)
-            options = SampleOptions(steps=whole_number(steps, "steps", 1, self.pipe.model.config.T))
-            stream = self.pipe.stream(templates, options, whole_number(seed, "seed", 0, 2**63 - 1))
+            request = self.request(text_from_cells(cells) or None, length, steps, samples, seed)
+            templates = request.templates
+            stream = self.pipe.stream(templates, request.options, request.seed)
         except EngineError as exc:
             yield (row_value(cells), message(str(exc)), *[gr.skip()] * 9)
             return
@@ -129,11 +148,11 @@ class Editor:
             if wait > 0:
                 time.sleep(wait)
             last_yield = time.perf_counter()
-            view = frame_view(frame, self.pipe.tokenizer, 0, options.steps)
+            view = frame_view(frame, self.pipe.tokenizer, 0, request.options.steps)
             yield ({"html": frame_row(view, list(templates[0].locked)), "cells": cells, "action": None},
                    "", *[gr.skip()] * 9)
         trajectory = self.pipe.collect(frames, templates, compute)
-        ranked = self.pipe.rank(trajectory, templates, keep=samples)
+        ranked = self.pipe.rank(trajectory, templates, keep=request.keep)
         record = run_record(trajectory, self.pipe.tokenizer, [c.row for c in ranked])
         state = {"record": record, "candidates": [c.to_dict() for c in ranked]}
         last = record["steps"] - 1
@@ -151,12 +170,13 @@ class Editor:
         return (f"best {len(ranked)} of {rows} samples, {record['steps']} steps, {record['network_passes']} network "
                 f"passes, {record['seconds']:.2f} s of model time; {ranking}")
 
-    def recorded_row(self, state: dict, step: int, cells: list[dict] | None = None, sample: int = 0) -> dict:
+    def recorded_row(self, state: dict, step: int, cells: list[dict] | None = None) -> dict:
+        """The best sample's row at one step of a stored run."""
         record = state["record"]
-        frame = record["samples"][sample]["frames"][step]
+        best = record["samples"][0]
         view = {"step": step, "steps": record["steps"], "t": record["t"][step],
-                "alpha_bar": record["alpha_bar"][step], **frame}
-        return {"html": frame_row(view, record["samples"][sample]["locked"]), "cells": cells or [], "action": None}
+                "alpha_bar": record["alpha_bar"][step], **best["frames"][step]}
+        return {"html": frame_row(view, best["locked"]), "cells": cells or [], "action": None}
 
     def exports(self, record: dict) -> tuple[str, str]:
         """Files for the two download buttons, in a folder of their own (users never share a file)."""
@@ -192,15 +212,12 @@ class Editor:
     def write(self, text: str, length: int = 0, steps: int = 50, samples: int = 4, seed: int = 0) -> dict:
         """API: ranked results for a template as JSON (no animation)."""
         try:
-            samples = whole_number(samples, "samples", 1, MAX_BATCH)
-            templates = self.pipe.templates(text if isinstance(text, str) and text.strip() else None,
-                                            whole_number(length, "length", 0, self.pipe.seq_len - 2) or None, samples)
-            options = SampleOptions(steps=whole_number(steps, "steps", 1, self.pipe.model.config.T),
-                                    record_latents=False)
-            trajectory = self.pipe.sample(templates, options, whole_number(seed, "seed", 0, 2**63 - 1))
+            request = self.request(text if isinstance(text, str) and text.strip() else None, length, steps, samples,
+                                   seed, record_latents=False)
+            trajectory = self.pipe.sample(request.templates, request.options, request.seed)
         except EngineError as exc:
             return {"error": str(exc)}
-        ranked = self.pipe.rank(trajectory, templates, keep=samples)
+        ranked = self.pipe.rank(trajectory, request.templates, keep=request.keep)
         return {"results": [c.to_dict() for c in ranked],
                 "seconds": round(trajectory.seconds, 3), "network_passes": trajectory.network_passes}
 

@@ -44,15 +44,18 @@ def frame_row(view: dict, locked: list[bool]) -> str:
             continue  # START, and PAD/UNK the model is still placing, would only clutter the row
         if word == "END":  # the text ends here (locked END or the model's own)
             if not locked[i]:
-                parts.append(f'<div class="cell free end" style="background:{confidence_colour(conf)}" '
-                             f'title="end of text, confidence {conf:.2f}"><span class="w">⏎</span></div>')
+                parts.append(_frame_cell("free end", conf, "⏎", f"end of text, confidence {conf:.2f}"))
             break
-        lock = LOCK_SVG if locked[i] else ""
         kind = "locked" if locked[i] else "free"
-        parts.append(f'<div class="cell {kind}" style="background:{confidence_colour(conf)}" '
-                     f'title="confidence {conf:.2f}">{lock}<span class="w">{escape(word)}</span></div>')
+        parts.append(_frame_cell(kind, conf, (LOCK_SVG if locked[i] else "") + escape(word),
+                                 f"confidence {conf:.2f}"))
     return (f'<div class="row animating" data-mode="frame" data-step="{view["step"]}">{"".join(parts)}</div>'
             f'<div class="status">{status_text(view)} · <i>click the row to edit the template</i></div>')
+
+
+def _frame_cell(kind: str, confidence: float, label_html: str, title: str) -> str:
+    return (f'<div class="cell {kind}" style="background:{confidence_colour(confidence)}" title="{title}">'
+            f'<span class="w">{label_html}</span></div>')
 
 
 def status_text(view: dict) -> str:
