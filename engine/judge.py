@@ -47,6 +47,7 @@ def judge_loss(model: GPT2LMHeadModel, tokens: torch.Tensor) -> torch.Tensor:
 
 
 def save_judge(directory: Path, model: GPT2LMHeadModel, config: JudgeConfig, record: dict) -> None:
+    Path(directory).mkdir(parents=True, exist_ok=True)
     save_weights(Path(directory) / "judge.safetensors", model)
     text = json.dumps({"config": asdict(config), "training": record}, indent=2)
     atomic_write(Path(directory) / "judge.json", lambda p: p.write_text(text))

@@ -161,7 +161,6 @@ def train(config: TrainConfig) -> dict:
 
     def save_model(directory: Path, record: dict) -> None:
         if config.judge:
-            directory.mkdir(parents=True, exist_ok=True)
             save_judge(directory, raw_model, judge_config(config, len(tokenizer)), record)
         else:
             save_denoiser(directory, raw_model, tokenizer, record)
