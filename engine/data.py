@@ -38,3 +38,20 @@ def encode_corpus(sentences: list[str], tokenizer: Tokenizer, seq_len: int,
     if not kept:
         raise EngineError(f"no sentence fits in {seq_len} tokens")
     return torch.tensor(kept, dtype=torch.long), len(rows) - len(kept)
+
+
+def read_pairs(path: Path, need_mr: bool = False) -> list[tuple[str, str]]:
+    """(meaning representation, sentence) rows of an E2E CSV; a text file gives empty MRs."""
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        if need_mr:
+            raise EngineError(f"{path}: semantic labels need a CSV with 'mr' and 'ref' columns")
+        return [("", s) for s in read_sentences(path)]
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "ref" not in reader.fieldnames or (need_mr and "mr" not in reader.fieldnames):
+            raise EngineError(f"{path}: needs columns {'mr and ref' if need_mr else 'ref'}, found {reader.fieldnames}")
+        pairs = [(row.get("mr") or "", row["ref"].strip()) for row in reader if row["ref"].strip()]
+    if not pairs:
+        raise EngineError(f"{path} holds no sentences")
+    return pairs

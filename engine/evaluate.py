@@ -1,6 +1,7 @@
-"""Measure sample quality with numbers.
+"""Measure sample quality and control with numbers.
 
     python -m engine.evaluate quality --n 64 --json
+    python -m engine.evaluate control --kind pos --targets FILE --n-targets 50 --json   (see control_eval)
 
 Free samples and infilling (valid sentences with their middle third blanked) are scored by the
 fluency judge's perplexity (beside the same figure for real valid sentences), well-formedness,
@@ -14,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from engine.control_eval import add_parser as add_control_parser
+from engine.control_eval import evaluate_control
 from engine.data import read_sentences
 from engine.errors import EngineError
 from engine.metrics import copied_fraction, distinct_n, locked_kept, well_formed
@@ -104,11 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--valid", default=str(DATA / "valid.csv"), help="real sentences to compare and infill")
     q.add_argument("--show", type=int, default=0, help="include this many verbatim samples of each kind")
     q.add_argument("--json", action="store_true", help="print JSON (the default output is also JSON)")
+    add_control_parser(sub)
     args = parser.parse_args(argv)
     try:
-        if args.n < 1:
+        if args.command == "control":
+            report = evaluate_control(args)
+        elif args.n < 1:
             raise EngineError(f"--n must be at least 1, got {args.n}")
-        report = quality(args)
+        else:
+            report = quality(args)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -61,6 +61,21 @@ def timestep_features(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
+def bert_encoder(c) -> BertModel:
+    """A BERT encoder fed `inputs_embeds`, sized by a config with hidden, layers, heads, ffn, dropout
+    and seq_len. Its own token table is frozen: it is never used, and data-parallel training must
+    not wait for a gradient it will never get."""
+    bert = BertConfig(
+        vocab_size=1, hidden_size=c.hidden, num_hidden_layers=c.layers, num_attention_heads=c.heads,
+        intermediate_size=c.ffn, hidden_dropout_prob=c.dropout, attention_probs_dropout_prob=c.dropout,
+        max_position_embeddings=c.seq_len, type_vocab_size=1,
+    )
+    bert._attn_implementation = "sdpa"
+    encoder = BertModel(bert, add_pooling_layer=False)
+    encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    return encoder
+
+
 class Denoiser(nn.Module):
     def __init__(self, config: DenoiserConfig):
         super().__init__()
@@ -70,16 +85,7 @@ class Denoiser(nn.Module):
         in_dim = c.embed_dim * (2 if c.self_condition else 1)
         self.input_proj = nn.Linear(in_dim, c.hidden)
         self.time_mlp = nn.Sequential(nn.Linear(c.hidden, c.hidden), nn.SiLU(), nn.Linear(c.hidden, c.hidden))
-        bert = BertConfig(
-            vocab_size=1, hidden_size=c.hidden, num_hidden_layers=c.layers, num_attention_heads=c.heads,
-            intermediate_size=c.ffn, hidden_dropout_prob=c.dropout, attention_probs_dropout_prob=c.dropout,
-            max_position_embeddings=c.seq_len, type_vocab_size=1,
-        )
-        bert._attn_implementation = "sdpa"
-        self.transformer = BertModel(bert, add_pooling_layer=False)
-        # BERT's own token table is never used (we feed inputs_embeds): freeze it so that data-parallel
-        # training does not wait for a gradient it will never get
-        self.transformer.embeddings.word_embeddings.weight.requires_grad_(False)
+        self.transformer = bert_encoder(c)
         out_dim = c.vocab_size if c.objective == "ce" else c.embed_dim
         self.output = nn.Linear(c.hidden, out_dim)
 

@@ -7,19 +7,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.checkpoint import BUNDLED_MODEL, load_denoiser
+from engine.classifier import KINDS, ControlClassifier, classifier_path, load_classifier
+from engine.controls import Control, build_controls
 from engine.errors import CheckpointError, TemplateError
 from engine.judge import Judge
 from engine.metrics import has_repeated_trigram, locked_kept
 from engine.model import Denoiser
-from engine.sampler import Frame, SampleOptions, Sampler, Trajectory
+from engine.sampler import Frame, Guide, SampleOptions, Sampler, Trajectory
+from engine.targets import Target
 from engine.template import (
     Template,
     expand_ellipsis,
+    fixed_length,
     free_template,
     has_ellipsis,
     length_template,
@@ -56,6 +60,7 @@ class Pipeline:
     judge: Judge | None
     record: dict  # how the model was trained (steps, time, losses)
     directory: Path
+    classifiers: dict[str, ControlClassifier] = field(default_factory=dict)  # loaded on first use
 
     @classmethod
     def load(cls, directory: Path | str | None = None, bf16: bool = True) -> Pipeline:
@@ -103,16 +108,30 @@ class Pipeline:
             row = free_template(self.seq_len)
         return [row] * samples
 
+    def control_kinds(self) -> list[str]:
+        """The controls this model directory offers: a trained classifier each, and length."""
+        return [k for k in KINDS if classifier_path(self.directory, k).is_file()] + ["length"]
+
+    def classifier(self, kind: str) -> ControlClassifier:
+        if kind not in self.classifiers:
+            self.classifiers[kind] = load_classifier(self.directory, kind)
+        return self.classifiers[kind]
+
+    def controls(self, rows: Sequence[Sequence[Target]], weights: dict[str, float] | None = None) -> list[Control]:
+        """Controls for a batch: `rows` holds each sample's targets (see engine.targets)."""
+        return build_controls(rows, self.classifier, weights)
+
     def stream(self, templates: list[Template], options: SampleOptions | None = None,
-               seed: int = 0) -> Iterator[Frame]:
-        return self.sampler.frames(templates, options, seed)
+               seed: int = 0, guide: Guide | None = None) -> Iterator[Frame]:
+        return self.sampler.frames(templates, options, seed, guide)
 
     def generate(self, template: str | None = None, length: int | None = None, samples: int = 1,
                  options: SampleOptions | None = None, seed: int = 0) -> Trajectory:
         return self.sampler.sample(self.templates(template, length, samples), options, seed)
 
-    def sample(self, templates: list[Template], options: SampleOptions | None = None, seed: int = 0) -> Trajectory:
-        return self.sampler.sample(templates, options, seed)
+    def sample(self, templates: list[Template], options: SampleOptions | None = None, seed: int = 0,
+               guide: Guide | None = None) -> Trajectory:
+        return self.sampler.sample(templates, options, seed, guide)
 
     def collect(self, frames: list[Frame], templates: list[Template], seconds: float) -> Trajectory:
         """The Trajectory of frames streamed by `stream()`."""
@@ -130,10 +149,9 @@ class Pipeline:
         """Independent checks on finished words (string comparison, not the model's beliefs)."""
         result = {"locked words kept": locked_kept([template], [words], self.tokenizer) in (1.0, None),
                   "no repeated 3-gram": not has_repeated_trigram(words)}
-        end = [i for i, (wid, lock) in enumerate(zip(template.ids, template.locked, strict=True))
-               if lock and wid == self.tokenizer.end_id]
-        if end:
-            result[f"exactly {end[0] - 1} words"] = len(words) == end[0] - 1
+        length = fixed_length(template)
+        if length is not None:
+            result[f"exactly {length} words"] = len(words) == length
         return result
 
     def best_of(self, templates: list[Template], candidates: int, options: SampleOptions | None = None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -55,12 +55,29 @@ class Frame:
     tokens: torch.Tensor  # [B, L] the nearest word at each position (locked words as written)
     confidence: torch.Tensor  # [B, L] probability of that word under the model
     latents: torch.Tensor | None  # [B, L, D] x_t that the model read
+    # each control's log-probability of its target at that x_t, [B] per control (guided runs only)
+    scores: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def final(self) -> bool:
         return self.t == self.last_t
 
     last_t: int = field(default=1, repr=False)
+
+
+@dataclass
+class GuideStep:
+    """What the sampler hands a guide after drawing x ~ N(mean, variance) at time t."""
+
+    x: torch.Tensor  # [B, L, D]
+    mean: torch.Tensor
+    variance: torch.Tensor  # [B, 1, 1]
+    t: int
+    estimate: Callable[[torch.Tensor], torch.Tensor]  # x -> x0_hat(x), differentiable (one denoiser pass)
+
+
+# a guide returns the adjusted x and each control's score: see engine.guidance
+Guide = Callable[[GuideStep], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 @dataclass
@@ -88,8 +105,9 @@ class Sampler:
 
     @torch.no_grad()
     def frames(self, templates: list[Template], options: SampleOptions | None = None,
-               seed: int = 0) -> Iterator[Frame]:
-        """Denoise one sample per template, yielding a Frame after every step."""
+               seed: int = 0, guide: Guide | None = None) -> Iterator[Frame]:
+        """Denoise one sample per template, yielding a Frame after every step. A `guide` may move
+        each new latent (classifier guidance) before locked positions are set again."""
         options = options or SampleOptions()
         model, T = self.model, self.model.config.T
         device = next(model.parameters()).device
@@ -105,7 +123,7 @@ class Sampler:
         times = strided_timesteps(options.steps, T)
 
         x = torch.randn((B, L, E.shape[1]), generator=generator, device=device)
-        x0_prev = None
+        x0_prev, scores = None, {}
         for i, t in enumerate(times):
             t_next = times[i + 1] if i + 1 < len(times) else 0
             t_batch = torch.full((B,), t, device=device)
@@ -125,15 +143,34 @@ class Sampler:
             x0_hat = E[tokens] if options.clamp else soft
             yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(torch.tensor(t), T)), tokens=tokens.cpu(),
                         confidence=confidence.cpu(), latents=x.cpu() if options.record_latents else None,
-                        last_t=times[-1])
+                        scores={k: v.cpu() for k, v in scores.items()}, last_t=times[-1])
             if t_next == 0:
                 break
             mean, variance = posterior(x0_hat, x, t_batch, torch.full((B,), t_next, device=device), T)
             noise = torch.randn(x.shape, generator=generator, device=device)
             x = mean + options.noise_scale * variance.sqrt() * noise
+            if guide is not None:
+                estimate = self._estimator(t_next, soft, banned, lock, locked_vectors)
+                x, scores = guide(GuideStep(x=x, mean=mean, variance=variance, t=t_next, estimate=estimate))
             relock_noise = torch.randn(x.shape, generator=generator, device=device)
             x = torch.where(lock, self._locked_latent(locked_vectors, t_next, options, relock_noise), x)
             x0_prev = soft
+
+    def _estimator(self, t: int, x0_prev: torch.Tensor, banned: torch.Tensor, lock: torch.Tensor,
+                   locked_vectors: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """x -> the float32 model's x0_hat at time t (locked positions as written), for guides that
+        steer through the denoiser's estimate."""
+        model = self.model
+
+        def estimate(x: torch.Tensor) -> torch.Tensor:
+            out = model(x, torch.full((x.shape[0],), t, device=x.device), x0_prev)
+            if model.config.objective == "mse":
+                soft = out.x0_hat
+            else:
+                soft = out.logits.masked_fill(banned, float("-inf")).softmax(-1) @ out.embeddings
+            return torch.where(lock, locked_vectors, soft)
+
+        return estimate
 
     def _locked_latent(self, vectors: torch.Tensor, t: int, options: SampleOptions,
                        noise: torch.Tensor) -> torch.Tensor:
@@ -154,9 +191,10 @@ class Sampler:
             banned[..., special] |= fixed
         return banned
 
-    def sample(self, templates: list[Template], options: SampleOptions | None = None, seed: int = 0) -> Trajectory:
+    def sample(self, templates: list[Template], options: SampleOptions | None = None, seed: int = 0,
+               guide: Guide | None = None) -> Trajectory:
         start = time.perf_counter()
-        frames = list(self.frames(templates, options, seed))
+        frames = list(self.frames(templates, options, seed, guide))
         return self.collect(frames, templates, time.perf_counter() - start)
 
     def collect(self, frames: list[Frame], templates: list[Template], seconds: float) -> Trajectory:

