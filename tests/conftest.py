@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from engine.classifier import KINDS as CONTROL_KINDS
 from engine.train import TrainConfig, train
+from engine.train_control import ControlTrainConfig, train_control
 
 NAMES = ["The Eagle", "Alimentum", "The Mill", "Wildwood", "Blue Spice", "The Punter"]
 KINDS = ["coffee shop", "pub", "restaurant"]
@@ -14,15 +17,22 @@ PLACES = ["the river", "the city centre", "Burger King"]
 FOODS = ["Italian", "French", "English"]
 
 
-def corpus() -> list[str]:
-    sentences = []
+def labelled_corpus() -> list[tuple[str, str]]:
+    """(E2E-style meaning representation, sentence) pairs."""
+    pairs = []
     for i, name in enumerate(NAMES):
         for j, kind in enumerate(KINDS):
             place = PLACES[(i + j) % len(PLACES)]
             food = FOODS[(i * 2 + j) % len(FOODS)]
-            sentences.append(f"{name} is a {kind} near {place} .")
-            sentences.append(f"{name} serves {food} food and is a {kind} .")
-    return sentences
+            where = f"near[{place}]" if place == "Burger King" else f"area[{place.removeprefix('the ')}]"
+            pairs.append((f"name[{name}], eatType[{kind}], {where}", f"{name} is a {kind} near {place} ."))
+            pairs.append((f"name[{name}], eatType[{kind}], food[{food}]",
+                          f"{name} serves {food} food and is a {kind} ."))
+    return pairs
+
+
+def corpus() -> list[str]:
+    return [ref for _, ref in labelled_corpus()]
 
 
 TINY = dict(seq_len=16, embed_dim=8, hidden=32, layers=1, heads=2, ffn=64, dropout=0.0, batch_size=16,
@@ -36,6 +46,28 @@ def corpus_files(tmp_path_factory) -> tuple[Path, Path]:
     (root / "train.txt").write_text("\n".join(sentences) + "\n")
     (root / "valid.csv").write_text("mr,ref\n" + "\n".join(f'"x","{s}"' for s in sentences[::5]) + "\n")
     return root / "train.txt", root / "valid.csv"
+
+
+@pytest.fixture(scope="session")
+def labelled_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("labelled") / "train.csv"
+    path.write_text("mr,ref\n" + "\n".join(f'"{mr}","{ref}"' for mr, ref in labelled_corpus()) + "\n")
+    return path
+
+
+TINY_CLASSIFIER = dict(hidden=32, layers=1, heads=2, ffn=64, dropout=0.0, batch_size=16, warmup=5, lr=3e-3,
+                       eval_every=1000, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def control_model(tmp_path_factory, tiny_model, labelled_csv) -> Path:
+    """The tiny model with a tiny classifier of every kind trained beside it."""
+    out = tmp_path_factory.mktemp("control_model")
+    shutil.copytree(tiny_model, out, dirs_exist_ok=True)
+    for kind in CONTROL_KINDS:
+        train_control(ControlTrainConfig(kind=kind, model=str(out), data=str(labelled_csv), max_steps=60,
+                                         **TINY_CLASSIFIER))
+    return out
 
 
 @pytest.fixture(scope="session")

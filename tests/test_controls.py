@@ -1,0 +1,229 @@
+"""Controls: span rules, oracles, target files, classifier gradients, composition, guidance."""
+
+import json
+
+import pytest
+import torch
+
+from engine.classifier import load_classifier
+from engine.controls import LengthControl, constrain, mentions
+from engine.errors import TemplateError
+from engine.guidance import Guidance, GuidanceOptions
+from engine.pipeline import Pipeline
+from engine.sampler import GuideStep, SampleOptions
+from engine.syntax import Parse, attachment_f1, constituent_spans, parse
+from engine.targets import (
+    LengthTarget,
+    PosTarget,
+    SemanticTarget,
+    SpanTarget,
+    TargetError,
+    parse_mr,
+    read_targets,
+    tree_target,
+)
+from engine.template import free_template, length_template, parse_template
+
+
+def hand_parse(rows: str) -> Parse:
+    """A parse from lines 'word POS head dep' (head = 0-based index, the root its own index)."""
+    cells = [line.split() for line in rows.strip().splitlines()]
+    return Parse(tuple(c[0] for c in cells), tuple(c[1] for c in cells), tuple(int(c[2]) for c in cells),
+                 tuple(c[3] for c in cells))
+
+
+# "The Eagle is a cheap pub near the river because it is popular ."
+EAGLE = hand_parse("""
+The DET 1 det
+Eagle PROPN 2 nsubj
+is AUX 2 ROOT
+a DET 5 det
+cheap ADJ 5 amod
+pub NOUN 2 attr
+near ADP 5 prep
+the DET 8 det
+river NOUN 6 pobj
+because SCONJ 11 mark
+it PRON 11 nsubj
+is AUX 2 advcl
+popular ADJ 11 acomp
+. PUNCT 2 punct
+""")
+
+
+def test_span_rules_on_a_hand_written_parse():
+    spans = constituent_spans(EAGLE)
+    expected = {
+        (0, 1, "NP"),  # The Eagle
+        (3, 8, "NP"), (3, 5, "NP"),  # a cheap pub near the river / its base NP a cheap pub
+        (6, 8, "PP"), (7, 8, "NP"),  # near the river / the river
+        (9, 12, "SBAR"), (10, 12, "S"), (11, 12, "VP"),  # because it is popular / it is popular / is popular
+        (10, 10, "NP"), (12, 12, "ADJP"),
+        (0, 12, "S"), (2, 12, "VP"),  # the sentence (final stop trimmed) and its VP
+    }
+    assert spans == expected
+    assert (4, 4, "ADJP") not in spans  # a lone attributive adjective is not a phrase
+
+
+def test_span_rules_relative_clause_and_subjectless_verb():
+    tree = hand_parse("""
+Wildwood PROPN 0 ROOT
+, PUNCT 0 punct
+located VERB 0 acl
+in ADP 2 prep
+the DET 6 det
+city NOUN 6 compound
+centre NOUN 3 pobj
+""")
+    spans = constituent_spans(tree)
+    assert (2, 6, "VP") in spans and (3, 6, "PP") in spans and (0, 6, "NP") in spans and (0, 0, "NP") in spans
+    relative = hand_parse("""
+a DET 1 det
+pub NOUN 1 ROOT
+that PRON 3 nsubj
+serves VERB 1 relcl
+food NOUN 3 dobj
+""")
+    spans = constituent_spans(relative)
+    assert {(2, 4, "SBAR"), (3, 4, "S"), (3, 4, "VP"), (0, 1, "NP"), (0, 4, "NP")} <= spans
+
+
+def test_attachment_f1_counts_labelled_arcs():
+    assert attachment_f1(EAGLE, EAGLE) == 1.0
+    wrong_label = Parse(EAGLE.words, EAGLE.pos, EAGLE.heads, ("det", "dobj", *EAGLE.deps[2:]))
+    assert attachment_f1(EAGLE, wrong_label) == pytest.approx(13 / 14)
+    assert attachment_f1(EAGLE, Parse(("Hi",), ("INTJ",), (0,), ("ROOT",))) == 0.0
+
+
+def test_spacy_oracles_on_hand_written_sentences(control_model):
+    pipe = Pipeline.load(control_model, bf16=False)
+    words = "The Eagle is a pub near the river .".split()
+    tags = tuple(parse([words])[0].pos)
+    assert tags == ("DET", "PROPN", "AUX", "DET", "NOUN", "ADP", "DET", "NOUN", "PUNCT")
+    pos = pipe.controls([[PosTarget(tags)]] * 3)[0]
+    scores = pos.evaluate([words, "The Eagle is a pub .".split(), "near the river the Eagle is a pub .".split()])
+    assert scores[0] == 1.0 and scores[1] == pytest.approx(5 / 9) and scores[2] < 0.5
+    tree = pipe.controls([[tree_target(" ".join(words))]] * 2)[0]
+    assert tree.evaluate([words, "pub river the near Eagle".split()]) == [1.0, pytest.approx(0.0, abs=0.3)]
+    spans = pipe.controls([[SpanTarget(((5, 7, "PP"),))]] * 2)[0]
+    assert spans.evaluate([words, "The Eagle is a pub .".split()]) == [1.0, 0.0]
+    semantic = pipe.controls([[SemanticTarget("area", "city centre")]] * 3)[0]
+    assert semantic.evaluate([["in", "the", "City", "centre"], ["city", "near", "centre"], []]) == [1.0, 0.0, 0.0]
+    assert LengthControl([LengthTarget(3)] * 2).evaluate([["a", "b", "c"], ["a"]]) == [1.0, 0.0]
+    assert mentions(["5", "out", "of", "5"], "5 out of 5") and not mentions(["5"], "5 out of 5")
+
+
+def test_meaning_representations_give_semantic_targets():
+    assert parse_mr("name[The Eagle], customer rating[5 out of 5], eatType[pub]") == [
+        SemanticTarget("name", "The Eagle"), SemanticTarget("customer rating", "5 out of 5"),
+        SemanticTarget("eatType", "pub")]
+
+
+@pytest.mark.parametrize("kind, lines, message", [
+    ("pos", ['{"pos": ["DET", "NOUN"]}', '{"pos": ["DET", "NUON"]}'], "line 2: unknown POS tag 'NUON'"),
+    ("pos", ['{"pos": ["DET", "NOUN"'], "line 1: not valid JSON"),
+    ("pos", ['{"pos": ["DET"], "words_": ["a", "b"]}'], "line 1: \"pos\" has 1 tags but \"words_\" has 2"),
+    ("spans", ['{"words_": ["a", "pub"], "spans": [[0, 1, "NP"]]}',
+               '{"words_": ["a", "pub"], "spans": [[1, 2, "NP"]]}'],
+     r"line 2: span \[1, 2\] is out of range \(the sentence has 2 words"),
+    ("spans", ['{"spans": [[0, 1, "XP"]]}'], "line 1: unknown span label 'XP'"),
+    ("semantic", ['["food", ":", "Italian"]', '', '["flavour", ":", "sweet"]'], "line 3: unknown field 'flavour'"),
+    ("semantic", ['["food", "Italian"]'], "line 1: a semantic target is a list like"),
+    ("length", ["12", "twelve"], "line 2: a length must be a whole number"),
+    ("length", ["0"], "line 1: a length must be a positive"),
+    ("compose", ['{"pos": ["DET"], "attr": ["food", ":"]}'], "line 1: a semantic target needs a field"),
+])
+def test_malformed_target_files_name_the_line(tmp_path, kind, lines, message):
+    path = tmp_path / "targets"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TargetError, match=message):
+        read_targets(kind, path)
+
+
+def test_target_files_drop_start_end_and_newline(tmp_path):
+    path = tmp_path / "pos.jsonl"
+    path.write_text(json.dumps({"pos": ["START", "PROPN", "AUX", "SPACE", "END"],
+                                "words_": ["START", "Zizzi", "is", "\n", "END"]}) + "\n")
+    (line,) = read_targets("pos", path)
+    assert line.targets == (PosTarget(("PROPN", "AUX"), ("Zizzi", "is")),) and line.line == 1
+
+
+@pytest.fixture(scope="module")
+def pipe(control_model):
+    return Pipeline.load(control_model, bf16=False)
+
+
+def one_target_per_kind(pipe):
+    tree = tree_target("The Eagle is a pub near the river .")
+    return [PosTarget(tree.tree.pos), tree, SpanTarget(((5, 7, "PP"),)), SemanticTarget("food", "Italian")]
+
+
+def test_each_controls_gradient_step_raises_its_log_prob(pipe):
+    x = torch.randn((2, pipe.seq_len, pipe.model.config.embed_dim), generator=torch.Generator().manual_seed(0))
+    for target in one_target_per_kind(pipe):
+        (control,) = pipe.controls([[target]] * 2)
+        guide = Guidance([control], GuidanceOptions(strength=0.05, fluency=0.0, steps=1))
+        t = 600
+        before = control.log_prob(x, torch.full((2,), t))
+        moved, _ = guide(GuideStep(x=x, mean=x, variance=torch.ones(2, 1, 1), t=t, estimate=lambda z: z))
+        after = control.log_prob(moved, torch.full((2,), t))
+        assert (after > before).all(), control.name
+        assert guide.classifier_passes == 1
+
+
+def test_composition_sums_weighted_log_probs(pipe):
+    targets = one_target_per_kind(pipe)
+    controls = pipe.controls([targets] * 2, weights={"pos": 2.0, "semantic": 0.5})
+    assert [c.name for c in controls] == ["pos", "tree", "spans", "semantic"]
+    x, t = torch.randn((2, pipe.seq_len, pipe.model.config.embed_dim)), torch.full((2,), 300)
+    total, each = Guidance(controls).log_prob(x, t)
+    expected = 2.0 * each["pos"] + each["tree"] + each["spans"] + 0.5 * each["semantic"]
+    assert torch.allclose(total, expected)
+    for control in controls:
+        assert torch.allclose(each[control.name], control.log_prob(x, t))
+
+
+def test_strength_zero_equals_unguided_sampling(pipe):
+    templates = [free_template(pipe.seq_len)] * 3
+    options = SampleOptions(steps=12)
+    controls = pipe.controls([[SemanticTarget("food", "Italian")]] * 3)
+    plain = pipe.sample(templates, options, seed=5)
+    off = pipe.sample(templates, options, seed=5, guide=Guidance(controls, GuidanceOptions(strength=0.0)))
+    on = pipe.sample(templates, options, seed=5, guide=Guidance(controls, GuidanceOptions(strength=0.5)))
+    assert torch.equal(plain.tokens, off.tokens)
+    assert torch.equal(plain.frames[-1].latents, off.frames[-1].latents)
+    assert not torch.equal(plain.frames[-1].latents, on.frames[-1].latents)
+    assert set(on.frames[-1].scores) == {"semantic"} and on.frames[-1].scores["semantic"].shape == (3,)
+
+
+def test_guidance_through_the_denoisers_estimate_costs_denoiser_passes(pipe):
+    controls = pipe.controls([[PosTarget(("PROPN", "AUX", "DET", "NOUN", "PUNCT"))]])
+    templates = constrain([free_template(pipe.seq_len)], controls, pipe.seq_len)
+    guide = Guidance(controls, GuidanceOptions(strength=0.1, steps=2, reads="x0_hat"))
+    result = pipe.sample(templates, SampleOptions(steps=6), seed=1, guide=guide)
+    assert len(result.words[0]) == 5
+    assert guide.denoiser_passes == 2 * 5 and guide.classifier_passes == 2 * 5  # every step but the last
+
+
+def test_controls_fix_the_length_and_conflicts_are_errors(pipe):
+    pos = pipe.controls([[PosTarget(("PROPN", "AUX", "NOUN"))]])
+    assert constrain([free_template(pipe.seq_len)], pos, pipe.seq_len) == [length_template(3, pipe.seq_len)]
+    with pytest.raises(TemplateError, match="conflicting controls: pos asks for 3 words but the template"):
+        constrain([length_template(4, pipe.seq_len)], pos, pipe.seq_len)
+    same = parse_template("The _ _", pipe.tokenizer, pipe.seq_len)
+    assert constrain([same], pos, pipe.seq_len) == [same]
+    both = pipe.controls([[PosTarget(("PROPN", "AUX", "NOUN")), LengthTarget(5)]])
+    with pytest.raises(TemplateError, match="conflicting controls: length asks for 5"):
+        constrain([free_template(pipe.seq_len)], both, pipe.seq_len)
+    with pytest.raises(TemplateError, match="impossible"):
+        constrain([free_template(pipe.seq_len)], [LengthControl([LengthTarget(99)])], pipe.seq_len)
+    with pytest.raises(TargetError, match="unknown value 'Thai' for food: the classifier knows English, French, It"):
+        pipe.controls([[SemanticTarget("food", "Thai")]])
+
+
+def test_missing_classifier_is_a_clear_error(tiny_model):
+    from engine.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no pos classifier in .*train one with python -m engine.train_cont"):
+        load_classifier(tiny_model, "pos")
+    assert Pipeline.load(tiny_model).control_kinds() == ["length"]
