@@ -32,6 +32,10 @@ class Control(Protocol):
         """[B] log p(target | x_t) under the control's classifier, differentiable in x_t."""
         ...
 
+    def claims(self) -> torch.Tensor:
+        """[B] how many claims log_prob sums over (a per-claim probability is exp(log_prob / claims))."""
+        ...
+
     def evaluate(self, words: Sequence[Sequence[str]]) -> list[float | None]:
         """Per row, how well finished words meet the target (1 = fully), by an independent oracle."""
         ...
@@ -70,6 +74,9 @@ class ClassifierControl:
 
     def log_prob(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.classifier.log_prob(x_t, t, self.labels)
+
+    def claims(self) -> torch.Tensor:
+        return self.labels.claims()
 
     def lengths(self) -> list[int | None]:
         return [None] * len(self.targets)
@@ -162,15 +169,16 @@ class SpanControl(ClassifierControl):
 
 
 class SemanticControl(ClassifierControl):
-    """A field = value of the E2E meaning representations. Oracle: the value's words appear, in
-    order, in the output (case-insensitive), as in Diffusion-LM."""
+    """Field = value pairs of the E2E meaning representations (one or more per row). Oracle: the
+    value's words appear, in order, in the output (case-insensitive), as in Diffusion-LM; with
+    several, the fraction that do."""
 
     name = "semantic"
 
     def build_labels(self) -> Labels:
         values = torch.full((len(self.targets), len(self.classifier.config.labels)), IGNORE)
-        for row, target in enumerate(self.targets):
-            if target:
+        for row, targets in enumerate(self.targets):
+            for target in targets or ():
                 if target.label not in self.classifier.config.labels:
                     known = sorted(v.split("=", 1)[1] for v in self.classifier.config.labels
                                    if v.startswith(target.field + "="))
@@ -180,7 +188,8 @@ class SemanticControl(ClassifierControl):
         return Labels(values=values)
 
     def evaluate(self, words: Sequence[Sequence[str]]) -> list[float | None]:
-        return [float(mentions(row, t.value)) if t else None for t, row in zip(self.targets, words, strict=True)]
+        return [sum(mentions(row, t.value) for t in targets) / len(targets) if targets else None
+                for targets, row in zip(self.targets, words, strict=True)]
 
 
 def mentions(words: Sequence[str], value: str) -> bool:
@@ -202,6 +211,9 @@ class LengthControl:
     def log_prob(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return x_t.new_zeros(x_t.shape[0])
 
+    def claims(self) -> torch.Tensor:
+        return torch.zeros(len(self.targets))
+
     def lengths(self) -> list[int | None]:
         return [t.words if t else None for t in self.targets]
 
@@ -217,16 +229,20 @@ KIND_OF = {PosTarget: "pos", TreeTarget: "tree", SpanTarget: "spans", SemanticTa
 
 def build_controls(rows: Sequence[Sequence[Target]], classifier_for, weights: dict[str, float] | None = None
                    ) -> list[Control]:
-    """One control per kind named in any row, holding each row's target of that kind (or None).
-    `classifier_for(kind)` supplies the trained classifier; `weights` maps kind -> weight."""
+    """One control per kind named in any row, holding each row's target of that kind (or None;
+    semantic rows hold a tuple of field=value targets). `classifier_for(kind)` supplies the trained
+    classifier; `weights` maps kind -> weight."""
     weights = weights or {}
     kinds: dict[type, list] = {}
     for r, targets in enumerate(rows):
         for target in targets:
             per_row = kinds.setdefault(type(target), [None] * len(rows))
-            if per_row[r] is not None:
+            if isinstance(target, SemanticTarget):
+                per_row[r] = (*(per_row[r] or ()), target)
+            elif per_row[r] is not None:
                 raise TargetError(f"two {KIND_OF[type(target)]} targets for one sample")
-            per_row[r] = target
+            else:
+                per_row[r] = target
     controls: list[Control] = []
     for kind, per_row in kinds.items():
         weight = weights.get(KIND_OF[kind], 1.0)

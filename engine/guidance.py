@@ -60,7 +60,8 @@ class Guidance:
         return total, each
 
     def __call__(self, step: GuideStep) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The guided latent and each control's log-probability at it (before the last update)."""
+        """The guided latent, and for each control the classifier's probability of its target per
+        claim (geometric mean over the claims) at the latent before the last update."""
         options = self.options
         if not self.active:
             return step.x, {}
@@ -78,7 +79,8 @@ class Guidance:
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                scores = {k: v.detach() for k, v in each.items()}
+                scores = {c.name: (each[c.name].detach() / c.claims().clamp(min=1)).exp()
+                          for c in self.controls}
                 self.classifier_passes += len(self.controls)
                 self.denoiser_passes += options.reads == "x0_hat"
         return x.detach(), scores

@@ -43,13 +43,15 @@ class Candidate:
     row: int  # index in the trajectory's batch
     judge_ppl: float | None
     checks: dict[str, bool]  # e.g. {"locked words kept": True, "exactly 12 words": True}
+    control_scores: dict[str, float] = field(default_factory=dict)  # each control's oracle, 1 = fully met
 
     @property
     def text(self) -> str:
         return " ".join(self.words)
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "words": self.words, "judge_ppl": self.judge_ppl, "checks": self.checks}
+        return {"text": self.text, "words": self.words, "judge_ppl": self.judge_ppl, "checks": self.checks,
+                "control_scores": self.control_scores}
 
 
 @dataclass
@@ -137,13 +139,23 @@ class Pipeline:
         """The Trajectory of frames streamed by `stream()`."""
         return self.sampler.collect(frames, templates, seconds)
 
-    def rank(self, trajectory: Trajectory, templates: list[Template], keep: int | None = None) -> list[Candidate]:
-        """The samples of a run, best first: those passing more checks first, then by the judge's
-        perplexity (lower is better); the first `keep` of them (all by default)."""
-        ppl = self.judge.sentence_perplexities(trajectory.words) if self.judge else [None] * len(templates)
-        candidates = [Candidate(words, row, ppl[row], self.checks(template, words))
-                      for row, (words, template) in enumerate(zip(trajectory.words, templates, strict=True))]
-        return sorted(candidates, key=lambda c: (-sum(c.checks.values()), c.judge_ppl or 0.0))[:keep]
+    def rank(self, trajectory: Trajectory, templates: list[Template], keep: int | None = None,
+             controls: Sequence[Control] = ()) -> list[Candidate]:
+        """The samples of a run, best first: those passing more checks first, then those meeting
+        the controls better (by their oracles), then by the judge's perplexity (lower is better);
+        the first `keep` of them (all by default)."""
+        words = trajectory.words
+        ppl = self.judge.sentence_perplexities(words) if self.judge else [None] * len(templates)
+        oracle = {c.name: c.evaluate(words) for c in controls}
+        candidates = [Candidate(w, row, ppl[row], self.checks(template, w),
+                                {name: round(s[row], 3) for name, s in oracle.items() if s[row] is not None})
+                      for row, (w, template) in enumerate(zip(words, templates, strict=True))]
+
+        def order(c: Candidate) -> tuple:
+            met = sum(c.control_scores.values()) / len(c.control_scores) if c.control_scores else 0.0
+            return -sum(c.checks.values()), -met, c.judge_ppl or 0.0
+
+        return sorted(candidates, key=order)[:keep]
 
     def checks(self, template: Template, words: list[str]) -> dict[str, bool]:
         """Independent checks on finished words (string comparison, not the model's beliefs)."""

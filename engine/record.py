@@ -49,5 +49,10 @@ def run_record(trajectory: Trajectory, tokenizer: Tokenizer, rows: list[int]) ->
             "frames": [{k: v for k, v in frame_view(f, tokenizer, row, steps).items() if k in ("words", "confidence")}
                        for f in trajectory.frames],
             "projection": project_latents(trajectory, row),
+            # per control, the classifier's per-claim probability of its target at each step (None
+            # before guidance first ran)
+            "control_scores": {name: [round(float(f.scores[name][row]), 4) if name in f.scores else None
+                                      for f in trajectory.frames]
+                               for name in trajectory.frames[-1].scores},
         } for row in rows],
     }

@@ -152,6 +152,34 @@ def tree_target(sentence: Any) -> TreeTarget:
     return TreeTarget(parse([split_words(sentence)])[0])
 
 
+def targets_from_fields(pos: str = "", tree: str = "", spans: str = "",
+                        semantic: list[str] | tuple[str, ...] = ()) -> tuple[Target, ...]:
+    """Targets from plain text fields (a UI's or an API's): POS tags separated by spaces, an
+    exemplar sentence, spans as "i j LABEL" separated by ";", and "field=value" labels. Empty
+    fields ask for nothing. Errors name the field."""
+    targets: list[Target] = []
+    fields = (("parts of speech", pos, lambda v: pos_target(v.split(), None)),
+              ("syntax exemplar", tree, tree_target),
+              ("spans", spans, lambda v: span_target([_span_fields(s) for s in v.split(";") if s.strip()], None)))
+    for name, value, make in fields:
+        if isinstance(value, str) and value.strip():
+            try:
+                targets.append(make(value.strip()))
+            except TargetError as exc:
+                raise TargetError(f"{name}: {exc}") from exc
+    for label in semantic or ():
+        field_name, _, value = str(label).partition("=")
+        targets.append(semantic_target([field_name, ":", value]))
+    return tuple(targets)
+
+
+def _span_fields(text: str) -> list:
+    parts = text.split()
+    if len(parts) != 3 or not all(p.lstrip("-").isdigit() for p in parts[:2]):
+        raise TargetError(f'write a span as "i j LABEL", e.g. "3 5 PP", got {text.strip()!r}')
+    return [int(parts[0]), int(parts[1]), parts[2]]
+
+
 def _json(text: str) -> Any:
     try:
         return json.loads(text)
