@@ -24,12 +24,16 @@ from editor.cells import (
     parse_cells,
     text_from_cells,
 )
+from editor.controls_panel import ControlValues, build_panel
 from editor.render import edit_row, frame_row, message
 from editor.token_row import TokenRow
+from engine.controls import Control, constrain
 from engine.errors import EngineError
+from engine.guidance import Guidance, GuidanceOptions
 from engine.pipeline import MAX_BATCH, Candidate, Pipeline
 from engine.record import frame_view, run_record
 from engine.sampler import SampleOptions
+from engine.targets import targets_from_fields
 from engine.template import Template
 
 EXAMPLES = [
@@ -39,6 +43,8 @@ EXAMPLES = [
     "There is a cheap _ called _ _ near the river .",
     "_ _ _ _ _ _ _ _ _ _",
 ]
+DEFAULT_GUIDANCE = GuidanceOptions()
+NO_CONTROLS = ControlValues()
 MAX_FPS = 30  # frames are paced, never dropped, so every step is seen and no backlog builds
 PLOT_EVERY = 10  # replay redraws the three plots this often (they are heavier than the row)
 MODEL_CONCURRENCY = 2  # two cores: more simultaneous runs only share them
@@ -56,6 +62,8 @@ class Request(NamedTuple):
     options: SampleOptions
     seed: int
     keep: int  # how many ranked results to show (a `...` blank samples more rows than that)
+    controls: list[Control]
+    guide: Guidance | None
 
 
 def whole_number(value: object, name: str, low: int, high: int) -> int:
@@ -70,7 +78,19 @@ def whole_number(value: object, name: str, low: int, high: int) -> int:
 
 
 def checks_text(candidate: Candidate) -> str:
-    return " · ".join(("✓ " if ok else "✗ ") + name for name, ok in candidate.checks.items())
+    checks = [("✓ " if ok else "✗ ") + name for name, ok in candidate.checks.items()]
+    return " · ".join(checks + [f"{name} {score:.0%}" for name, score in candidate.control_scores.items()])
+
+
+def number(value: object, name: str, low: float, high: float) -> float:
+    """A control's value as a float in [low, high], or an EngineError naming the control."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise EngineError(f"{name} must be a number, got {value!r}") from None
+    if math.isnan(result) or not low <= result <= high:
+        raise EngineError(f"{name} must be a number from {low} to {high}, got {value!r}")
+    return result
 
 
 class Editor:
@@ -117,22 +137,35 @@ class Editor:
 
     # --- generating ----------------------------------------------------------------------
     def request(self, template: str | None, length: object, steps: object, samples: object,  # noqa: PLR0917
-                seed: object, record_latents: bool = True) -> Request:
+                seed: object, controls: ControlValues = NO_CONTROLS, record_latents: bool = True) -> Request:
         """The controls as the page or the API sent them, checked; EngineError names the bad one."""
         keep = whole_number(samples, "samples", 1, MAX_BATCH)
         templates = self.pipe.templates(template, whole_number(length, "length", 0, self.pipe.seq_len - 2) or None,
                                         keep)
         options = SampleOptions(steps=whole_number(steps, "steps", 1, self.pipe.model.config.T),
                                 record_latents=record_latents)
-        return Request(templates, options, whole_number(seed, "seed", 0, 2**63 - 1), keep)
+        seed = whole_number(seed, "seed", 0, 2**63 - 1)
+        semantic = controls.semantic if isinstance(controls.semantic, list | tuple) else [controls.semantic]
+        targets = targets_from_fields(controls.pos, controls.tree, controls.spans, [s for s in semantic if s])
+        if not targets:
+            return Request(templates, options, seed, keep, [], None)
+        weights = {k: number(v, f"{k} weight", 0, 100) for k, v in controls.weights().items()}
+        guidance = GuidanceOptions(strength=number(controls.strength, "guidance strength", 0, 10),
+                                   fluency=number(controls.fluency, "fluency", 0, 100))
+        chosen = self.pipe.controls([targets] * len(templates), weights)
+        templates = constrain(templates, chosen, self.pipe.seq_len)
+        return Request(templates, options, seed, keep, chosen, Guidance(chosen, guidance))
 
-    def generate(self, text: str, value: dict, length: int, steps: int, samples: int, seed: int):  # noqa: PLR0917
-        """Stream one row per denoising step, then the ranked results, plots and exports."""
+    def generate(self, text: str, value: dict, length: int, steps: int, samples: int, seed: int,  # noqa: PLR0917
+                 *controls):
+        """Stream one row per denoising step, then the ranked results, plots and exports.
+        `controls` are the guidance panel's values, in ControlValues order."""
         cells = self.set_text(text, value)[0]["cells"]
         try:
-            request = self.request(text_from_cells(cells) or None, length, steps, samples, seed)
+            request = self.request(text_from_cells(cells) or None, length, steps, samples, seed,
+                                   ControlValues(*controls))
             templates = request.templates
-            stream = self.pipe.stream(templates, request.options, request.seed)
+            stream = self.pipe.stream(templates, request.options, request.seed, request.guide)
         except EngineError as exc:
             yield (row_value(cells), message(str(exc)), *[gr.skip()] * 9)
             return
@@ -152,8 +185,10 @@ class Editor:
             yield ({"html": frame_row(view, list(templates[0].locked)), "cells": cells, "action": None},
                    "", *[gr.skip()] * 9)
         trajectory = self.pipe.collect(frames, templates, compute)
-        ranked = self.pipe.rank(trajectory, templates, keep=request.keep)
+        ranked = self.pipe.rank(trajectory, templates, keep=request.keep, controls=request.controls)
         record = run_record(trajectory, self.pipe.tokenizer, [c.row for c in ranked])
+        if request.guide:
+            record["classifier_passes"] = request.guide.classifier_passes
         state = {"record": record, "candidates": [c.to_dict() for c in ranked]}
         last = record["steps"] - 1
         table = [[i + 1, c.text, round(c.judge_ppl, 2) if c.judge_ppl else None, checks_text(c)]
@@ -167,8 +202,9 @@ class Editor:
 
     def summary(self, record: dict, ranked: list[Candidate], rows: int) -> str:
         ranking = "ranked by the fluency judge" if self.pipe.judge else "no fluency judge in this model folder"
+        guided = f" + {record['classifier_passes']} classifier passes" if record.get("classifier_passes") else ""
         return (f"best {len(ranked)} of {rows} samples, {record['steps']} steps, {record['network_passes']} network "
-                f"passes, {record['seconds']:.2f} s of model time; {ranking}")
+                f"passes{guided}, {record['seconds']:.2f} s of model time; {ranking}")
 
     def recorded_row(self, state: dict, step: int, cells: list[dict] | None = None) -> dict:
         """The best sample's row at one step of a stored run."""
@@ -209,17 +245,30 @@ class Editor:
                 else (gr.skip(),) * 3
             yield self.recorded_row(state, step, cells), step + 1, *figures
 
-    def write(self, text: str, length: int = 0, steps: int = 50, samples: int = 4, seed: int = 0) -> dict:
-        """API: ranked results for a template as JSON (no animation)."""
+    def write(self, text: str, length: int = 0, steps: int = 50, samples: int = 4, seed: int = 0,  # noqa: PLR0917
+              pos: str = "", tree: str = "", spans: str = "", semantic: list[str] | None = None,
+              strength: float = DEFAULT_GUIDANCE.strength, fluency: float = DEFAULT_GUIDANCE.fluency,
+              weights: dict[str, float] | None = None) -> dict:
+        """API: ranked results for a template as JSON (no animation). pos: tags separated by spaces;
+        tree: an exemplar sentence; spans: "i j LABEL; ..."; semantic: ["food=Italian", ...];
+        weights: {"pos": 1.0, ...} when combining controls."""
         try:
+            weight_values = [(weights or {}).get(kind, 1.0) for kind in ("pos", "tree", "spans", "semantic")]
+            controls = ControlValues(pos or "", tree or "", spans or "", tuple(semantic or ()), strength, fluency,
+                                     *weight_values)
             request = self.request(text if isinstance(text, str) and text.strip() else None, length, steps, samples,
-                                   seed, record_latents=False)
-            trajectory = self.pipe.sample(request.templates, request.options, request.seed)
+                                   seed, controls, record_latents=False)
+            trajectory = self.pipe.sample(request.templates, request.options, request.seed, request.guide)
         except EngineError as exc:
             return {"error": str(exc)}
-        ranked = self.pipe.rank(trajectory, request.templates, keep=request.keep)
-        return {"results": [c.to_dict() for c in ranked],
-                "seconds": round(trajectory.seconds, 3), "network_passes": trajectory.network_passes}
+        ranked = self.pipe.rank(trajectory, request.templates, keep=request.keep, controls=request.controls)
+        return {"results": [c.to_dict() for c in ranked], "seconds": round(trajectory.seconds, 3),
+                "network_passes": trajectory.network_passes,
+                "classifier_passes": request.guide.classifier_passes if request.guide else 0}
+
+
+def semantic_labels(pipe: Pipeline) -> list[str]:
+    return pipe.classifier("semantic").config.labels if "semantic" in pipe.control_kinds() else []
 
 
 def build_app(pipe: Pipeline) -> gr.Blocks:
@@ -248,6 +297,7 @@ def build_app(pipe: Pipeline) -> gr.Blocks:
                 steps = gr.Slider(10, 200, value=50, step=10, label="denoising steps", elem_id="steps")
                 samples = gr.Slider(1, 8, value=4, step=1, label="samples", elem_id="samples")
                 seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
+                panel = build_panel(pipe.control_kinds(), semantic_labels(pipe))
         gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], label="Examples")
         gr.Markdown("### Results")
         results = gr.Dataframe(headers=["#", "text", "judge ppl", "checks"], interactive=False, elem_id="results",
@@ -269,7 +319,7 @@ def build_app(pipe: Pipeline) -> gr.Blocks:
         row.cell_action(ed.cell_action, [row], [row, text, msg], api_name="cell_action", trigger_mode="always_last",
                         show_progress="hidden")
         run = generate_btn.click(
-            ed.generate, [text, row, length, steps, samples, seed],
+            ed.generate, [text, row, length, steps, samples, seed, *panel],
             [row, msg, results, state, step_slider, heat, proj, score, json_file, html_file, choice],
             api_name="generate", concurrency_limit=MODEL_CONCURRENCY, concurrency_id="model",
             show_progress="minimal")

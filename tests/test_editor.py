@@ -156,3 +156,43 @@ def test_blank_markers_never_become_locked_words():
 
 def test_use_result_words_become_locked_cells():
     assert cells_from_words(["a", "b"]) == [{"word": "a", "locked": True}, {"word": "b", "locked": True}]
+
+
+@pytest.fixture(scope="module")
+def guided_editor(control_model):
+    return Editor(Pipeline.load(control_model, bf16=False))
+
+
+def test_guided_generate_scores_controls_and_plots_their_belief(guided_editor):
+    text = "_ _ _ _ _"
+    panel = ("PROPN AUX DET NOUN PUNCT", "", "", ["food=Italian"], 0.2, 0.01, 1, 1, 1, 2)
+    outputs = list(guided_editor.generate(text, {"cells": cells_from_text(text)}, 0, 8, 2, 3, *panel))
+    final = outputs[-1]
+    assert "classifier passes" in final[1]
+    for row in final[2]:
+        assert len(row[1].split()) == 5 and "pos " in row[3] and "semantic " in row[3]
+    candidates = final[3]["candidates"]
+    assert set(candidates[0]["control_scores"]) == {"pos", "semantic"}
+    sample = final[3]["record"]["samples"][0]
+    assert sample["control_scores"]["pos"][0] is None and 0 < sample["control_scores"]["pos"][-1] <= 1
+    names = [trace.name for trace in final[7].data]
+    assert "pos: classifier belief" in names and "semantic: classifier belief" in names
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"pos": "PROPN AUX NUON"}, "parts of speech: unknown POS tag 'NUON'"),
+    ({"pos": "PROPN AUX NOUN", "length": 4}, "conflicting controls: pos asks for 3 words"),
+    ({"spans": "3 PP"}, 'spans: write a span as "i j LABEL"'),
+    ({"semantic": ["food=Thai"]}, "unknown value 'Thai' for food"),
+    ({"semantic": ["flavour=sweet"]}, "unknown field 'flavour'"),
+    ({"pos": "PROPN", "strength": -1}, "guidance strength must be a number from 0"),
+    ({"pos": "PROPN", "weights": {"pos": "x"}}, "pos weight must be a number"),
+])
+def test_bad_guidance_inputs_are_messages(guided_editor, kwargs, expected):
+    assert expected in guided_editor.write("_ _ _ _" if "length" not in kwargs else None, **kwargs)["error"]
+
+
+def test_guided_write_api_reports_classifier_passes(guided_editor):
+    out = guided_editor.write(None, steps=6, samples=2, tree="The Mill is a pub .", strength=0.1)
+    assert out["classifier_passes"] == 5 * 3 and all(len(r["words"]) == 6 for r in out["results"])
+    assert all("tree" in r["control_scores"] for r in out["results"])
