@@ -3,7 +3,9 @@
     python -m engine.bench --json
 
 Seconds per full-length sample (the model's sequence length, 64 positions) and network passes at
-200 and 50 steps, for 1 and for 16 samples in one batch, plus peak resident memory.
+200 and 50 steps, for 1 and for 16 samples in one batch, plus peak resident memory. With trained
+control classifiers in the model directory, also one guided sample per control (and POS with
+semantic content together) at the default guidance settings, with its denoiser and classifier passes.
 """
 
 from __future__ import annotations
@@ -17,10 +19,22 @@ import time
 
 import torch
 
+from engine.controls import constrain
 from engine.errors import EngineError
+from engine.guidance import Guidance
 from engine.pipeline import Pipeline
 from engine.sampler import SampleOptions
+from engine.targets import targets_from_fields
 from engine.template import free_template
+
+# one target per control for the guided timings (the cost does not depend on which target)
+GUIDED = {
+    "pos": {"pos": "DET PROPN AUX DET ADJ NOUN ADP DET NOUN PUNCT"},
+    "tree": {"tree": "The Mill is a cheap pub near the river ."},
+    "spans": {"spans": "4 6 PP"},
+    "semantic": {"semantic": ["food=Italian"]},
+    "pos+semantic": {"pos": "DET PROPN AUX DET ADJ NOUN ADP DET NOUN PUNCT", "semantic": ["food=Italian"]},
+}
 
 
 def measure(pipe: Pipeline, steps: int, batch: int, repeats: int) -> dict:
@@ -36,6 +50,21 @@ def measure(pipe: Pipeline, steps: int, batch: int, repeats: int) -> dict:
     return {"steps": steps, "batch": batch, "seconds_per_batch": round(best, 4),
             "seconds_per_sample": round(best / batch, 4), "network_passes": result.network_passes,
             "positions": pipe.seq_len}
+
+
+def measure_guided(pipe: Pipeline, name: str, fields: dict, steps: int, repeats: int) -> dict:
+    controls = pipe.controls([targets_from_fields(**fields)])
+    templates = constrain([free_template(pipe.seq_len)], controls, pipe.seq_len)
+    options = SampleOptions(steps=steps, record_latents=False)
+    times, guide = [], None
+    for r in range(repeats + 1):  # the first run warms up
+        guide = Guidance(controls)
+        start = time.perf_counter()
+        result = pipe.sampler.sample(templates, options, seed=r, guide=guide)
+        times.append(time.perf_counter() - start)
+    return {"controls": name, "steps": steps, "batch": 1, "seconds_per_sample": round(min(times[1:]), 4),
+            "denoiser_passes": result.network_passes + guide.denoiser_passes,
+            "classifier_passes": guide.classifier_passes, "positions": pipe.seq_len}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,8 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     runs = [measure(pipe, steps, batch, args.repeats) for steps in (200, 50) for batch in (1, 16)]
+    kinds = pipe.control_kinds()
+    guided = [measure_guided(pipe, name, fields, 50, args.repeats) for name, fields in GUIDED.items()
+              if all(kind in kinds for kind in name.split("+"))]
     report = {
         "runs": runs,
+        "guided": guided,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "dtype": "float32" if args.fp32 else "bfloat16",
         "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),

@@ -43,6 +43,8 @@ def encode_corpus(sentences: list[str], tokenizer: Tokenizer, seq_len: int,
 def read_pairs(path: Path, need_mr: bool = False) -> list[tuple[str, str]]:
     """(meaning representation, sentence) rows of an E2E CSV; a text file gives empty MRs."""
     path = Path(path)
+    if not path.is_file():
+        raise EngineError(f"data file not found: {path}")
     if path.suffix.lower() != ".csv":
         if need_mr:
             raise EngineError(f"{path}: semantic labels need a CSV with 'mr' and 'ref' columns")

@@ -230,19 +230,24 @@ def train(config: TrainConfig) -> dict:
     return record
 
 
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in fields(TrainConfig):
+def config_arguments(parser: argparse.ArgumentParser, config: type, required: tuple[str, ...],
+                     choices: dict[str, tuple] | None = None) -> None:
+    """One flag per field of a config dataclass (max_steps -> --max-steps); booleans get --x/--no-x."""
+    for f in fields(config):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
-        elif f.name in ("data", "out"):
-            parser.add_argument(flag, required=True)
+        elif f.name in required:
+            parser.add_argument(flag, required=True, choices=(choices or {}).get(f.name))
         else:
             kind = {"int": int, "float": float, "str": str}[f.type]
             parser.add_argument(flag, type=kind, default=f.default)
-    args = parser.parse_args(argv)
-    return TrainConfig(**vars(args))
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    config_arguments(parser, TrainConfig, required=("data", "out"))
+    return TrainConfig(**vars(parser.parse_args(argv)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ from engine.schedule import q_sample
 from engine.syntax import SPAN_LABELS, UPOS, constituent_spans, dependency_labels, parse
 from engine.targets import parse_mr
 from engine.tokenizer import Tokenizer, split_words
-from engine.train import learning_rate
+from engine.train import config_arguments, learning_rate
 
 SPAN_SAMPLES = (8, 16)  # per row and step: gold spans drawn, random (mostly NONE) pairs drawn
 
@@ -247,7 +247,7 @@ def train_control(config: ControlTrainConfig) -> ControlClassifier:
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         if valid is not None and (step % config.eval_every == 0 or step == config.max_steps):
             scores = {f"t={f}T": held_out_score(model, E, valid, f) for f in (0.1, 0.5, 0.9)}
-            bar.write(f"step {step}: loss {loss.item():.4f}, held-out p(truth) per claim {scores}")
+            bar.write(f"step {step}: loss {loss.item():.4f}, held-out p(truth) per claim {scores}", file=sys.stderr)
     bar.close()
     model.config.training = {"steps": step, "seconds": round(time.time() - start, 1), "sentences": len(data),
                              "held_out_p_truth": scores, "data": Path(config.data).name}
@@ -260,14 +260,7 @@ def train_control(config: ControlTrainConfig) -> ControlClassifier:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.train_control", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in fields(ControlTrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
-        elif f.name in ("kind", "model", "data"):
-            parser.add_argument(flag, required=True, choices=KINDS if f.name == "kind" else None)
-        else:
-            parser.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], default=f.default)
+    config_arguments(parser, ControlTrainConfig, required=("kind", "model", "data"), choices={"kind": KINDS})
     try:
         train_control(ControlTrainConfig(**vars(parser.parse_args(argv))))
     except (EngineError, ValueError) as exc:

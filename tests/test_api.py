@@ -74,6 +74,18 @@ def test_write_conflicting_controls_is_an_error(client):
     assert "conflicting controls" in out.get("error", ""), out
 
 
+def test_write_with_controls_scores_them(client):
+    out = client.predict("The Eagle is a _ _ _ .", 0, 30, 2, 1, pos="", tree="", spans="3 5 NP",
+                         semantic=["food=Italian"], strength=0.3, api_name="/write")
+    assert "error" not in out, out
+    assert out["classifier_passes"] == 29 * 3 * 2  # two steered controls, 3 steps at each of 29 steps
+    for result in out["results"]:
+        assert_keeps(result["words"], "The Eagle is a _ _ _ .")
+        assert set(result["control_scores"]) == {"spans", "semantic"}
+    bad = client.predict("_ _ _", pos="NOUN VERB", api_name="/write")
+    assert "conflicting controls: pos asks for 2 words" in bad["error"]
+
+
 def test_set_text_makes_cells(client):
     row, message = client.predict("The Eagle is a _ ... .", api_name="/set_text")
     assert message == ""

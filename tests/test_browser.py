@@ -213,6 +213,25 @@ def test_lock_cells_generate_stream_and_keep_locked_words(open_page):
     assert "4 samples, 50 steps" in page.locator("#message").inner_text()
 
 
+def test_guidance_panel_steers_and_scores_each_control(open_page):
+    page = open_page()
+    tags = "PROPN AUX DET ADJ NOUN ADP DET NOUN PUNCT"
+    page.locator("#ctl-pos textarea").fill(tags)
+    semantic = page.locator("#ctl-semantic input")
+    semantic.click()
+    semantic.fill("food=It")
+    page.locator("#ctl-semantic ul[role=listbox] li", has_text="food=Italian").first.click()
+    page.keyboard.press("Escape")
+    page.click("#generate")
+    rows = wait_results(page)
+    assert len(rows) == 4
+    for rank, text, _ppl, checks in (row[:4] for row in rows):
+        assert len(text.split()) == len(tags.split()), f"result #{rank} {text!r}: the tags fix the length"
+        assert "pos " in checks and "semantic " in checks, f"result #{rank}: checks say {checks!r}"
+    assert "classifier passes" in page.locator("#message").inner_text()
+    page.wait_for_function("() => document.querySelector('#scores').textContent.includes('pos: classifier belief')")
+
+
 def test_scrub_slider_shows_recorded_steps(open_page):
     page = open_page()
     type_template(page, EAGLE)

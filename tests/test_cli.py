@@ -1,6 +1,7 @@
 """The command-line tools: real subprocesses, so a traceback would show up in stderr."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,52 @@ def test_bench_prints_speed_and_memory(tiny_model):
 def test_train_cli_reports_bad_data(tmp_path):
     proc = run("engine.train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "data file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_times_guided_samples_when_classifiers_exist(control_model):
+    proc = run("engine.bench", "--model", str(control_model), "--repeats", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    guided = {g["controls"]: g for g in json.loads(proc.stdout)["guided"]}
+    assert set(guided) == {"pos", "tree", "spans", "semantic", "pos+semantic"}
+    assert guided["pos"]["denoiser_passes"] == 50 and guided["pos"]["classifier_passes"] == 49 * 3
+    assert guided["pos+semantic"]["classifier_passes"] == 2 * 49 * 3
+
+
+def test_evaluate_control_reports_success_fluency_cost_and_samples(control_model, tmp_path):
+    targets = tmp_path / "pos.jsonl"
+    targets.write_text('{"pos": ["PROPN", "AUX", "DET", "NOUN", "PUNCT"]}\n{"pos": ["PROPN", "VERB", "NOUN"]}\n'
+                       '{"pos": ["NOUN"]}\n')
+    args = ("engine.evaluate", "control", "--kind", "pos", "--targets", str(targets), "--n-targets", "2",
+            "--samples-per-target", "2", "--steps", "6", "--model", str(control_model), "--json")
+    guided, free = run(*args), run(*args, "--no-guidance")
+    assert guided.returncode == 0 and free.returncode == 0, guided.stderr + free.stderr
+    guided, free = json.loads(guided.stdout), json.loads(free.stdout)
+    for report in (guided, free):
+        assert set(report) >= {"success", "fluency_ppl", "seconds_per_sample", "passes_per_sample", "samples"}
+        assert 0 <= report["success"] <= 1 and report["fluency_ppl"] > 1 and len(report["samples"]) == 4
+    assert guided["samples"][0]["target"] == {"pos": ["PROPN", "AUX", "DET", "NOUN", "PUNCT"]}
+    assert [len(s["text"].split()) for s in guided["samples"]] == [5, 5, 3, 3]  # the tags fix the length
+    assert guided["classifier_passes_per_sample"] == 5 * 3 and guided["passes_per_sample"] == 6 + 15
+    assert free["classifier_passes_per_sample"] == 0 and free["passes_per_sample"] == 6
+
+
+def test_evaluate_control_names_the_bad_line(control_model, tmp_path):
+    targets = tmp_path / "semantic.jsonl"
+    targets.write_text('["food", ":", "Italian"]\n["food", ":", "Italian"\n')
+    proc = run("engine.evaluate", "control", "--kind", "semantic", "--targets", str(targets), "--model",
+               str(control_model))
+    assert proc.returncode == 2 and "line 2: not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_train_control_cli_saves_a_classifier_beside_the_model(tiny_model, labelled_csv, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    proc = run("engine.train_control", "--kind", "semantic", "--model", str(model), "--data", str(labelled_csv),
+               "--valid", str(labelled_csv), "--max-steps", "4", "--eval-every", "2", "--hidden", "16",
+               "--layers", "1", "--heads", "2", "--ffn", "32")
+    assert proc.returncode == 0, proc.stderr
+    assert "train semantic" in proc.stderr and "held-out p(truth)" in proc.stderr
+    config = json.loads((model / "control_semantic.json").read_text())
+    assert config["training"]["steps"] == 4 and "food=Italian" in config["labels"]
+    bad = run("engine.train_control", "--kind", "semantic", "--model", str(model), "--data", str(tmp_path / "no.csv"))
+    assert bad.returncode == 2 and "data file not found" in bad.stderr
