@@ -125,3 +125,12 @@ def test_train_control_cli_saves_a_classifier_beside_the_model(tiny_model, label
     assert config["training"]["steps"] == 4 and "food=Italian" in config["labels"]
     bad = run("engine.train_control", "--kind", "semantic", "--model", str(model), "--data", str(tmp_path / "no.csv"))
     assert bad.returncode == 2 and "data file not found" in bad.stderr
+
+
+def test_generate_with_controls_keeps_their_length_and_reports_errors(control_model):
+    proc = run("engine.generate", "--model", str(control_model), "--pos", "PROPN AUX DET NOUN PUNCT", "--semantic",
+               "food=Italian", "--samples", "2", "--candidates", "2", "--steps", "6", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [len(s["tokens"]) for s in json.loads(proc.stdout)["samples"]] == [5, 5]
+    bad = run("engine.generate", "--model", str(control_model), "--spans", "4 2 PP")
+    assert bad.returncode == 2 and "spans: span [4, 2] is out of range" in bad.stderr
