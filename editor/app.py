@@ -253,8 +253,10 @@ class Editor:
         tree: an exemplar sentence; spans: "i j LABEL; ..."; semantic: ["food=Italian", ...];
         weights: {"pos": 1.0, ...} when combining controls."""
         try:
+            if weights is not None and not isinstance(weights, dict):
+                raise EngineError(f'weights must be an object like {{"pos": 1.0}}, got {weights!r}')
             weight_values = [(weights or {}).get(kind, 1.0) for kind in ("pos", "tree", "spans", "semantic")]
-            controls = ControlValues(pos or "", tree or "", spans or "", tuple(semantic or ()), strength, fluency,
+            controls = ControlValues(pos or "", tree or "", spans or "", semantic or (), strength, fluency,
                                      *weight_values)
             request = self.request(text if isinstance(text, str) and text.strip() else None, length, steps, samples,
                                    seed, controls, record_latents=False)

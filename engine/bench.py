@@ -79,13 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.repeats < 1:
             raise EngineError(f"--repeats must be at least 1, got {args.repeats}")
         pipe = Pipeline.load(args.model, bf16=not args.fp32)
+        runs = [measure(pipe, steps, batch, args.repeats) for steps in (200, 50) for batch in (1, 16)]
+        kinds = pipe.control_kinds()
+        guided = [measure_guided(pipe, name, fields, 50, args.repeats) for name, fields in GUIDED.items()
+                  if all(kind in kinds for kind in name.split("+"))]
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    runs = [measure(pipe, steps, batch, args.repeats) for steps in (200, 50) for batch in (1, 16)]
-    kinds = pipe.control_kinds()
-    guided = [measure_guided(pipe, name, fields, 50, args.repeats) for name, fields in GUIDED.items()
-              if all(kind in kinds for kind in name.split("+"))]
     report = {
         "runs": runs,
         "guided": guided,

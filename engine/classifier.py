@@ -159,4 +159,4 @@ def load_classifier(directory: Path, kind: str) -> ControlClassifier:
         raise CheckpointError(f"{kind} classifier config {path} is malformed: {exc}") from exc
     model = ControlClassifier(config)
     load_weights(model, path.with_suffix(".safetensors"))
-    return model.eval()
+    return model.eval().requires_grad_(False)  # guidance differentiates the latent, never the weights

@@ -170,7 +170,7 @@ class SpanControl(ClassifierControl):
 
 class SemanticControl(ClassifierControl):
     """Field = value pairs of the E2E meaning representations (one or more per row). Oracle: the
-    value's words appear, in order, in the output (case-insensitive), as in Diffusion-LM; with
+    value's words appear, consecutively, in the output (case-insensitive), as in Diffusion-LM; with
     several, the fraction that do."""
 
     name = "semantic"

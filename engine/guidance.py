@@ -66,7 +66,7 @@ class Guidance:
         if not self.active:
             return step.x, {}
         t = torch.full((step.x.shape[0],), step.t, device=step.x.device)
-        read_t = t if options.reads == "x_t" else torch.zeros_like(t)
+        read_t = t if options.reads == "x_t" else torch.ones_like(t)  # x0_hat: the least noise trained on
         x = step.x.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adagrad([x], lr=options.strength)
         scores: dict[str, torch.Tensor] = {}
@@ -76,8 +76,7 @@ class Guidance:
                 total, each = self.log_prob(seen, read_t)
                 tether = ((x - step.mean) ** 2 / (2 * step.variance.clamp(min=1e-8))).flatten(1).sum(-1)
                 loss = (-total + options.fluency * tether).sum()
-                optimizer.zero_grad()
-                loss.backward()
+                (x.grad,) = torch.autograd.grad(loss, [x])  # only the latent's gradient, no weight gradients
                 optimizer.step()
                 scores = {c.name: (each[c.name].detach() / c.claims().clamp(min=1)).exp()
                           for c in self.controls}

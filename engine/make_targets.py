@@ -47,7 +47,8 @@ def make_targets(data: Path, out: Path, n: int, seed: int = 0) -> dict[str, int]
         attr = rng.choice(attrs)
         attr_tokens = [*attr.field.split(), ":", *attr.value.split()]
         pos = {"pos": list(tree.pos), "words_": words}
-        spans = sorted(s for s in constituent_spans(tree) if s[1] > s[0] and (s[0], s[1]) != (0, len(words) - 1))
+        whole = (0, len(words) - 1) if tree.pos[-1] != "PUNCT" else (0, len(words) - 2)
+        spans = sorted(s for s in constituent_spans(tree) if s[1] > s[0] and (s[0], s[1]) != whole)
         files["pos.jsonl"].append(json.dumps(pos, ensure_ascii=False))
         files["tree.txt"].append(" ".join(words))
         if spans:

@@ -50,7 +50,7 @@ def run_record(trajectory: Trajectory, tokenizer: Tokenizer, rows: list[int]) ->
                        for f in trajectory.frames],
             "projection": project_latents(trajectory, row),
             # per control, the classifier's per-claim probability of its target at each step (None
-            # before guidance first ran)
+            # before guidance first ran); END/PAD positions count as claims, so it starts high
             "control_scores": {name: [round(float(f.scores[name][row]), 4) if name in f.scores else None
                                       for f in trajectory.frames]
                                for name in trajectory.frames[-1].scores},

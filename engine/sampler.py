@@ -55,7 +55,8 @@ class Frame:
     tokens: torch.Tensor  # [B, L] the nearest word at each position (locked words as written)
     confidence: torch.Tensor  # [B, L] probability of that word under the model
     latents: torch.Tensor | None  # [B, L, D] x_t that the model read
-    # each control's log-probability of its target at that x_t, [B] per control (guided runs only)
+    # each control's classifier probability of its target per claim (geometric mean) at that x_t,
+    # [B] per control (guided runs only)
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property

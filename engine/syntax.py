@@ -11,7 +11,7 @@ either edge trimmed):
   NP    h is a noun, proper noun or pronoun: "a cheap restaurant near the river"; when h also has
         dependents to its right, the base NP from the subtree's left edge to h is an NP too:
         "a cheap restaurant"
-  S     h is a verb or auxiliary with a subject (nsubj, nsubjpass, csubj, expl), and the whole
+  S     h is a verb or auxiliary with a subject before it (nsubj, nsubjpass, csubj(pass), expl), and the whole
         sentence at its root: "it is popular"
   VP    h is a verb or auxiliary: its subtree after the subject when it has one ("is popular"),
         else the whole subtree ("located in the city centre")
@@ -59,9 +59,6 @@ class Parse:
             c_left, c_right = self.edges(c)
             left, right = min(left, c_left), max(right, c_right)
         return left, right
-
-    def to_dict(self) -> dict:
-        return {"words": list(self.words), "pos": list(self.pos), "heads": list(self.heads), "deps": list(self.deps)}
 
 
 @lru_cache(maxsize=1)
@@ -120,7 +117,7 @@ def constituent_spans(tree: Parse) -> set[tuple[int, int, str]]:
             if right > h:
                 add(left, h, "NP")
         elif pos in ("VERB", "AUX") and dep not in ("aux", "auxpass"):
-            subjects = [c for c in kids if tree.deps[c] in SUBJECTS]
+            subjects = [c for c in kids if tree.deps[c] in SUBJECTS and c < h]  # an inverted subject: no S rule
             marked = any(tree.deps[c] == "mark" and c == left for c in kids)
             relative = dep == "relcl" and tree.words[left].lower() in RELATIVE_PRONOUNS
             if marked or relative:

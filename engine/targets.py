@@ -95,10 +95,18 @@ def parse_mr(mr: str) -> list[SemanticTarget]:
             for m in re.finditer(r"([^,\[\]]+)\[([^\]]*)\]", mr)]
 
 
+def _words(words: Any) -> list[str]:
+    if words is None:
+        return []
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise TargetError('"words_" must be a list of words')
+    return words
+
+
 def pos_target(tags: list, words: list | None) -> PosTarget:
     if not isinstance(tags, list) or not all(isinstance(x, str) for x in tags):
         raise TargetError('"pos" must be a list of tags')
-    words = words if words is not None else []
+    words = _words(words)
     if words and len(words) != len(tags):
         raise TargetError(f'"pos" has {len(tags)} tags but "words_" has {len(words)} entries')
     keep = [i for i in range(len(tags)) if tags[i] not in NOT_WORDS and (not words or words[i] not in NOT_WORDS)]
@@ -112,12 +120,13 @@ def pos_target(tags: list, words: list | None) -> PosTarget:
 
 
 def span_target(spans: list, words: list | None) -> SpanTarget:
-    words = [w for w in (words or []) if w not in NOT_WORDS]
+    words = [w for w in _words(words) if w not in NOT_WORDS]
     if not isinstance(spans, list) or not spans:
         raise TargetError('"spans" must be a non-empty list of [i, j, label]')
     result = []
     for span in spans:
-        if (not isinstance(span, list) or len(span) != 3 or not all(isinstance(v, int) for v in span[:2])
+        if (not isinstance(span, list) or len(span) != 3
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in span[:2])
                 or not isinstance(span[2], str)):
             raise TargetError(f"a span must be [i, j, label] with integer positions, got {span!r}")
         i, j, label = span

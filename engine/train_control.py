@@ -175,7 +175,7 @@ def _dense_gold(data: ControlData, index: torch.Tensor) -> torch.Tensor:
 def noised_latents(E: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor, t: torch.Tensor, *, T: int,
                    generator: torch.Generator, hold: bool = True) -> torch.Tensor:
     """x_t of rows `ids` with START clean and, when `hold`, the positions a sampler holds clean
-    (a fixed length's END/PAD in half the rows, 30% of the words in a quarter of them)."""
+    (a fixed length's END/PAD in half the rows, 30% of all positions in a quarter of them)."""
     x0 = E[ids]
     x_t = q_sample(x0, t, torch.randn(x0.shape, generator=generator), T)
     B, L = ids.shape
