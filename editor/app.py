@@ -156,14 +156,18 @@ class Editor:
         templates = constrain(templates, chosen, self.pipe.seq_len)
         return Request(templates, options, seed, keep, chosen, Guidance(chosen, guidance))
 
-    def generate(self, text: str, value: dict, length: int, steps: int, samples: int, seed: int,  # noqa: PLR0917
-                 *controls):
-        """Stream one row per denoising step, then the ranked results, plots and exports.
-        `controls` are the guidance panel's values, in ControlValues order."""
+    def generate(self, text: str, value: dict, length: int, steps: int, samples: int, seed: int,  # noqa: PLR0913, PLR0917
+                 pos: str = "", tree: str = "", spans: str = "", semantic: list[str] | None = None,
+                 strength: float = DEFAULT_GUIDANCE.strength, fluency: float = DEFAULT_GUIDANCE.fluency,
+                 weight_pos: float = 1.0, weight_tree: float = 1.0, weight_spans: float = 1.0,
+                 weight_semantic: float = 1.0):
+        """Stream one row per denoising step, then the ranked results, plots and exports. The
+        arguments after `seed` are the guidance panel's (see ControlValues); empty ones ask nothing."""
         cells = self.set_text(text, value)[0]["cells"]
+        controls = ControlValues(pos or "", tree or "", spans or "", semantic or (), strength, fluency, weight_pos,
+                                 weight_tree, weight_spans, weight_semantic)
         try:
-            request = self.request(text_from_cells(cells) or None, length, steps, samples, seed,
-                                   ControlValues(*controls))
+            request = self.request(text_from_cells(cells) or None, length, steps, samples, seed, controls)
             templates = request.templates
             stream = self.pipe.stream(templates, request.options, request.seed, request.guide)
         except EngineError as exc:

@@ -38,11 +38,11 @@ class ControlValues(NamedTuple):
 def build_panel(kinds: list[str], semantic_labels: list[str]) -> list[gr.components.Component]:
     """The inputs, in ControlValues order; kinds without a trained classifier are hidden."""
     with gr.Accordion("Guidance: steer with classifiers", open=True):
-        pos = gr.Textbox(label="parts of speech (one Universal POS tag per word)", elem_id="ctl-pos",
+        pos = gr.Textbox("", label="parts of speech (one Universal POS tag per word)", elem_id="ctl-pos",
                          placeholder="PROPN AUX DET ADJ NOUN ADP DET NOUN PUNCT", visible="pos" in kinds)
-        tree = gr.Textbox(label="syntax: a sentence whose parse tree to follow", elem_id="ctl-tree",
+        tree = gr.Textbox("", label="syntax: a sentence whose parse tree to follow", elem_id="ctl-tree",
                           placeholder="The Mill is a pub near the river .", visible="tree" in kinds)
-        spans = gr.Textbox(label="constituents: i j LABEL, separated by ; (word positions from 0)",
+        spans = gr.Textbox("", label="constituents: i j LABEL, separated by ; (word positions from 0)",
                            elem_id="ctl-spans", placeholder="4 6 PP", visible="spans" in kinds)
         semantic = gr.Dropdown(choices=semantic_labels, multiselect=True, label="meaning: field = value",
                                elem_id="ctl-semantic", visible="semantic" in kinds)
