@@ -151,7 +151,7 @@ class Editor:
             return Request(templates, options, seed, keep, [], None)
         weights = {k: number(v, f"{k} weight", 0, 100) for k, v in controls.weights().items()}
         guidance = GuidanceOptions(strength=number(controls.strength, "guidance strength", 0, 10),
-                                   fluency=number(controls.fluency, "fluency", 0, 100))
+                                   fluency=number(controls.fluency, "fluency", 0, 100), reads=controls.reads)
         chosen = self.pipe.controls([targets] * len(templates), weights)
         templates = constrain(templates, chosen, self.pipe.seq_len)
         return Request(templates, options, seed, keep, chosen, Guidance(chosen, guidance))
@@ -160,12 +160,12 @@ class Editor:
                  pos: str = "", tree: str = "", spans: str = "", semantic: list[str] | None = None,
                  strength: float = DEFAULT_GUIDANCE.strength, fluency: float = DEFAULT_GUIDANCE.fluency,
                  weight_pos: float = 1.0, weight_tree: float = 1.0, weight_spans: float = 1.0,
-                 weight_semantic: float = 1.0):
+                 weight_semantic: float = 1.0, reads: str = DEFAULT_GUIDANCE.reads):
         """Stream one row per denoising step, then the ranked results, plots and exports. The
         arguments after `seed` are the guidance panel's (see ControlValues); empty ones ask nothing."""
         cells = self.set_text(text, value)[0]["cells"]
         controls = ControlValues(pos or "", tree or "", spans or "", semantic or (), strength, fluency, weight_pos,
-                                 weight_tree, weight_spans, weight_semantic)
+                                 weight_tree, weight_spans, weight_semantic, reads)
         try:
             request = self.request(text_from_cells(cells) or None, length, steps, samples, seed, controls)
             templates = request.templates
@@ -252,16 +252,16 @@ class Editor:
     def write(self, text: str, length: int = 0, steps: int = 50, samples: int = 4, seed: int = 0,  # noqa: PLR0917
               pos: str = "", tree: str = "", spans: str = "", semantic: list[str] | None = None,
               strength: float = DEFAULT_GUIDANCE.strength, fluency: float = DEFAULT_GUIDANCE.fluency,
-              weights: dict[str, float] | None = None) -> dict:
+              weights: dict[str, float] | None = None, reads: str = DEFAULT_GUIDANCE.reads) -> dict:
         """API: ranked results for a template as JSON (no animation). pos: tags separated by spaces;
         tree: an exemplar sentence; spans: "i j LABEL; ..."; semantic: ["food=Italian", ...];
-        weights: {"pos": 1.0, ...} when combining controls."""
+        weights: {"pos": 1.0, ...} when combining controls; reads: "x_t" or "x0_hat"."""
         try:
             if weights is not None and not isinstance(weights, dict):
                 raise EngineError(f'weights must be an object like {{"pos": 1.0}}, got {weights!r}')
             weight_values = [(weights or {}).get(kind, 1.0) for kind in ("pos", "tree", "spans", "semantic")]
             controls = ControlValues(pos or "", tree or "", spans or "", semantic or (), strength, fluency,
-                                     *weight_values)
+                                     *weight_values, reads)
             request = self.request(text if isinstance(text, str) and text.strip() else None, length, steps, samples,
                                    seed, controls, record_latents=False)
             trajectory = self.pipe.sample(request.templates, request.options, request.seed, request.guide)

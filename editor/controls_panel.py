@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import gradio as gr
 
-from engine.guidance import GuidanceOptions
+from engine.guidance import READS, GuidanceOptions
 
 STEERED_KINDS = ("pos", "tree", "spans", "semantic")
 DEFAULT = GuidanceOptions()
@@ -30,6 +30,7 @@ class ControlValues(NamedTuple):
     weight_tree: float = 1.0
     weight_spans: float = 1.0
     weight_semantic: float = 1.0
+    reads: str = DEFAULT.reads  # what the classifiers read: "x_t" (fast) or "x0_hat" (stronger, slower)
 
     def weights(self) -> dict[str, object]:
         return {kind: getattr(self, f"weight_{kind}") for kind in STEERED_KINDS}
@@ -50,7 +51,9 @@ def build_panel(kinds: list[str], semantic_labels: list[str]) -> list[gr.compone
                              elem_id="ctl-strength")
         fluency = gr.Slider(0, 1, value=DEFAULT.fluency, step=0.005,
                             label="fluency λ (keeps each step near the model's own proposal)", elem_id="ctl-fluency")
+        reads = gr.Radio(list(READS), value=DEFAULT.reads, elem_id="ctl-reads",
+                         label="classifiers read: x_t (fast) or the denoiser's estimate x0_hat (stronger, ~4x slower)")
         with gr.Accordion("weights when combining controls", open=False):
             weights = [gr.Slider(0, 5, value=1.0, step=0.1, label=kind, elem_id=f"ctl-weight-{kind}",
                                  visible=kind in kinds) for kind in STEERED_KINDS]
-    return [pos, tree, spans, semantic, strength, fluency, *weights]
+    return [pos, tree, spans, semantic, strength, fluency, *weights, reads]

@@ -196,3 +196,9 @@ def test_guided_write_api_reports_classifier_passes(guided_editor):
     out = guided_editor.write(None, steps=6, samples=2, tree="The Mill is a pub .", strength=0.1)
     assert out["classifier_passes"] == 5 * 3 and all(len(r["words"]) == 6 for r in out["results"])
     assert all("tree" in r["control_scores"] for r in out["results"])
+
+
+def test_classifiers_can_read_the_denoisers_estimate(guided_editor):
+    out = guided_editor.write(None, steps=5, samples=1, pos="PROPN AUX NOUN", reads="x0_hat")
+    assert out["classifier_passes"] == 4 * 3 and len(out["results"][0]["words"]) == 3
+    assert "guidance reads one of" in guided_editor.write(None, pos="PROPN", reads="x1")["error"]
