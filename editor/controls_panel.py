@@ -52,7 +52,7 @@ def build_panel(kinds: list[str], semantic_labels: list[str]) -> list[gr.compone
         fluency = gr.Slider(0, 1, value=DEFAULT.fluency, step=0.005,
                             label="fluency λ (keeps each step near the model's own proposal)", elem_id="ctl-fluency")
         reads = gr.Radio(list(READS), value=DEFAULT.reads, elem_id="ctl-reads",
-                         label="classifiers read: x_t (fast) or the denoiser's estimate x0_hat (stronger, ~2.5x slower)")
+                         label="classifiers read: x_t (fast) or the denoiser's x0_hat (stronger, ~2.5x slower)")
         with gr.Accordion("weights when combining controls", open=False):
             weights = [gr.Slider(0, 5, value=1.0, step=0.1, label=kind, elem_id=f"ctl-weight-{kind}",
                                  visible=kind in kinds) for kind in STEERED_KINDS]
