@@ -27,7 +27,7 @@ from editor.cells import (
 from editor.controls_panel import ControlValues, build_panel
 from editor.render import edit_row, frame_row, message
 from editor.token_row import TokenRow
-from engine.controls import Control, constrain
+from engine.controls import Control
 from engine.errors import EngineError
 from engine.guidance import Guidance, GuidanceOptions
 from engine.pipeline import MAX_BATCH, Candidate, Pipeline
@@ -152,8 +152,7 @@ class Editor:
         weights = {k: number(v, f"{k} weight", 0, 100) for k, v in controls.weights().items()}
         guidance = GuidanceOptions(strength=number(controls.strength, "guidance strength", 0, 10),
                                    fluency=number(controls.fluency, "fluency", 0, 100), reads=controls.reads)
-        chosen = self.pipe.controls([targets] * len(templates), weights)
-        templates = constrain(templates, chosen, self.pipe.seq_len)
+        templates, chosen = self.pipe.guided_templates(templates, targets, weights)
         return Request(templates, options, seed, keep, chosen, Guidance(chosen, guidance))
 
     def generate(self, text: str, value: dict, length: int, steps: int, samples: int, seed: int,  # noqa: PLR0913, PLR0917

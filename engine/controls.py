@@ -253,13 +253,17 @@ def build_controls(rows: Sequence[Sequence[Target]], classifier_for, weights: di
     return controls
 
 
-def constrain(templates: list[Template], controls: Sequence[Control], seq_len: int) -> list[Template]:
+def constrain(templates: list[Template], controls: Sequence[Control], seq_len: int,
+              drop_conflicts: bool = False) -> list[Template]:
     """Templates with the word counts the controls imply: a free row gets exactly that many free
-    words; a row whose template already fixes a different count is a conflict."""
-    result = list(templates)
+    words; a row whose template already fixes a different count is a conflict. With
+    `drop_conflicts` (rows that try several lengths for a `...` blank) such rows are left out
+    instead, and only a batch with no row left is an error."""
+    result: list[Template | None] = list(templates)
+    conflict = None
     for control in controls:
         for row, n in enumerate(control.lengths()):
-            if n is None:
+            if n is None or result[row] is None:
                 continue
             if n < 1 or n + 2 > seq_len:
                 raise TemplateError(f"{control.name} asks for {n} words: impossible, the model writes "
@@ -268,6 +272,12 @@ def constrain(templates: list[Template], controls: Sequence[Control], seq_len: i
             if current is None:
                 result[row] = length_template(n, seq_len)
             elif current != n:
-                raise TemplateError(f"conflicting controls: {control.name} asks for {n} words but the "
-                                    f"template (or another control) fixes {current}")
-    return result
+                conflict = (f"conflicting controls: {control.name} asks for {n} words but the template (or "
+                            f"another control) fixes {current}")
+                if not drop_conflicts:
+                    raise TemplateError(conflict)
+                result[row] = None
+    kept = [t for t in result if t is not None]
+    if not kept:
+        raise TemplateError(conflict or "no template to sample")
+    return kept

@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 
-from engine.controls import constrain
 from engine.errors import EngineError
 from engine.guidance import READS, Guidance, GuidanceOptions
 from engine.pipeline import Pipeline
@@ -57,8 +56,7 @@ def guided(pipe: Pipeline, args: argparse.Namespace, options: SampleOptions):
     """Samples steered by the controls asked for: the best `samples` of samples x candidates."""
     targets = targets_from_fields(args.pos, args.tree, args.spans, args.semantic)
     templates = pipe.templates(args.template, args.length, args.samples * max(1, args.candidates))
-    controls = pipe.controls([targets] * len(templates))
-    templates = constrain(templates, controls, pipe.seq_len)
+    templates, controls = pipe.guided_templates(templates, targets)
     guidance = GuidanceOptions(strength=args.strength, fluency=args.fluency, steps=args.guide_steps, reads=args.reads)
     result = pipe.sample(templates, options, args.seed, Guidance(controls, guidance))
     return [c.words for c in pipe.rank(result, templates, keep=args.samples, controls=controls)], result

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine.checkpoint import BUNDLED_MODEL, load_denoiser
 from engine.classifier import KINDS, ControlClassifier, classifier_path, load_classifier
-from engine.controls import Control, build_controls
+from engine.controls import Control, build_controls, constrain
 from engine.errors import CheckpointError, TemplateError
 from engine.judge import Judge
 from engine.metrics import has_repeated_trigram, locked_kept
@@ -122,6 +122,16 @@ class Pipeline:
     def controls(self, rows: Sequence[Sequence[Target]], weights: dict[str, float] | None = None) -> list[Control]:
         """Controls for a batch: `rows` holds each sample's targets (see engine.targets)."""
         return build_controls(rows, self.classifier, weights)
+
+    def guided_templates(self, templates: list[Template], targets: Sequence[Target],
+                         weights: dict[str, float] | None = None) -> tuple[list[Template], list[Control]]:
+        """The same targets for every row: the templates with the word counts the targets imply (rows of
+        a `...` blank whose length does not fit are left out) and the controls for those rows."""
+        controls = self.controls([targets] * len(templates), weights)
+        fitting = constrain(templates, controls, self.seq_len, drop_conflicts=len(set(templates)) > 1)
+        if len(fitting) != len(templates):
+            controls = self.controls([targets] * len(fitting), weights)
+        return fitting, controls
 
     def stream(self, templates: list[Template], options: SampleOptions | None = None,
                seed: int = 0, guide: Guide | None = None) -> Iterator[Frame]:

@@ -202,3 +202,13 @@ def test_classifiers_can_read_the_denoisers_estimate(guided_editor):
     out = guided_editor.write(None, steps=5, samples=1, pos="PROPN AUX NOUN", reads="x0_hat")
     assert out["classifier_passes"] == 4 * 3 and len(out["results"][0]["words"]) == 3
     assert "guidance reads one of" in guided_editor.write(None, pos="PROPN", reads="x1")["error"]
+
+
+def test_ellipsis_blank_keeps_the_lengths_that_fit_a_pos_target(guided_editor):
+    out = guided_editor.write("Blue Spice serves ... food .", steps=5, samples=2,
+                              pos="PROPN PROPN VERB ADJ CCONJ NOUN PUNCT")
+    assert "error" not in out, out
+    for result in out["results"]:
+        words = result["words"]
+        assert len(words) == 7 and words[:3] == ["Blue", "Spice", "serves"] and words[-2:] == ["food", "."]
+    assert "conflicting controls: pos asks for 3 words" in guided_editor.write("Blue Spice ... .", pos="X X X")["error"]
