@@ -19,7 +19,6 @@ import time
 
 import torch
 
-from engine.controls import constrain
 from engine.errors import EngineError
 from engine.guidance import Guidance, GuidanceOptions
 from engine.pipeline import Pipeline
@@ -27,14 +26,16 @@ from engine.sampler import SampleOptions
 from engine.targets import targets_from_fields
 from engine.template import free_template
 
-# one target per control for the guided timings (the cost does not depend on which target)
+# one target per control for the guided timings (the cost does not depend on which target), and
+# what the classifiers read
+POS_TAGS = "DET PROPN AUX DET ADJ NOUN ADP DET NOUN PUNCT"
 GUIDED = {
-    "pos": {"pos": "DET PROPN AUX DET ADJ NOUN ADP DET NOUN PUNCT"},
-    "tree": {"tree": "The Mill is a cheap pub near the river ."},
-    "spans": {"spans": "4 6 PP"},
-    "semantic": {"semantic": ["food=Italian"]},
-    "pos+semantic": {"pos": "DET PROPN AUX DET ADJ NOUN ADP DET NOUN PUNCT", "semantic": ["food=Italian"]},
-    "semantic, reads x0_hat": {"semantic": ["food=Italian"]},
+    "pos": ({"pos": POS_TAGS}, "x_t"),
+    "tree": ({"tree": "The Mill is a cheap pub near the river ."}, "x_t"),
+    "spans": ({"spans": "4 6 PP"}, "x_t"),
+    "semantic": ({"semantic": ["food=Italian"]}, "x_t"),
+    "pos+semantic": ({"pos": POS_TAGS, "semantic": ["food=Italian"]}, "x_t"),
+    "semantic, reads x0_hat": ({"semantic": ["food=Italian"]}, "x0_hat"),
 }
 
 
@@ -53,11 +54,10 @@ def measure(pipe: Pipeline, steps: int, batch: int, repeats: int) -> dict:
             "positions": pipe.seq_len}
 
 
-def measure_guided(pipe: Pipeline, name: str, fields: dict, steps: int, repeats: int) -> dict:
-    controls = pipe.controls([targets_from_fields(**fields)])
-    templates = constrain([free_template(pipe.seq_len)], controls, pipe.seq_len)
+def measure_guided(pipe: Pipeline, name: str, fields: dict, reads: str, steps: int, repeats: int) -> dict:  # noqa: PLR0917
+    templates, controls = pipe.guided_templates([free_template(pipe.seq_len)], targets_from_fields(**fields))
     options = SampleOptions(steps=steps, record_latents=False)
-    guidance = GuidanceOptions(reads="x0_hat" if "x0_hat" in name else "x_t")
+    guidance = GuidanceOptions(reads=reads)
     times, guide = [], None
     for r in range(repeats + 1):  # the first run warms up
         guide = Guidance(controls, guidance)
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         pipe = Pipeline.load(args.model, bf16=not args.fp32)
         runs = [measure(pipe, steps, batch, args.repeats) for steps in (200, 50) for batch in (1, 16)]
         kinds = pipe.control_kinds()
-        guided = [measure_guided(pipe, name, fields, 50, args.repeats) for name, fields in GUIDED.items()
-                  if all(kind in kinds for kind in fields)]
+        guided = [measure_guided(pipe, name, fields, reads, 50, args.repeats)
+                  for name, (fields, reads) in GUIDED.items() if all(kind in kinds for kind in fields)]
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

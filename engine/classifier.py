@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -124,6 +125,18 @@ class ControlClassifier(nn.Module):
         logits, claimed = self.value_logits(h), labels.values != IGNORE
         signed = torch.where(labels.values == 1, logits, -logits)
         return (F.logsigmoid(signed) * claimed).sum(-1)
+
+
+def position_targets(label_index: Callable[[str], int], per_word: Sequence[str], seq_len: int) -> list[int]:
+    """The pos/tree heads' layout, one entry per position: IGNORE at START, each word's label,
+    END, then PAD."""
+    ids = [label_index(name) for name in [*per_word, END_LABEL]]
+    return [IGNORE, *ids] + [label_index(PAD_LABEL)] * (seq_len - len(ids) - 1)
+
+
+def head_positions(heads: Sequence[int]) -> list[int]:
+    """Each word's head as a sequence position (word i sits at i + 1; the root points at START, 0)."""
+    return [0 if h == i else h + 1 for i, h in enumerate(heads)]
 
 
 def _categorical(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

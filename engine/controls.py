@@ -16,7 +16,7 @@ from typing import Protocol
 
 import torch
 
-from engine.classifier import END_LABEL, IGNORE, PAD_LABEL, ControlClassifier, Labels
+from engine.classifier import IGNORE, ControlClassifier, Labels, head_positions, position_targets
 from engine.errors import TemplateError
 from engine.syntax import attachment_f1, constituent_spans, parse
 from engine.targets import LengthTarget, PosTarget, SemanticTarget, SpanTarget, Target, TargetError, TreeTarget
@@ -91,8 +91,7 @@ class ClassifierControl:
             if len(names) + 2 > self.seq_len:
                 raise TemplateError(f"a {self.name} target of {len(names)} words is impossible: the model "
                                     f"writes at most {self.seq_len - 2}")
-            ids = [self.label_index(n) for n in [*names, END_LABEL]]
-            rows.append([IGNORE, *ids] + [self.label_index(PAD_LABEL)] * (self.seq_len - len(ids) - 1))
+            rows.append(position_targets(self.label_index, names, self.seq_len))
         return torch.tensor(rows)
 
 
@@ -131,8 +130,7 @@ class TreeControl(ClassifierControl):
         heads = torch.full_like(tags, IGNORE)
         for row, target in enumerate(self.targets):
             if target:
-                tree = target.tree.heads
-                heads[row, 1:len(tree) + 1] = torch.tensor([0 if h == i else h + 1 for i, h in enumerate(tree)])
+                heads[row, 1:len(target.tree) + 1] = torch.tensor(head_positions(target.tree.heads))
         return Labels(tags=tags, heads=heads)
 
     def lengths(self) -> list[int | None]:

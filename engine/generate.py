@@ -66,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         pipe = Pipeline.load(args.model)
-        templates = pipe.templates(args.template, args.length, args.samples)
         options = SampleOptions(steps=args.steps, clamp=not args.no_clamp, temperature=args.temperature,
                                 noise_scale=args.noise_scale, record_latents=False)
         if args.pos or args.tree or args.spans or args.semantic:
@@ -75,9 +74,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.candidates != 1:
                 raise EngineError("--candidates does not combine with '...': a '...' blank is already "
                                   "sampled at several lengths and ranked by the fluency judge")
+            templates = pipe.templates(args.template, args.length, args.samples)
             result = pipe.sample(templates, options, args.seed)
             words = [c.words for c in pipe.rank(result, templates, keep=args.samples)]
         else:
+            templates = pipe.templates(args.template, args.length, args.samples)
             best, result = pipe.best_of(templates, args.candidates, options, args.seed)
             words = [result.words[j] for j in best]
     except EngineError as exc:

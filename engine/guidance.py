@@ -69,7 +69,6 @@ class Guidance:
         read_t = t if options.reads == "x_t" else torch.ones_like(t)  # x0_hat: the least noise trained on
         x = step.x.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adagrad([x], lr=options.strength)
-        scores: dict[str, torch.Tensor] = {}
         with torch.enable_grad():
             for _ in range(options.steps):
                 seen = x if options.reads == "x_t" else step.estimate(x)
@@ -78,8 +77,7 @@ class Guidance:
                 loss = (-total + options.fluency * tether).sum()
                 (x.grad,) = torch.autograd.grad(loss, [x])  # only the latent's gradient, no weight gradients
                 optimizer.step()
-                scores = {c.name: (each[c.name].detach() / c.claims().clamp(min=1)).exp()
-                          for c in self.controls}
                 self.classifier_passes += len(self.controls)
                 self.denoiser_passes += options.reads == "x0_hat"
+        scores = {c.name: (each[c.name].detach() / c.claims().clamp(min=1)).exp() for c in self.controls}
         return x.detach(), scores

@@ -29,6 +29,8 @@ from engine.classifier import (
     ClassifierConfig,
     ControlClassifier,
     Labels,
+    head_positions,
+    position_targets,
     save_classifier,
 )
 from engine.data import read_pairs
@@ -95,13 +97,6 @@ def label_names(kind: str, pairs: list[tuple[str, str]]) -> list[str]:
     return sorted({target.label for mr, _ in pairs for target in parse_mr(mr)})
 
 
-def position_tags(labels: list[str], per_word: list[str], seq_len: int) -> list[int]:
-    """IGNORE at START, each word's label, END, then PAD: one entry per position."""
-    index = {name: i for i, name in enumerate(labels)}
-    rest = seq_len - len(per_word) - 2
-    return [IGNORE, *(index[x] for x in per_word), index[END_LABEL]] + [index[PAD_LABEL]] * rest
-
-
 def build_data(kind: str, pairs: list[tuple[str, str]], tokenizer: Tokenizer, seq_len: int,
                labels: list[str]) -> ControlData:
     """Encode the sentences that fit, with the labels of `kind` for each."""
@@ -109,8 +104,7 @@ def build_data(kind: str, pairs: list[tuple[str, str]], tokenizer: Tokenizer, se
     rows = [(mr, words) for mr, words in rows if len(words) + 2 <= seq_len]
     if not rows:
         raise EngineError(f"no sentence fits in {seq_len} positions")
-    ids = torch.tensor([tokenizer.encode_words(["START", *w, "END"]) + [0] * (seq_len - len(w) - 2)
-                        for _, w in rows])
+    ids = torch.tensor([tokenizer.encode(" ".join(w), seq_len, str.split) for _, w in rows])
     data = ControlData(ids=ids, lengths=torch.tensor([len(w) for _, w in rows]))
     if kind == "semantic":
         index = {name: i for i, name in enumerate(labels)}
@@ -121,13 +115,14 @@ def build_data(kind: str, pairs: list[tuple[str, str]], tokenizer: Tokenizer, se
                     data.values[r, index[target.label]] = 1.0
         return data
     trees = parse([w for _, w in rows])
+    label_index = {name: i for i, name in enumerate(labels)}.__getitem__
     if kind == "pos":
-        data.tags = torch.tensor([position_tags(labels, list(tree.pos), seq_len) for tree in trees])
+        data.tags = torch.tensor([position_targets(label_index, tree.pos, seq_len) for tree in trees])
     elif kind == "tree":
-        data.tags = torch.tensor([position_tags(labels, list(tree.deps), seq_len) for tree in trees])
+        data.tags = torch.tensor([position_targets(label_index, tree.deps, seq_len) for tree in trees])
         data.heads = torch.full((len(rows), seq_len), IGNORE)
         for r, tree in enumerate(trees):
-            data.heads[r, 1:len(tree) + 1] = torch.tensor([0 if h == i else h + 1 for i, h in enumerate(tree.heads)])
+            data.heads[r, 1:len(tree) + 1] = torch.tensor(head_positions(tree.heads))
     else:
         span_sets = [sorted(constituent_spans(tree)) for tree in trees]
         width = max(len(s) for s in span_sets)
