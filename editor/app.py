@@ -27,14 +27,14 @@ from editor.cells import (
 from editor.controls_panel import ControlValues, build_panel
 from editor.render import edit_row, frame_row, message
 from editor.token_row import TokenRow
-from engine.controls import Control
+from engine.controls.base import Control
+from engine.controls.guidance import Guidance, GuidanceOptions
+from engine.controls.targets import targets_from_fields
+from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError
-from engine.guidance import Guidance, GuidanceOptions
 from engine.pipeline import MAX_BATCH, Candidate, Pipeline
-from engine.record import frame_view, run_record
-from engine.sampler import SampleOptions
-from engine.targets import targets_from_fields
-from engine.template import Template
+from engine.text.template import Template
+from engine.views import frame_view, run_record
 
 EXAMPLES = [
     "The Eagle is a _ _ coffee shop near _ _ .",

@@ -8,8 +8,8 @@ without a browser.
 
 from __future__ import annotations
 
-from engine.template import BLANK, ELLIPSIS
-from engine.tokenizer import split_words
+from engine.text.template import BLANK, ELLIPSIS
+from engine.text.tokenizer import split_words
 
 Cell = dict  # {"word": str, "locked": bool}
 

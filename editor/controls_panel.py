@@ -2,7 +2,7 @@
 
 The page sends plain values (text, a list of field=value labels, numbers); `ControlValues` holds
 them in one order, and `build_panel` makes the inputs in that order. Turning them into targets
-and controls is the engine's job (engine.targets, Pipeline.controls).
+and controls is the engine's job (engine.controls.targets, Pipeline.controls).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import gradio as gr
 
-from engine.guidance import READS, GuidanceOptions
+from engine.controls.guidance import READS, GuidanceOptions
 
 STEERED_KINDS = ("pos", "tree", "spans", "semantic")
 DEFAULT = GuidanceOptions()

@@ -1,4 +1,4 @@
-"""Plotly figures of one run, built from engine.record's plain data (no tensors here)."""
+"""Plotly figures of one run, built from engine.views's plain data (no tensors here)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from editor.cells import Cell
-from engine.template import ELLIPSIS
+from engine.text.template import ELLIPSIS
 
 SPECIAL = {"START", "END", "PAD", "UNK"}
 LOCK_SVG = ('<svg class="lock" viewBox="0 0 16 16" width="11" height="11" aria-hidden="true">'

@@ -19,12 +19,12 @@ import time
 
 import torch
 
+from engine.controls.guidance import Guidance, GuidanceOptions
+from engine.controls.targets import targets_from_fields
+from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError
-from engine.guidance import Guidance, GuidanceOptions
 from engine.pipeline import Pipeline
-from engine.sampler import SampleOptions
-from engine.targets import targets_from_fields
-from engine.template import free_template
+from engine.text.template import free_template
 
 # one target per control for the guided timings (the cost does not depend on which target), and
 # what the classifiers read

@@ -15,15 +15,15 @@ import json
 import sys
 from pathlib import Path
 
-from engine.control_eval import add_parser as add_control_parser
-from engine.control_eval import evaluate_control
-from engine.data import read_sentences
+from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError
-from engine.metrics import copied_fraction, distinct_n, locked_kept, well_formed
 from engine.pipeline import Pipeline
-from engine.sampler import SampleOptions
-from engine.template import Template, free_template, template_from_ids
-from engine.tokenizer import split_words
+from engine.scoring.control_eval import add_parser as add_control_parser
+from engine.scoring.control_eval import evaluate_control
+from engine.scoring.metrics import copied_fraction, distinct_n, locked_kept, well_formed
+from engine.text.data import read_sentences
+from engine.text.template import Template, free_template, template_from_ids
+from engine.text.tokenizer import split_words
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "e2e"
 

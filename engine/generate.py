@@ -16,12 +16,12 @@ import argparse
 import json
 import sys
 
+from engine.controls.guidance import READS, Guidance, GuidanceOptions
+from engine.controls.targets import targets_from_fields
+from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError
-from engine.guidance import READS, Guidance, GuidanceOptions
 from engine.pipeline import Pipeline
-from engine.sampler import SampleOptions
-from engine.targets import targets_from_fields
-from engine.template import has_ellipsis
+from engine.text.template import has_ellipsis
 
 GUIDANCE = GuidanceOptions()
 

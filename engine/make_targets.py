@@ -1,4 +1,4 @@
-"""Write control target files (the formats `engine.targets` reads) from an E2E CSV.
+"""Write control target files (the formats `engine.controls.targets` reads) from an E2E CSV.
 
     python -m engine.make_targets --data ../shared/data/e2e/valid.csv --out docs/targets --n 100
 
@@ -18,11 +18,11 @@ import random
 import sys
 from pathlib import Path
 
-from engine.data import read_pairs
+from engine.controls.targets import parse_mr
 from engine.errors import EngineError
-from engine.syntax import constituent_spans, parse
-from engine.targets import parse_mr
-from engine.tokenizer import split_words
+from engine.text.data import read_pairs
+from engine.text.syntax import constituent_spans, parse
+from engine.text.tokenizer import split_words
 
 UNJUDGEABLE_FIELDS = ("familyFriendly",)
 

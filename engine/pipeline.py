@@ -11,16 +11,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.checkpoint import BUNDLED_MODEL, load_denoiser
-from engine.classifier import KINDS, ControlClassifier, classifier_path, load_classifier
-from engine.controls import Control, build_controls, constrain
+from engine.controls.base import Control, build_controls, constrain
+from engine.controls.classifier import KINDS, ControlClassifier, classifier_path, load_classifier
+from engine.controls.targets import Target
+from engine.diffusion.checkpoint import BUNDLED_MODEL, load_denoiser
+from engine.diffusion.model import Denoiser
+from engine.diffusion.sampler import Frame, Guide, SampleOptions, Sampler, Trajectory
 from engine.errors import CheckpointError, TemplateError
-from engine.judge import Judge
-from engine.metrics import has_repeated_trigram, locked_kept
-from engine.model import Denoiser
-from engine.sampler import Frame, Guide, SampleOptions, Sampler, Trajectory
-from engine.targets import Target
-from engine.template import (
+from engine.scoring.judge import Judge
+from engine.scoring.metrics import has_repeated_trigram, locked_kept
+from engine.text.template import (
     Template,
     expand_ellipsis,
     fixed_length,
@@ -29,7 +29,7 @@ from engine.template import (
     length_template,
     parse_template,
 )
-from engine.tokenizer import Tokenizer
+from engine.text.tokenizer import Tokenizer
 
 ELLIPSIS_LENGTHS = (1, 2, 3, 4, 5, 6, 8)  # words tried for each `...` blank
 MAX_BATCH = 32
@@ -120,7 +120,7 @@ class Pipeline:
         return self.classifiers[kind]
 
     def controls(self, rows: Sequence[Sequence[Target]], weights: dict[str, float] | None = None) -> list[Control]:
-        """Controls for a batch: `rows` holds each sample's targets (see engine.targets)."""
+        """Controls for a batch: `rows` holds each sample's targets (see engine.controls.targets)."""
         return build_controls(rows, self.classifier, weights)
 
     def guided_templates(self, templates: list[Template], targets: Sequence[Target],

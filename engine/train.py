@@ -22,13 +22,13 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from engine.checkpoint import load_train_state, load_weights, save_denoiser, save_train_state
-from engine.data import encode_corpus, read_sentences
+from engine.diffusion.checkpoint import load_train_state, load_weights, save_denoiser, save_train_state
+from engine.diffusion.losses import diffusion_loss
+from engine.diffusion.model import Denoiser, DenoiserConfig
 from engine.errors import EngineError
-from engine.judge import JudgeConfig, build_judge, judge_loss, save_judge
-from engine.losses import diffusion_loss
-from engine.model import Denoiser, DenoiserConfig
-from engine.tokenizer import Tokenizer, split_words
+from engine.scoring.judge import JudgeConfig, build_judge, judge_loss, save_judge
+from engine.text.data import encode_corpus, read_sentences
+from engine.text.tokenizer import Tokenizer, split_words
 
 
 @dataclass

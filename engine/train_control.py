@@ -19,8 +19,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from engine.checkpoint import load_denoiser
-from engine.classifier import (
+from engine.controls.classifier import (
     END_LABEL,
     IGNORE,
     KINDS,
@@ -33,12 +32,13 @@ from engine.classifier import (
     position_targets,
     save_classifier,
 )
-from engine.data import read_pairs
+from engine.controls.targets import parse_mr
+from engine.diffusion.checkpoint import load_denoiser
+from engine.diffusion.schedule import q_sample
 from engine.errors import EngineError
-from engine.schedule import q_sample
-from engine.syntax import SPAN_LABELS, UPOS, constituent_spans, dependency_labels, parse
-from engine.targets import parse_mr
-from engine.tokenizer import Tokenizer, split_words
+from engine.text.data import read_pairs
+from engine.text.syntax import SPAN_LABELS, UPOS, constituent_spans, dependency_labels, parse
+from engine.text.tokenizer import Tokenizer, split_words
 from engine.train import config_arguments, learning_rate
 
 SPAN_SAMPLES = (8, 16)  # per row and step: gold spans drawn, random (mostly NONE) pairs drawn

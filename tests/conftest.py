@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.classifier import KINDS as CONTROL_KINDS
+from engine.controls.classifier import KINDS as CONTROL_KINDS
 from engine.train import TrainConfig, train
 from engine.train_control import ControlTrainConfig, train_control
 

@@ -5,14 +5,10 @@ import json
 import pytest
 import torch
 
-from engine.classifier import load_classifier
-from engine.controls import LengthControl, constrain, mentions
-from engine.errors import TemplateError
-from engine.guidance import Guidance, GuidanceOptions
-from engine.pipeline import Pipeline
-from engine.sampler import GuideStep, SampleOptions
-from engine.syntax import Parse, attachment_f1, constituent_spans, parse
-from engine.targets import (
+from engine.controls.base import LengthControl, constrain, mentions
+from engine.controls.classifier import load_classifier
+from engine.controls.guidance import Guidance, GuidanceOptions
+from engine.controls.targets import (
     LengthTarget,
     PosTarget,
     SemanticTarget,
@@ -22,7 +18,11 @@ from engine.targets import (
     read_targets,
     tree_target,
 )
-from engine.template import free_template, length_template, parse_template
+from engine.diffusion.sampler import GuideStep, SampleOptions
+from engine.errors import TemplateError
+from engine.pipeline import Pipeline
+from engine.text.syntax import Parse, attachment_f1, constituent_spans, parse
+from engine.text.template import free_template, length_template, parse_template
 
 
 def hand_parse(rows: str) -> Parse:

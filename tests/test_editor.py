@@ -8,9 +8,9 @@ from editor import plots
 from editor.app import Editor
 from editor.cells import CellActionError, apply_action, cells_from_text, cells_from_words, text_from_cells
 from editor.render import edit_row, frame_row
+from engine.diffusion.sampler import SampleOptions
 from engine.pipeline import Pipeline
-from engine.record import run_record
-from engine.sampler import SampleOptions
+from engine.views import run_record
 
 
 def test_cells_round_trip_text_blanks_and_ellipsis():

@@ -1,6 +1,6 @@
-from engine.metrics import copied_fraction, distinct_n, has_repeated_trigram, locked_kept, well_formed
-from engine.template import template_from_ids
-from engine.tokenizer import Tokenizer
+from engine.scoring.metrics import copied_fraction, distinct_n, has_repeated_trigram, locked_kept, well_formed
+from engine.text.template import template_from_ids
+from engine.text.tokenizer import Tokenizer
 
 TOK = Tokenizer.build(["a b c d e"])
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.guidance import Guidance, GuidanceOptions
+from engine.controls.guidance import Guidance, GuidanceOptions
+from engine.controls.targets import targets_from_fields
+from engine.diffusion.sampler import SampleOptions
 from engine.pipeline import Pipeline
-from engine.sampler import SampleOptions
-from engine.targets import targets_from_fields
 
 PINNED = json.loads((Path(__file__).parent / "pinned_texts.json").read_text(encoding="utf-8"))
 

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from engine.checkpoint import load_denoiser, save_denoiser
+from engine.diffusion.checkpoint import load_denoiser, save_denoiser
+from engine.diffusion.sampler import SampleOptions
 from engine.errors import CheckpointError, EngineError, TemplateError
 from engine.pipeline import Pipeline
-from engine.sampler import SampleOptions
-from engine.template import free_template, length_template, parse_template
+from engine.text.template import free_template, length_template, parse_template
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 import torch
 
-from engine.schedule import alpha_bar, posterior, q_sample, strided_timesteps
+from engine.diffusion.schedule import alpha_bar, posterior, q_sample, strided_timesteps
 
 
 def test_alpha_bar_is_the_sqrt_schedule_and_strictly_decreasing():

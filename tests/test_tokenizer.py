@@ -1,7 +1,7 @@
 import pytest
 
 from engine.errors import CheckpointError, TemplateError
-from engine.tokenizer import Tokenizer, split_words
+from engine.text.tokenizer import Tokenizer, split_words
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoint import load_denoiser
-from engine.data import encode_corpus, read_sentences
+from engine.diffusion.checkpoint import load_denoiser
+from engine.diffusion.losses import diffusion_loss
+from engine.diffusion.model import Denoiser, DenoiserConfig
 from engine.errors import EngineError
-from engine.losses import diffusion_loss
-from engine.model import Denoiser, DenoiserConfig
-from engine.tokenizer import Tokenizer
+from engine.text.data import encode_corpus, read_sentences
+from engine.text.tokenizer import Tokenizer
 from engine.train import TrainConfig, train
 from tests.conftest import TINY, corpus
 

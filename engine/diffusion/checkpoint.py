@@ -18,11 +18,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from engine.diffusion.model import Denoiser, DenoiserConfig
 from engine.errors import CheckpointError
-from engine.model import Denoiser, DenoiserConfig
-from engine.tokenizer import Tokenizer
+from engine.text.tokenizer import Tokenizer
 
-BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "model"
+BUNDLED_MODEL = Path(__file__).resolve().parents[2] / "assets" / "model"
 
 
 def save_denoiser(directory: Path, model: Denoiser, tokenizer: Tokenizer, record: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.errors import TemplateError
-from engine.tokenizer import Tokenizer, split_words
+from engine.text.tokenizer import Tokenizer, split_words
 
 BLANK = "_"
 ELLIPSIS = "..."  # a blank of unknown length: the pipeline tries several

@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.checkpoint import atomic_write, load_weights, read_json, save_weights
+from engine.diffusion.checkpoint import atomic_write, load_weights, read_json, save_weights
+from engine.diffusion.model import bert_encoder, timestep_features
 from engine.errors import CheckpointError
-from engine.model import bert_encoder, timestep_features
 
 KINDS = ("pos", "tree", "spans", "semantic")
 PAD_LABEL, END_LABEL, NONE_LABEL = "PAD", "END", "NONE"  # position labels after the words; "no constituent"

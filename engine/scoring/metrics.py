@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.template import Template
-from engine.tokenizer import UNK, Tokenizer
+from engine.text.template import Template
+from engine.text.tokenizer import UNK, Tokenizer
 
 
 def has_repeated_trigram(words: list[str]) -> bool:

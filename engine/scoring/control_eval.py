@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 from statistics import mean
 
-from engine.controls import constrain
+from engine.controls.base import constrain
+from engine.controls.guidance import READS, Guidance, GuidanceOptions
+from engine.controls.targets import TARGET_KINDS, read_targets
+from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError
-from engine.guidance import READS, Guidance, GuidanceOptions
 from engine.pipeline import Pipeline
-from engine.sampler import SampleOptions
-from engine.targets import TARGET_KINDS, read_targets
-from engine.template import free_template
+from engine.text.template import free_template
 
 DEFAULTS = GuidanceOptions()
 
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
     c = sub.add_parser("control", help="success, fluency and cost of the controls",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("--kind", required=True, choices=TARGET_KINDS)
-    c.add_argument("--targets", required=True, help="target file in the format of the kind (see engine.targets)")
+    c.add_argument("--targets", required=True, help="target file in the format of the kind (see engine.controls.targets)")
     c.add_argument("--n-targets", type=int, default=50, help="use the first K targets of the file")
     c.add_argument("--samples-per-target", type=int, default=1)
     c.add_argument("--no-guidance", action="store_true", help="free samples, no control at all (chance level)")

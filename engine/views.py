@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from engine.sampler import Frame, Trajectory
-from engine.tokenizer import Tokenizer
+from engine.diffusion.sampler import Frame, Trajectory
+from engine.text.tokenizer import Tokenizer
 
 
 def frame_view(frame: Frame, tokenizer: Tokenizer, row: int, steps: int) -> dict:

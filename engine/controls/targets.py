@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.syntax import SPAN_LABELS, UPOS, Parse, parse
-from engine.tokenizer import split_words
+from engine.text.syntax import SPAN_LABELS, UPOS, Parse, parse
+from engine.text.tokenizer import split_words
 
 TARGET_KINDS = ("pos", "tree", "spans", "semantic", "length", "compose")
 E2E_FIELDS = ("name", "eatType", "food", "priceRange", "customer rating", "area", "familyFriendly", "near")

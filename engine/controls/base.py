@@ -16,11 +16,11 @@ from typing import Protocol
 
 import torch
 
-from engine.classifier import IGNORE, ControlClassifier, Labels, head_positions, position_targets
+from engine.controls.classifier import IGNORE, ControlClassifier, Labels, head_positions, position_targets
+from engine.controls.targets import LengthTarget, PosTarget, SemanticTarget, SpanTarget, Target, TargetError, TreeTarget
 from engine.errors import TemplateError
-from engine.syntax import attachment_f1, constituent_spans, parse
-from engine.targets import LengthTarget, PosTarget, SemanticTarget, SpanTarget, Target, TargetError, TreeTarget
-from engine.template import Template, fixed_length, length_template
+from engine.text.syntax import attachment_f1, constituent_spans, parse
+from engine.text.template import Template, fixed_length, length_template
 
 
 class Control(Protocol):

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from engine.checkpoint import atomic_write, load_weights, read_json, save_weights
+from engine.diffusion.checkpoint import atomic_write, load_weights, read_json, save_weights
 from engine.errors import CheckpointError
-from engine.tokenizer import Tokenizer
+from engine.text.tokenizer import Tokenizer
 
 
 @dataclass

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from engine.model import Denoiser
-from engine.schedule import alpha_bar, q_sample
+from engine.diffusion.model import Denoiser
+from engine.diffusion.schedule import alpha_bar, q_sample
 
 
 def diffusion_loss(

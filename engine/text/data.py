@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from engine.errors import EngineError
-from engine.tokenizer import Tokenizer, split_words
+from engine.text.tokenizer import Tokenizer, split_words
 
 
 def read_sentences(path: Path) -> list[str]:

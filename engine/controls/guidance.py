@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.controls import Control
+from engine.controls.base import Control
+from engine.diffusion.sampler import GuideStep
 from engine.errors import EngineError
-from engine.sampler import GuideStep
 
 READS = ("x_t", "x0_hat")
 

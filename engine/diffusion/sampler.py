@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from engine.diffusion.model import Denoiser
+from engine.diffusion.schedule import alpha_bar, posterior, q_sample, strided_timesteps
 from engine.errors import EngineError
-from engine.model import Denoiser
-from engine.schedule import alpha_bar, posterior, q_sample, strided_timesteps
-from engine.template import Template, stack
-from engine.tokenizer import Tokenizer
+from engine.text.template import Template, stack
+from engine.text.tokenizer import Tokenizer
 
 
 @dataclass
@@ -77,7 +77,7 @@ class GuideStep:
     estimate: Callable[[torch.Tensor], torch.Tensor]  # x -> x0_hat(x), differentiable (one denoiser pass)
 
 
-# a guide returns the adjusted x and each control's score: see engine.guidance
+# a guide returns the adjusted x and each control's score: see engine.controls.guidance
 Guide = Callable[[GuideStep], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
