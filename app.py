@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model directory (default: assets/model)")
     args = parser.parse_args(argv)
 
-    from editor.app import build_app
+    from editor.layout import build_app
     from engine.errors import EngineError
     from engine.pipeline import Pipeline
 

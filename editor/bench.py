@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gradio_client import Client
 
-    from editor.app import build_app
+    from editor.layout import build_app
     from engine.pipeline import Pipeline
 
     demo = build_app(Pipeline.load(args.model))

@@ -8,6 +8,7 @@ without a browser.
 
 from __future__ import annotations
 
+from engine.errors import CellActionError
 from engine.text.template import BLANK, ELLIPSIS
 from engine.text.tokenizer import split_words
 
@@ -40,6 +41,20 @@ def parse_cells(value: object) -> list[Cell]:
     return [{"word": c["word"], "locked": c["locked"]} for c in cells]
 
 
+def cells_for(text: object, value: object) -> tuple[list[Cell], bool]:
+    """The cells for the text box's text, and whether they are the row's current ones: those stay
+    (with the words remembered in their unlocked cells) when they already say that text; otherwise
+    the text is read afresh. A malformed row counts as empty."""
+    text = text if isinstance(text, str) else ""
+    try:
+        cells = parse_cells(value)
+    except CellActionError:
+        cells = []
+    if text_from_cells(cells) == " ".join(text.split()):
+        return cells, True
+    return cells_from_text(text), False
+
+
 def text_from_cells(cells: list[Cell]) -> str:
     """The template the engine reads: locked words as written, `_` for blanks, `...` kept."""
     return " ".join(c["word"] if c["locked"] else (ELLIPSIS if c["word"] == ELLIPSIS else BLANK) for c in cells)
@@ -50,8 +65,34 @@ def cells_from_words(words: list[str]) -> list[Cell]:
     return [{"word": w, "locked": True} for w in words]
 
 
-class CellActionError(ValueError):
-    """An action that cannot apply (stale index, empty word)."""
+def toggle(cells: list[Cell], index: int, action: dict) -> None:
+    cell = cells[index]
+    if cell["locked"]:
+        cell["locked"] = False
+    elif cell["word"] and cell["word"] != ELLIPSIS:
+        cell["locked"] = True
+    else:
+        raise CellActionError("this blank has no word to lock: double-click it to type one")
+
+
+def edit(cells: list[Cell], index: int, action: dict) -> None:
+    words = split_words(str(action.get("word", "")))
+    if not words:
+        raise CellActionError("type a word to put in the cell")
+    if BLANK in words or ELLIPSIS in words:
+        raise CellActionError(f"'{BLANK}' and '{ELLIPSIS}' are blanks, not words: use + to add a blank")
+    cells[index:index + 1] = [{"word": w, "locked": True} for w in words]
+
+
+def insert(cells: list[Cell], index: int, action: dict) -> None:
+    cells.insert(index + 1, {"word": "", "locked": False})
+
+
+def delete(cells: list[Cell], index: int, action: dict) -> None:
+    del cells[index]
+
+
+ACTIONS = {"toggle": toggle, "edit": edit, "insert": insert, "delete": delete}  # each changes the cells in place
 
 
 def apply_action(cells: list[Cell], action: dict) -> list[Cell]:
@@ -68,25 +109,7 @@ def apply_action(cells: list[Cell], action: dict) -> list[Cell]:
         return [*cells, {"word": "", "locked": False}]
     if not isinstance(index, int) or not 0 <= index < len(cells):
         raise CellActionError(f"there is no cell {index}: the row has {len(cells)} cells")
-    cell = cells[index]
-    if kind == "toggle":
-        if cell["locked"]:
-            cell["locked"] = False
-        elif cell["word"] and cell["word"] != ELLIPSIS:
-            cell["locked"] = True
-        else:
-            raise CellActionError("this blank has no word to lock: double-click it to type one")
-    elif kind == "edit":
-        words = split_words(str(action.get("word", "")))
-        if not words:
-            raise CellActionError("type a word to put in the cell")
-        if BLANK in words or ELLIPSIS in words:
-            raise CellActionError(f"'{BLANK}' and '{ELLIPSIS}' are blanks, not words: use + to add a blank")
-        cells[index:index + 1] = [{"word": w, "locked": True} for w in words]
-    elif kind == "insert":
-        cells.insert(index + 1, {"word": "", "locked": False})
-    elif kind == "delete":
-        del cells[index]
-    else:
+    if not isinstance(kind, str) or kind not in ACTIONS:
         raise CellActionError(f"unknown action {kind!r}")
+    ACTIONS[kind](cells, index, action)
     return cells

@@ -1,23 +1,32 @@
-"""The public entry point: a bundled or trained model directory, ready to generate.
+"""The one path of every generation: a Request in, a Result out.
 
-    pipe = Pipeline.load()                       # assets/model
-    out = pipe.generate("The Eagle is a _ _ .", samples=4, seed=7)
-    out.texts, out.network_passes, out.seconds
+    pipe = Pipeline.load()                                    # assets/model
+    result = pipe.run(Request.one("The Eagle is a _ _ .", samples=4, seed=7))
+    [c.text for c in result.best], result.cost
+
+`stream(request)` yields a Frame after every denoising step, then the Result; `run(request)`
+returns only the Result. Inside: the request's prompts become template rows (`plan`), the
+controls are built for those rows, the sampler denoises them (guided when controls steer), and
+`rank` orders each prompt's rows by independent checks, the controls' oracles and the judge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.controls.base import Control, build_controls, constrain
-from engine.controls.classifier import KINDS, ControlClassifier, classifier_path, load_classifier
-from engine.controls.targets import Target
+from engine.controls import KINDS
+from engine.controls.base import Control
+from engine.controls.classifier import ControlClassifier, classifier_path, load_classifier
+from engine.controls.guidance import Guidance
+from engine.controls.targets import build_controls, constrain
 from engine.diffusion.checkpoint import BUNDLED_MODEL, load_denoiser
 from engine.diffusion.model import Denoiser
-from engine.diffusion.sampler import Frame, Guide, SampleOptions, Sampler, Trajectory
-from engine.errors import CheckpointError, TemplateError
+from engine.diffusion.sampler import Frame, Sampler, Trajectory
+from engine.errors import CheckpointError, ConfigError, TemplateError
+from engine.request import MAX_ROWS, Candidate, Cost, Prompt, Request, Result
 from engine.scoring.judge import Judge
 from engine.scoring.metrics import has_repeated_trigram, locked_kept
 from engine.text.template import (
@@ -32,26 +41,16 @@ from engine.text.template import (
 from engine.text.tokenizer import Tokenizer
 
 ELLIPSIS_LENGTHS = (1, 2, 3, 4, 5, 6, 8)  # words tried for each `...` blank
-MAX_BATCH = 32
+ELLIPSIS_ROWS = 32  # at most this many rows for one prompt's '...' lengths together
 
 
 @dataclass
-class Candidate:
-    """One finished sample with the judge's score and independent checks of what was asked."""
+class Plan:
+    """The rows a request samples: a template each, the prompt it belongs to, and the controls."""
 
-    words: list[str]
-    row: int  # index in the trajectory's batch
-    judge_ppl: float | None
-    checks: dict[str, bool]  # e.g. {"locked words kept": True, "exactly 12 words": True}
-    control_scores: dict[str, float] = field(default_factory=dict)  # each control's oracle, 1 = fully met
-
-    @property
-    def text(self) -> str:
-        return " ".join(self.words)
-
-    def to_dict(self) -> dict:
-        return {"text": self.text, "words": self.words, "judge_ppl": self.judge_ppl, "checks": self.checks,
-                "control_scores": self.control_scores}
+    templates: list[Template]
+    prompt_rows: list[int]
+    controls: list[Control]
 
 
 @dataclass
@@ -60,7 +59,7 @@ class Pipeline:
     tokenizer: Tokenizer
     sampler: Sampler
     judge: Judge | None
-    record: dict  # how the model was trained (steps, time, losses)
+    training: dict  # how the denoiser was trained (steps, time, losses)
     directory: Path
     classifiers: dict[str, ControlClassifier] = field(default_factory=dict)  # loaded on first use
 
@@ -69,94 +68,110 @@ class Pipeline:
         directory = Path(directory) if directory else BUNDLED_MODEL
         if not directory.is_dir():
             raise CheckpointError(f"model directory not found: {directory}")
-        model, tokenizer, record = load_denoiser(directory)
+        model, tokenizer, training = load_denoiser(directory)
         judge = Judge(directory, tokenizer) if (directory / "judge.json").is_file() else None
-        return cls(model, tokenizer, Sampler(model, tokenizer, bf16=bf16), judge, record, directory)
+        return cls(model, tokenizer, Sampler(model, tokenizer, bf16=bf16), judge, training, directory)
 
     @property
     def seq_len(self) -> int:
         return self.model.config.seq_len
 
-    def templates(self, template: str | None = None, length: int | None = None, samples: int = 1) -> list[Template]:
-        """One template per sample: from text with `_` blanks, an exact word count, or free.
-
-        A `...` in the text is a blank of unknown length: each length in ELLIPSIS_LENGTHS that fits
-        gets `samples` rows (fewer when that would pass MAX_BATCH rows); `rank(..., keep=samples)`
-        then keeps the best."""
-        if not 1 <= samples <= MAX_BATCH:
-            raise TemplateError(f"samples must be between 1 and {MAX_BATCH}, got {samples}")
-        if template is not None and length is not None:
-            raise TemplateError("conflicting controls: a template fixes the length, so leave the length "
-                                "unset (or use a free template of only '_' blanks)")
-        if template is not None and has_ellipsis(template):
-            rows = []
-            for n in ELLIPSIS_LENGTHS:
-                try:
-                    rows.append(parse_template(expand_ellipsis(template, n), self.tokenizer, self.seq_len))
-                except TemplateError:
-                    if not rows:  # even the shortest does not fit, or an unknown word: say why
-                        raise
-                    break  # longer blanks no longer fit
-            per_length = max(1, min(samples, MAX_BATCH // len(rows)))
-            return [row for row in rows for _ in range(per_length)]
-        if template is not None:
-            row = parse_template(template, self.tokenizer, self.seq_len)
-        elif length is not None:
-            if length > self.seq_len - 2:
-                raise TemplateError(f"length {length} is impossible: the model writes at most "
-                                    f"{self.seq_len - 2} words")
-            row = length_template(length, self.seq_len)
-        else:
-            row = free_template(self.seq_len)
-        return [row] * samples
-
     def control_kinds(self) -> list[str]:
-        """The controls this model directory offers: a trained classifier each, and length."""
-        return [k for k in KINDS if classifier_path(self.directory, k).is_file()] + ["length"]
+        """The controls this model directory offers: those with a trained classifier, and those needing none."""
+        return [name for name, kind in KINDS.items()
+                if not kind.steered or classifier_path(self.directory, name).is_file()]
 
     def classifier(self, kind: str) -> ControlClassifier:
         if kind not in self.classifiers:
             self.classifiers[kind] = load_classifier(self.directory, kind)
         return self.classifiers[kind]
 
-    def controls(self, rows: Sequence[Sequence[Target]], weights: dict[str, float] | None = None) -> list[Control]:
-        """Controls for a batch: `rows` holds each sample's targets (see engine.controls.targets)."""
-        return build_controls(rows, self.classifier, weights)
+    # --- the path ----------------------------------------------------------------------------
+    def run(self, request: Request) -> Result:
+        *_, result = self.stream(request)
+        return result
 
-    def guided_templates(self, templates: list[Template], targets: Sequence[Target],
-                         weights: dict[str, float] | None = None) -> tuple[list[Template], list[Control]]:
-        """The same targets for every row: the templates with the word counts the targets imply (rows of
-        a `...` blank whose length does not fit are left out) and the controls for those rows."""
-        controls = self.controls([targets] * len(templates), weights)
-        fitting = constrain(templates, controls, self.seq_len, drop_conflicts=len(set(templates)) > 1)
-        if len(fitting) != len(templates):
-            controls = self.controls([targets] * len(fitting), weights)
-        return fitting, controls
+    def stream(self, request: Request) -> Iterator[Frame | Result]:
+        """A Frame after every denoising step, then the Result (ranked, with the trajectory and the cost)."""
+        plan = self.plan(request)
+        guide = Guidance(plan.controls, request.guidance) if request.steer and plan.controls else None
+        frames, seconds = [], 0.0
+        steps = self.sampler.frames(plan.templates, request.sampling, request.seed, guide)
+        while True:
+            start = time.perf_counter()
+            frame = next(steps, None)
+            seconds += time.perf_counter() - start  # the model's time, not the caller's between frames
+            if frame is None:
+                break
+            frames.append(frame)
+            yield frame
+        trajectory = self.sampler.trajectory(frames, plan.templates)
+        cost = Cost(seconds=seconds, denoiser_passes=len(frames) + (guide.denoiser_passes if guide else 0),
+                    classifier_passes=guide.classifier_passes if guide else 0, rows=len(plan.templates))
+        ranked = self.rank(trajectory, plan, request.samples)
+        yield Result(ranked, trajectory, plan.prompt_rows, plan.controls, cost)
 
-    def stream(self, templates: list[Template], options: SampleOptions | None = None,
-               seed: int = 0, guide: Guide | None = None) -> Iterator[Frame]:
-        return self.sampler.frames(templates, options, seed, guide)
+    def plan(self, request: Request) -> Plan:
+        """Template rows for every prompt (samples x candidates each; a `...` blank tries several
+        lengths), fitted to the word counts the targets imply, and the controls for those rows.
+        Every bound of a request that depends on the model is checked here."""
+        T = self.model.config.T
+        if not 1 <= request.sampling.steps <= T:
+            raise ConfigError(f"steps must be from 1 to {T} (the schedule's T), got {request.sampling.steps}")
+        templates, prompt_rows, droppable, targets = [], [], [], []
+        for p, prompt in enumerate(request.prompts):
+            rows = self.prompt_templates(prompt, request.samples * request.candidates)
+            templates += rows
+            prompt_rows += [p] * len(rows)
+            droppable += [len(set(rows)) > 1] * len(rows)
+            targets += [prompt.targets] * len(rows)
+        if len(templates) > MAX_ROWS:
+            raise ConfigError(f"the request needs {len(templates)} rows, more than the {MAX_ROWS} one batch holds")
+        if not any(targets):
+            return Plan(templates, prompt_rows, [])
+        controls = build_controls(targets, self.classifier, request.weights)
+        if request.steer:
+            kept = constrain(templates, controls, self.seq_len, droppable)
+            if len(kept) != len(templates):
+                templates = [templates[r] for r in kept]
+                prompt_rows = [prompt_rows[r] for r in kept]
+                controls = build_controls([targets[r] for r in kept], self.classifier, request.weights)
+        return Plan(templates, prompt_rows, controls)
 
-    def generate(self, template: str | None = None, length: int | None = None, samples: int = 1,
-                 options: SampleOptions | None = None, seed: int = 0) -> Trajectory:
-        return self.sampler.sample(self.templates(template, length, samples), options, seed)
+    def prompt_templates(self, prompt: Prompt, rows: int) -> list[Template]:
+        """`rows` templates for one prompt; a `...` blank gets each length in ELLIPSIS_LENGTHS that
+        fits, `rows` times each (fewer when that would pass ELLIPSIS_ROWS)."""
+        template, length = prompt.template, prompt.length
+        if template is not None and length is not None:
+            raise TemplateError("conflicting controls: a template fixes the length, so leave the length "
+                                "unset (or use a free template of only '_' blanks)")
+        if isinstance(template, Template):
+            return [template] * rows
+        if template is not None and has_ellipsis(template):
+            lengths = []
+            for n in ELLIPSIS_LENGTHS:
+                try:
+                    lengths.append(parse_template(expand_ellipsis(template, n), self.tokenizer, self.seq_len))
+                except TemplateError:
+                    if not lengths:  # even the shortest does not fit, or an unknown word: say why
+                        raise
+                    break  # longer blanks no longer fit
+            per_length = max(1, min(rows, ELLIPSIS_ROWS // len(lengths)))
+            return [row for row in lengths for _ in range(per_length)]
+        if template is not None:
+            return [parse_template(template, self.tokenizer, self.seq_len)] * rows
+        if length is not None:
+            return [length_template(length, self.seq_len)] * rows
+        return [free_template(self.seq_len)] * rows
 
-    def sample(self, templates: list[Template], options: SampleOptions | None = None, seed: int = 0,
-               guide: Guide | None = None) -> Trajectory:
-        return self.sampler.sample(templates, options, seed, guide)
-
-    def collect(self, frames: list[Frame], templates: list[Template], seconds: float) -> Trajectory:
-        """The Trajectory of frames streamed by `stream()`."""
-        return self.sampler.collect(frames, templates, seconds)
-
-    def rank(self, trajectory: Trajectory, templates: list[Template], keep: int | None = None,
-             controls: Sequence[Control] = ()) -> list[Candidate]:
-        """The samples of a run, best first: those passing more checks first, then those meeting
-        the controls better (by their oracles), then by the judge's perplexity (lower is better);
-        the first `keep` of them (all by default)."""
-        words = trajectory.words
-        ppl = self.judge.sentence_perplexities(words) if self.judge else [None] * len(templates)
-        oracle = {c.name: c.evaluate(words) for c in controls}
+    # --- ranking -----------------------------------------------------------------------------
+    def rank(self, trajectory: Trajectory, plan: Plan, keep: int) -> list[list[Candidate]]:
+        """Each prompt's rows, best first: those passing more checks first, then those meeting the
+        controls better (by their oracles), then by the judge's perplexity (lower is better); the
+        first `keep` of each."""
+        words, templates = trajectory.words, trajectory.templates
+        ppl = self.judge.sentence_perplexities(words) if self.judge else [None] * len(words)
+        oracle = {c.name: c.evaluate(words) for c in plan.controls}
         candidates = [Candidate(w, row, ppl[row], self.checks(template, w),
                                 {name: round(s[row], 3) for name, s in oracle.items() if s[row] is not None})
                       for row, (w, template) in enumerate(zip(words, templates, strict=True))]
@@ -165,7 +180,10 @@ class Pipeline:
             met = sum(c.control_scores.values()) / len(c.control_scores) if c.control_scores else 0.0
             return -sum(c.checks.values()), -met, c.judge_ppl or 0.0
 
-        return sorted(candidates, key=order)[:keep]
+        groups: list[list[Candidate]] = [[] for _ in range(max(plan.prompt_rows) + 1)]
+        for candidate in candidates:
+            groups[plan.prompt_rows[candidate.row]].append(candidate)
+        return [sorted(group, key=order)[:keep] for group in groups]
 
     def checks(self, template: Template, words: list[str]) -> dict[str, bool]:
         """Independent checks on finished words (string comparison, not the model's beliefs)."""
@@ -175,18 +193,3 @@ class Pipeline:
         if length is not None:
             result[f"exactly {length} words"] = len(words) == length
         return result
-
-    def best_of(self, templates: list[Template], candidates: int, options: SampleOptions | None = None,
-                seed: int = 0) -> tuple[list[int], Trajectory]:
-        """Sample `candidates` per template in one batch; returns, per template, the index (into the
-        trajectory's batch) of the candidate the fluency judge likes best, and the trajectory."""
-        if candidates < 1:
-            raise TemplateError(f"candidates must be at least 1, got {candidates}")
-        result = self.sampler.sample([t for t in templates for _ in range(candidates)], options, seed)
-        if candidates == 1:
-            return list(range(len(templates))), result
-        if self.judge is None:
-            raise CheckpointError(f"ranking candidates needs the fluency judge, missing in {self.directory}")
-        ppl = self.judge.sentence_perplexities(result.words)
-        best = [min(range(i * candidates, (i + 1) * candidates), key=ppl.__getitem__) for i in range(len(templates))]
-        return best, result

@@ -15,17 +15,18 @@ import os
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from engine.cli import add_options, options_from, parser_for, run_command
 from engine.diffusion.checkpoint import load_train_state, load_weights, save_denoiser, save_train_state
 from engine.diffusion.losses import diffusion_loss
 from engine.diffusion.model import Denoiser, DenoiserConfig
-from engine.errors import EngineError
+from engine.errors import ConfigError
 from engine.scoring.judge import JudgeConfig, build_judge, judge_loss, save_judge
 from engine.text.data import encode_corpus, read_sentences
 from engine.text.tokenizer import Tokenizer, split_words
@@ -38,16 +39,7 @@ class TrainConfig:
     valid: str = ""
     pretokenized: bool = False  # words already separated by single spaces (no spaCy needed)
     judge: bool = False  # train the autoregressive fluency judge (reuses the vocabulary in --out)
-    # model
-    seq_len: int = 64
-    embed_dim: int = 16
-    hidden: int = 256
-    layers: int = 4
-    heads: int = 4
-    ffn: int = 1024
-    dropout: float = 0.1
-    objective: str = "ce"
-    self_condition: bool = True
+    model: DenoiserConfig = field(default_factory=DenoiserConfig)  # the judge takes its size from it too
     min_count: int = 1
     # optimisation
     batch_size: int = 64
@@ -66,12 +58,16 @@ class TrainConfig:
     quiet: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("seq_len", "embed_dim", "hidden", "layers", "heads", "ffn", "batch_size", "max_steps",
-                     "eval_every", "save_every", "min_count"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.minutes < 0 or self.lr <= 0:
-            raise ValueError("--minutes must be >= 0 and --lr positive")
+        check_optimisation(self, ("batch_size", "max_steps", "eval_every", "save_every", "min_count"))
+
+
+def check_optimisation(config, positive: tuple[str, ...]) -> None:
+    """The bounds of a training config's optimisation fields (shared by the classifier training)."""
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    if not (config.minutes >= 0 and config.lr > 0):
+        raise ConfigError("--minutes must be >= 0 and --lr positive")
 
 
 def learning_rate(config: TrainConfig, step: int, progress: float) -> float:
@@ -84,17 +80,13 @@ def learning_rate(config: TrainConfig, step: int, progress: float) -> float:
 def build_model(config: TrainConfig, vocab_size: int) -> torch.nn.Module:
     if config.judge:
         return build_judge(judge_config(config, vocab_size))
-    return Denoiser(denoiser_config(config, vocab_size))
-
-
-def denoiser_config(config: TrainConfig, vocab_size: int) -> DenoiserConfig:
-    names = {f.name for f in fields(DenoiserConfig)} & set(asdict(config))
-    return DenoiserConfig(vocab_size=vocab_size, **{k: getattr(config, k) for k in names})
+    return Denoiser(replace(config.model, vocab_size=vocab_size))
 
 
 def judge_config(config: TrainConfig, vocab_size: int) -> JudgeConfig:
-    return JudgeConfig(vocab_size=vocab_size, seq_len=config.seq_len, layers=config.layers,
-                       hidden=config.hidden, heads=config.heads, dropout=config.dropout)
+    m = config.model
+    return JudgeConfig(vocab_size=vocab_size, seq_len=m.seq_len, layers=m.layers, hidden=m.hidden,
+                       attention_heads=m.attention_heads, dropout=m.dropout)
 
 
 def compute_loss(config: TrainConfig, model, tokens: torch.Tensor, generator=None) -> torch.Tensor:
@@ -134,10 +126,10 @@ def train(config: TrainConfig) -> dict:
         tokenizer = Tokenizer.load(out / "vocab.json")
     else:
         tokenizer = Tokenizer.build(sentences, config.min_count, split)
-    train_rows, dropped = encode_corpus(sentences, tokenizer, config.seq_len, split)
+    train_rows, dropped = encode_corpus(sentences, tokenizer, config.model.seq_len, split)
     valid_rows = None
     if config.valid:
-        valid_rows = encode_corpus(read_sentences(Path(config.valid)), tokenizer, config.seq_len, split)[0]
+        valid_rows = encode_corpus(read_sentences(Path(config.valid)), tokenizer, config.model.seq_len, split)[0]
     train_rows = train_rows.to(device)
     valid_rows = valid_rows.to(device) if valid_rows is not None else None
 
@@ -172,7 +164,7 @@ def train(config: TrainConfig) -> dict:
     record = {"parameters": n_params, "train_sentences": len(train_rows), "dropped_too_long": dropped,
               "world_size": world, "config": asdict(config)}
     if rank == 0 and not config.quiet:
-        what = "judge" if config.judge else f"denoiser ({config.objective})"
+        what = "judge" if config.judge else f"denoiser ({config.model.objective})"
         print(f"{what}: {n_params / 1e6:.2f}M parameters, vocabulary {len(tokenizer)}, "
               f"{len(train_rows)} sentences ({dropped} too long), {world} process(es)", file=sys.stderr)
     bar = tqdm(total=config.max_steps if not config.minutes else None, initial=step,
@@ -230,33 +222,14 @@ def train(config: TrainConfig) -> dict:
     return record
 
 
-def config_arguments(parser: argparse.ArgumentParser, config: type, required: tuple[str, ...],
-                     choices: dict[str, tuple] | None = None) -> None:
-    """One flag per field of a config dataclass (max_steps -> --max-steps); booleans get --x/--no-x."""
-    for f in fields(config):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
-        elif f.name in required:
-            parser.add_argument(flag, required=True, choices=(choices or {}).get(f.name))
-        else:
-            kind = {"int": int, "float": float, "str": str}[f.type]
-            parser.add_argument(flag, type=kind, default=f.default)
-
-
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    config_arguments(parser, TrainConfig, required=("data", "out"))
-    return TrainConfig(**vars(parser.parse_args(argv)))
+def command(args: argparse.Namespace) -> None:
+    train(options_from(TrainConfig, args))
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        train(parse_args(argv))
-    except (EngineError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    parser = parser_for("engine.train", __doc__)
+    add_options(parser, TrainConfig, required=("data", "out"))
+    return run_command(command, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from engine.diffusion.sampler import Frame, Trajectory
+from engine.request import Result
 from engine.text.tokenizer import Tokenizer
 
 
@@ -34,13 +35,15 @@ def project_latents(trajectory: Trajectory, row: int) -> list[list[list[float]]]
     return [[[round(x, 3), round(y, 3)] for x, y in step] for step in coords.tolist()]
 
 
-def run_record(trajectory: Trajectory, tokenizer: Tokenizer, rows: list[int]) -> dict:
-    """Every step of the chosen samples: words, confidences, noise level, latent projection."""
+def run_view(result: Result, tokenizer: Tokenizer) -> dict:
+    """Every step of the first prompt's ranked samples: words, confidences, noise level, latent
+    projection, classifier beliefs; and the run's cost."""
+    trajectory = result.trajectory
+    rows = [c.row for c in result.best]
     steps = len(trajectory.frames)
     return {
         "steps": steps,
-        "network_passes": trajectory.network_passes,
-        "seconds": round(trajectory.seconds, 3),
+        **result.cost.to_dict(),
         "t": [f.t for f in trajectory.frames],
         "alpha_bar": [round(f.alpha_bar, 5) for f in trajectory.frames],
         "samples": [{

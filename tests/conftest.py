@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.controls.classifier import KINDS as CONTROL_KINDS
+from engine.controls import STEERED
+from engine.controls.classifier import ClassifierConfig
+from engine.diffusion.model import DenoiserConfig
 from engine.train import TrainConfig, train
 from engine.train_control import ControlTrainConfig, train_control
 
@@ -35,8 +37,8 @@ def corpus() -> list[str]:
     return [ref for _, ref in labelled_corpus()]
 
 
-TINY = dict(seq_len=16, embed_dim=8, hidden=32, layers=1, heads=2, ffn=64, dropout=0.0, batch_size=16,
-            warmup=5, lr=3e-3, eval_every=20, save_every=1000, bf16=False, quiet=True)
+TINY = dict(model=DenoiserConfig(seq_len=16, embed_dim=8, hidden=32, layers=1, attention_heads=2, ffn=64, dropout=0.0),
+            batch_size=16, warmup=5, lr=3e-3, eval_every=20, save_every=1000, bf16=False, quiet=True)
 
 
 @pytest.fixture(scope="session")
@@ -55,8 +57,8 @@ def labelled_csv(tmp_path_factory) -> Path:
     return path
 
 
-TINY_CLASSIFIER = dict(hidden=32, layers=1, heads=2, ffn=64, dropout=0.0, batch_size=16, warmup=5, lr=3e-3,
-                       eval_every=1000, quiet=True)
+TINY_CLASSIFIER = dict(classifier=ClassifierConfig(hidden=32, layers=1, attention_heads=2, ffn=64, dropout=0.0),
+                       batch_size=16, warmup=5, lr=3e-3, eval_every=1000, quiet=True)
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +66,7 @@ def control_model(tmp_path_factory, tiny_model, labelled_csv) -> Path:
     """The tiny model with a tiny classifier of every kind trained beside it."""
     out = tmp_path_factory.mktemp("control_model")
     shutil.copytree(tiny_model, out, dirs_exist_ok=True)
-    for kind in CONTROL_KINDS:
+    for kind in STEERED:
         train_control(ControlTrainConfig(kind=kind, model=str(out), data=str(labelled_csv), max_steps=60,
                                          **TINY_CLASSIFIER))
     return out

@@ -12,9 +12,17 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # before gradio_client (and huggingface_hub)
 import pytest
 from gradio_client import Client
 
-from tests.server import app_url  # noqa: F401  (a fixture)
+from engine.controls import STEERED
+from engine.controls.guidance import DEFAULT_GUIDANCE, GuidanceOptions
+from engine.controls.targets import targets_from_fields
+from engine.diffusion.sampler import SampleOptions
+from engine.pipeline import Pipeline
+from engine.request import Request
+from tests.server import ROOT, app_url  # noqa: F401  (a fixture)
 
 EAGLE = "The Eagle is a _ _ coffee shop near _ _ ."
+RESULT_KEYS = {"text", "words", "judge_ppl", "checks", "control_scores"}
+COST_KEYS = {"seconds", "denoiser_passes", "classifier_passes", "rows"}
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +44,9 @@ def assert_keeps(words: list[str], template: str) -> None:
 def test_write_keeps_locked_words(client):
     out = client.predict(EAGLE, 0, 30, 3, 7, api_name="/write")
     assert "error" not in out, out
+    assert set(out) == {"results", *COST_KEYS}
     assert len(out["results"]) == 3
-    assert out["network_passes"] == 30
+    assert (out["denoiser_passes"], out["classifier_passes"], out["rows"]) == (30, 0, 3)
     assert out["seconds"] > 0
     for result in out["results"]:
         assert result["text"] == " ".join(result["words"])
@@ -79,6 +88,7 @@ def test_write_with_controls_scores_them(client):
                          semantic=["food=Italian"], strength=0.3, api_name="/write")
     assert "error" not in out, out
     assert out["classifier_passes"] == 29 * 3 * 2  # two steered controls, 3 steps at each of 29 steps
+    assert out["denoiser_passes"] == 30  # the classifiers read x_t: no extra pass through the denoiser
     for result in out["results"]:
         assert_keeps(result["words"], "The Eagle is a _ _ _ .")
         assert set(result["control_scores"]) == {"spans", "semantic"}
@@ -160,3 +170,92 @@ def test_generate_unknown_word_reports_error(client):
     assert 'class="msg error"' in message
     assert "'coffe'" in html.unescape(message) and "coffee" in message
     assert row_out["cells"] == row["cells"]
+
+
+def readme_client_example() -> str:
+    """The README's Python block that calls the editor with gradio_client."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL)
+    calls = [block for block in blocks if "from gradio_client import Client" in block]
+    assert len(calls) == 1, "the README has one gradio_client example"
+    return calls[0]
+
+
+def test_readme_client_example_runs_verbatim(app_url):  # noqa: F811
+    code = readme_client_example()
+    assert 'Client("http://127.0.0.1:7860/"' in code
+    names: dict = {}
+    exec(compile(code.replace("http://127.0.0.1:7860/", app_url), "README.md", "exec"), names)
+
+    result, guided, job, row = names["result"], names["guided"], names["job"], names["row"]
+    for out in (result, guided):
+        assert set(out) == {"results", *COST_KEYS}, out
+        assert len(out["results"]) == 4 and all(set(r) == RESULT_KEYS for r in out["results"])
+        assert all(r["text"] == " ".join(r["words"]) for r in out["results"])
+    for r in result["results"]:
+        assert r["words"][:4] == ["The", "Eagle", "is", "a"] and r["words"][6:9] == ["coffee", "shop", "near"]
+        assert r["words"][-1] == "." and r["checks"]["locked words kept"] is True
+        assert r["control_scores"] == {}
+    assert (result["denoiser_passes"], result["classifier_passes"]) == (50, 0)
+    assert result["rows"] > 4  # the '...' blank tries several lengths
+    assert all(set(r["control_scores"]) == {"semantic"} for r in guided["results"])
+    assert guided["classifier_passes"] == 49 * DEFAULT_GUIDANCE.gradient_steps  # one control, every step but the last
+    assert guided["denoiser_passes"] == 50 + guided["classifier_passes"]  # reads x0_hat: a denoiser pass each
+
+    assert job.status().success
+    outputs = job.outputs()
+    assert len(outputs) == 51  # a row per denoising step, then the ranked results
+    assert set(row) >= {"html", "cells"}
+    assert [(c["word"], c["locked"]) for c in row["cells"]] == [("The", True), ("Eagle", True), ("is", True),
+                                                                ("a", True), ("", False), ("", False), (".", True)]
+    assert 'data-step="49"' in row["html"] and "best 4 of 4 samples, 50 steps, 50 denoiser passes" in outputs[-1][1]
+    assert len(outputs[-1][2]["data"]) == 4
+
+
+def test_api_arguments_keep_their_names_and_defaults(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(endpoints) == {f"/{name}" for name in
+                              ("set_text", "cell_action", "generate", "scrub", "play", "use_result", "write")}
+
+    def arguments(name: str) -> dict:
+        return {p["parameter_name"]: p["parameter_default"] if p["parameter_has_default"] else "required"
+                for p in endpoints[name]["parameters"]}
+
+    guidance = {"strength": DEFAULT_GUIDANCE.strength, "fluency": DEFAULT_GUIDANCE.fluency}
+    write = arguments("/write")
+    assert list(write) == ["text", "length", "steps", "samples", "seed", *STEERED, "strength", "fluency", "weights",
+                           "reads"]
+    assert write == {"text": "required", "length": 0, "steps": 50, "samples": 4, "seed": 0, "pos": "", "tree": "",
+                     "spans": "", "semantic": None, **guidance, "weights": None, "reads": DEFAULT_GUIDANCE.reads}
+    generate = arguments("/generate")
+    weights = [f"weight_{kind}" for kind in STEERED]
+    assert list(generate) == ["text", "row", "length", "steps", "samples", "seed", *STEERED, "strength", "fluency",
+                              *weights, "reads"]
+    assert generate == {"text": "required", "row": {"html": "", "cells": []}, "length": 0, "steps": 50, "samples": 4,
+                        "seed": 0, "pos": "", "tree": "", "spans": "", "semantic": [], **guidance,
+                        **dict.fromkeys(weights, 1.0), "reads": DEFAULT_GUIDANCE.reads}
+
+
+@pytest.fixture(scope="module")
+def pipe() -> Pipeline:
+    """The bundled model in this process, as the app loads it (bf16)."""
+    return Pipeline.load()
+
+
+@pytest.mark.parametrize("args, kwargs, request_options", [
+    ((EAGLE, 0, 20, 2, 7), {}, {"sampling": SampleOptions(steps=20)}),
+    (("_ _ _ is a _ _ near _ _ .", 0, 10, 2, 7), {"semantic": ["food=Italian"], "strength": 1.0, "reads": "x0_hat"},
+     {"sampling": SampleOptions(steps=10), "guidance": GuidanceOptions(strength=1.0, reads="x0_hat"),
+      "targets": targets_from_fields({"semantic": ["food=Italian"]})}),
+])
+def test_write_is_pipeline_run_of_the_same_request(client, pipe, args, kwargs, request_options):
+    """/write and Pipeline.run(Request.one(...)) in this process agree on the texts and the cost."""
+    out = client.predict(*args, **kwargs, api_name="/write")
+    assert "error" not in out, out
+    template, _length, _steps, samples, seed = args
+    result = pipe.run(Request.one(template, samples=samples, seed=seed, **request_options))
+    assert [r["text"] for r in out["results"]] == [c.text for c in result.best]
+    cost = result.cost
+    assert (out["denoiser_passes"], out["classifier_passes"], out["rows"]) == (
+        cost.denoiser_passes, cost.classifier_passes, cost.rows)
+    if kwargs:
+        assert cost.classifier_passes > 0 and cost.denoiser_passes == 10 + cost.classifier_passes

@@ -8,6 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from engine.controls.guidance import GuidanceOptions
+from engine.controls.targets import targets_from_fields
+from engine.diffusion.sampler import SampleOptions
+from engine.pipeline import Pipeline
+from engine.request import Request
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -21,7 +27,7 @@ def test_generate_fills_blanks_with_the_bundled_model():
                "--seed", "7", "--steps", "20", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert len(out["samples"]) == 4 and out["network_passes"] == 20 and out["seconds"] > 0
+    assert len(out["samples"]) == 4 and out["denoiser_passes"] == 20 and out["seconds"] > 0
     for sample in out["samples"]:
         words = sample["tokens"]
         assert words[:4] == ["The", "Eagle", "is", "a"] and words[6:9] == ["coffee", "shop", "near"]
@@ -40,11 +46,12 @@ def test_generate_length_and_plain_output(tiny_model):
     (["--template", "_ " * 70], "remove 8"),
     (["--template", "   "], "template is empty"),
     (["--samples", "0"], "samples must be between 1 and 32"),
-    (["--steps", "3000"], "at most the schedule's T = 2000"),
-    (["--template", "The ... pub .", "--candidates", "2"], "does not combine"),
+    (["--steps", "3000"], "steps must be from 1 to 2000 (the schedule's T), got 3000"),
     (["--model", "/nonexistent/model"], "model directory not found: /nonexistent/model"),
     (["--length", "100"], "length 100 is impossible"),
-    (["--steps", "0"], "steps must be at least 1"),
+    (["--steps", "0"], "steps must be from 1 to 2000"),
+    (["--pos", "NOUN", "--fluency", "nan"], "guidance fluency must be a number from 0 to 100, got nan"),
+    (["--weights", "pos=heavy"], "--weights: expected kind=number"),
 ])
 def test_generate_errors_are_messages_not_tracebacks(args, message):
     proc = run("engine.generate", *args)
@@ -69,7 +76,7 @@ def test_bench_prints_speed_and_memory(tiny_model):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert [(r["steps"], r["batch"]) for r in report["runs"]] == [(200, 1), (200, 16), (50, 1), (50, 16)]
-    assert all(r["network_passes"] == r["steps"] and r["seconds_per_sample"] > 0 for r in report["runs"])
+    assert all(r["denoiser_passes"] == r["steps"] and r["seconds_per_sample"] > 0 for r in report["runs"])
     assert report["peak_rss_mb"] > 0
 
 
@@ -119,7 +126,7 @@ def test_train_control_cli_saves_a_classifier_beside_the_model(tiny_model, label
     shutil.copytree(tiny_model, model)
     proc = run("engine.train_control", "--kind", "semantic", "--model", str(model), "--data", str(labelled_csv),
                "--valid", str(labelled_csv), "--max-steps", "4", "--eval-every", "2", "--hidden", "16",
-               "--layers", "1", "--heads", "2", "--ffn", "32")
+               "--layers", "1", "--attention-heads", "2", "--ffn", "32")
     assert proc.returncode == 0, proc.stderr
     assert "train semantic" in proc.stderr and "held-out p(truth)" in proc.stderr
     config = json.loads((model / "control_semantic.json").read_text())
@@ -132,6 +139,31 @@ def test_generate_with_controls_keeps_their_length_and_reports_errors(control_mo
     proc = run("engine.generate", "--model", str(control_model), "--pos", "PROPN AUX DET NOUN PUNCT", "--semantic",
                "food=Italian", "--samples", "2", "--candidates", "2", "--steps", "6", "--json")
     assert proc.returncode == 0, proc.stderr
-    assert [len(s["tokens"]) for s in json.loads(proc.stdout)["samples"]] == [5, 5]
+    out = json.loads(proc.stdout)
+    assert [len(s["tokens"]) for s in out["samples"]] == [5, 5] and out["rows"] == 4
+    assert all(set(s["control_scores"]) == {"pos", "semantic"} for s in out["samples"])
     bad = run("engine.generate", "--model", str(control_model), "--spans", "4 2 PP")
     assert bad.returncode == 2 and "spans: span [4, 2] is out of range" in bad.stderr
+
+
+def test_one_request_gives_the_same_texts_and_costs_through_cli_evaluate_and_python(control_model, tmp_path):
+    tags = "PROPN AUX DET NOUN PUNCT"
+    cli = run("engine.generate", "--model", str(control_model), "--pos", tags, "--samples", "2", "--seed", "7",
+              "--steps", "6", "--reads", "x0_hat", "--json")
+    assert cli.returncode == 0, cli.stderr
+    cli = json.loads(cli.stdout)
+    targets = tmp_path / "pos.jsonl"
+    targets.write_text(json.dumps({"pos": tags.split()}) + "\n")
+    evaluated = run("engine.evaluate", "control", "--kind", "pos", "--targets", str(targets), "--samples-per-target",
+                    "2", "--seed", "7", "--steps", "6", "--reads", "x0_hat", "--model", str(control_model))
+    assert evaluated.returncode == 0, evaluated.stderr
+    evaluated = json.loads(evaluated.stdout)
+    result = Pipeline.load(control_model).run(Request.one(
+        targets=targets_from_fields({"pos": tags}), samples=2, seed=7,
+        sampling=SampleOptions(steps=6, record_latents=False), guidance=GuidanceOptions(reads="x0_hat")))
+    texts = [c.text for c in result.best]
+    assert [s["text"] for s in cli["samples"]] == texts == [s["text"] for s in evaluated["samples"]]
+    cost = result.cost
+    assert (cli["denoiser_passes"], cli["classifier_passes"]) == (cost.denoiser_passes, cost.classifier_passes)
+    assert evaluated["denoiser_passes_per_sample"] == cost.denoiser_passes == 6 + 5 * 3
+    assert evaluated["classifier_passes_per_sample"] == cost.classifier_passes == 5 * 3

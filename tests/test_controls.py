@@ -5,22 +5,18 @@ import json
 import pytest
 import torch
 
-from engine.controls.base import LengthControl, constrain, mentions
 from engine.controls.classifier import load_classifier
 from engine.controls.guidance import Guidance, GuidanceOptions
-from engine.controls.targets import (
-    LengthTarget,
-    PosTarget,
-    SemanticTarget,
-    SpanTarget,
-    TargetError,
-    parse_mr,
-    read_targets,
-    tree_target,
-)
+from engine.controls.length import LengthControl, LengthTarget
+from engine.controls.pos import PosTarget
+from engine.controls.semantic import SemanticTarget, mentions, parse_mr
+from engine.controls.spans import SpanTarget
+from engine.controls.targets import build_controls, constrain, read_targets
+from engine.controls.tree import tree_target
 from engine.diffusion.sampler import GuideStep, SampleOptions
-from engine.errors import TemplateError
+from engine.errors import CheckpointError, TargetError, TemplateError
 from engine.pipeline import Pipeline
+from engine.request import Request
 from engine.text.syntax import Parse, attachment_f1, constituent_spans, parse
 from engine.text.template import free_template, length_template, parse_template
 
@@ -95,19 +91,29 @@ def test_attachment_f1_counts_labelled_arcs():
     assert attachment_f1(EAGLE, Parse(("Hi",), ("INTJ",), (0,), ("ROOT",))) == 0.0
 
 
+def controls_for(pipe, rows, weights=None):
+    return build_controls(rows, pipe.classifier, weights or {})
+
+
+def fit(templates, controls, seq_len):
+    templates = list(templates)
+    constrain(templates, controls, seq_len, [False] * len(templates))
+    return templates
+
+
 def test_spacy_oracles_on_hand_written_sentences(control_model):
     pipe = Pipeline.load(control_model, bf16=False)
     words = "The Eagle is a pub near the river .".split()
     tags = tuple(parse([words])[0].pos)
     assert tags == ("DET", "PROPN", "AUX", "DET", "NOUN", "ADP", "DET", "NOUN", "PUNCT")
-    pos = pipe.controls([[PosTarget(tags)]] * 3)[0]
+    pos = controls_for(pipe, [[PosTarget(tags)]] * 3)[0]
     scores = pos.evaluate([words, "The Eagle is a pub .".split(), "near the river the Eagle is a pub .".split()])
     assert scores[0] == 1.0 and scores[1] == pytest.approx(5 / 9) and scores[2] < 0.5
-    tree = pipe.controls([[tree_target(" ".join(words))]] * 2)[0]
+    tree = controls_for(pipe, [[tree_target(" ".join(words))]] * 2)[0]
     assert tree.evaluate([words, "pub river the near Eagle".split()]) == [1.0, pytest.approx(0.0, abs=0.3)]
-    spans = pipe.controls([[SpanTarget(((5, 7, "PP"),))]] * 2)[0]
+    spans = controls_for(pipe, [[SpanTarget(((5, 7, "PP"),))]] * 2)[0]
     assert spans.evaluate([words, "The Eagle is a pub .".split()]) == [1.0, 0.0]
-    semantic = pipe.controls([[SemanticTarget("area", "city centre")]] * 3)[0]
+    semantic = controls_for(pipe, [[SemanticTarget("area", "city centre")]] * 3)[0]
     assert semantic.evaluate([["in", "the", "City", "centre"], ["city", "near", "centre"], []]) == [1.0, 0.0, 0.0]
     assert LengthControl([LengthTarget(3)] * 2).evaluate([["a", "b", "c"], ["a"]]) == [1.0, 0.0]
     assert mentions(["5", "out", "of", "5"], "5 out of 5") and not mentions(["5"], "5 out of 5")
@@ -161,8 +167,8 @@ def one_target_per_kind(pipe):
 def test_each_controls_gradient_step_raises_its_log_prob(pipe):
     x = torch.randn((2, pipe.seq_len, pipe.model.config.embed_dim), generator=torch.Generator().manual_seed(0))
     for target in one_target_per_kind(pipe):
-        (control,) = pipe.controls([[target]] * 2)
-        guide = Guidance([control], GuidanceOptions(strength=0.05, fluency=0.0, steps=1))
+        (control,) = controls_for(pipe, [[target]] * 2)
+        guide = Guidance([control], GuidanceOptions(strength=0.05, fluency=0.0, gradient_steps=1))
         t = 600
         before = control.log_prob(x, torch.full((2,), t))
         moved, _ = guide(GuideStep(x=x, mean=x, variance=torch.ones(2, 1, 1), t=t, estimate=lambda z: z))
@@ -173,7 +179,7 @@ def test_each_controls_gradient_step_raises_its_log_prob(pipe):
 
 def test_composition_sums_weighted_log_probs(pipe):
     targets = one_target_per_kind(pipe)
-    controls = pipe.controls([targets] * 2, weights={"pos": 2.0, "semantic": 0.5})
+    controls = controls_for(pipe, [targets] * 2, {"pos": 2.0, "semantic": 0.5})
     assert [c.name for c in controls] == ["pos", "tree", "spans", "semantic"]
     x, t = torch.randn((2, pipe.seq_len, pipe.model.config.embed_dim)), torch.full((2,), 300)
     total, each = Guidance(controls).log_prob(x, t)
@@ -184,12 +190,14 @@ def test_composition_sums_weighted_log_probs(pipe):
 
 
 def test_strength_zero_equals_unguided_sampling(pipe):
-    templates = [free_template(pipe.seq_len)] * 3
-    options = SampleOptions(steps=12)
-    controls = pipe.controls([[SemanticTarget("food", "Italian")]] * 3)
-    plain = pipe.sample(templates, options, seed=5)
-    off = pipe.sample(templates, options, seed=5, guide=Guidance(controls, GuidanceOptions(strength=0.0)))
-    on = pipe.sample(templates, options, seed=5, guide=Guidance(controls, GuidanceOptions(strength=0.5)))
+    target = (SemanticTarget("food", "Italian"),)
+
+    def run(**options):
+        return pipe.run(Request.one(samples=3, seed=5, sampling=SampleOptions(steps=12), **options)).trajectory
+
+    plain = run()
+    off = run(targets=target, guidance=GuidanceOptions(strength=0.0))
+    on = run(targets=target, guidance=GuidanceOptions(strength=0.5))
     assert torch.equal(plain.tokens, off.tokens)
     assert torch.equal(plain.frames[-1].latents, off.frames[-1].latents)
     assert not torch.equal(plain.frames[-1].latents, on.frames[-1].latents)
@@ -197,33 +205,32 @@ def test_strength_zero_equals_unguided_sampling(pipe):
 
 
 def test_guidance_through_the_denoisers_estimate_costs_denoiser_passes(pipe):
-    controls = pipe.controls([[PosTarget(("PROPN", "AUX", "DET", "NOUN", "PUNCT"))]])
-    templates = constrain([free_template(pipe.seq_len)], controls, pipe.seq_len)
-    guide = Guidance(controls, GuidanceOptions(strength=0.1, steps=2, reads="x0_hat"))
-    result = pipe.sample(templates, SampleOptions(steps=6), seed=1, guide=guide)
-    assert len(result.words[0]) == 5
-    assert guide.denoiser_passes == 2 * 5 and guide.classifier_passes == 2 * 5  # every step but the last
+    request = Request.one(targets=(PosTarget(("PROPN", "AUX", "DET", "NOUN", "PUNCT")),), samples=1, seed=1,
+                          sampling=SampleOptions(steps=6),
+                          guidance=GuidanceOptions(strength=0.1, gradient_steps=2, reads="x0_hat"))
+    result = pipe.run(request)
+    assert len(result.best[0].words) == 5
+    # every step but the last takes two gradient steps, each one denoiser and one classifier pass
+    assert result.cost.denoiser_passes == 6 + 2 * 5 and result.cost.classifier_passes == 2 * 5
 
 
 def test_controls_fix_the_length_and_conflicts_are_errors(pipe):
-    pos = pipe.controls([[PosTarget(("PROPN", "AUX", "NOUN"))]])
-    assert constrain([free_template(pipe.seq_len)], pos, pipe.seq_len) == [length_template(3, pipe.seq_len)]
+    pos = controls_for(pipe, [[PosTarget(("PROPN", "AUX", "NOUN"))]])
+    assert fit([free_template(pipe.seq_len)], pos, pipe.seq_len) == [length_template(3, pipe.seq_len)]
     with pytest.raises(TemplateError, match="conflicting controls: pos asks for 3 words but the template"):
-        constrain([length_template(4, pipe.seq_len)], pos, pipe.seq_len)
+        fit([length_template(4, pipe.seq_len)], pos, pipe.seq_len)
     same = parse_template("The _ _", pipe.tokenizer, pipe.seq_len)
-    assert constrain([same], pos, pipe.seq_len) == [same]
-    both = pipe.controls([[PosTarget(("PROPN", "AUX", "NOUN")), LengthTarget(5)]])
+    assert fit([same], pos, pipe.seq_len) == [same]
+    both = controls_for(pipe, [[PosTarget(("PROPN", "AUX", "NOUN")), LengthTarget(5)]])
     with pytest.raises(TemplateError, match="conflicting controls: length asks for 5"):
-        constrain([free_template(pipe.seq_len)], both, pipe.seq_len)
+        fit([free_template(pipe.seq_len)], both, pipe.seq_len)
     with pytest.raises(TemplateError, match="impossible"):
-        constrain([free_template(pipe.seq_len)], [LengthControl([LengthTarget(99)])], pipe.seq_len)
+        fit([free_template(pipe.seq_len)], [LengthControl([LengthTarget(99)])], pipe.seq_len)
     with pytest.raises(TargetError, match="unknown value 'Thai' for food: the classifier knows English, French, It"):
-        pipe.controls([[SemanticTarget("food", "Thai")]])
+        controls_for(pipe, [[SemanticTarget("food", "Thai")]])
 
 
 def test_missing_classifier_is_a_clear_error(tiny_model):
-    from engine.errors import CheckpointError
-
     with pytest.raises(CheckpointError, match="no pos classifier in .*train one with python -m engine.train_cont"):
         load_classifier(tiny_model, "pos")
     assert Pipeline.load(tiny_model).control_kinds() == ["length"]

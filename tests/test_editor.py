@@ -5,12 +5,17 @@ import json
 import pytest
 
 from editor import plots
-from editor.app import Editor
-from editor.cells import CellActionError, apply_action, cells_from_text, cells_from_words, text_from_cells
+from editor.cells import apply_action, cells_for, cells_from_text, cells_from_words, text_from_cells
+from editor.form import Form, GuidanceForm
+from editor.layout import build
 from editor.render import edit_row, frame_row
+from engine.controls import KINDS, STEERED
+from engine.controls.guidance import DEFAULT_GUIDANCE
 from engine.diffusion.sampler import SampleOptions
+from engine.errors import CellActionError, ConfigError
 from engine.pipeline import Pipeline
-from engine.views import run_record
+from engine.request import Request
+from engine.views import run_view
 
 
 def test_cells_round_trip_text_blanks_and_ellipsis():
@@ -60,57 +65,144 @@ def test_frame_row_shows_words_not_padding():
 
 @pytest.fixture(scope="module")
 def editor(tiny_model):
-    return Editor(Pipeline.load(tiny_model, bf16=False))
+    return build(Pipeline.load(tiny_model, bf16=False))[1]
 
 
 def test_generate_streams_every_step_then_results(editor):
-    text = "The Eagle is a _ near _ _ ."
-    outputs = list(editor.generate(text, {"cells": cells_from_text(text)}, 0, 10, 3, 5))
+    page, text = editor.page, "The Eagle is a _ near _ _ ."
+    outputs = list(editor.generate(text, {"cells": cells_from_text(text)}, length=0, steps=10, samples=3, seed=5))
     assert len(outputs) == 11
-    steps = [o[0]["html"].split('data-step="')[1].split('"')[0] for o in outputs[:10]]
+    assert all(set(o) == {page.row, page.msg} for o in outputs[:10]), "frames update only the row and message"
+    steps = [o[page.row]["html"].split('data-step="')[1].split('"')[0] for o in outputs[:10]]
     assert steps == [str(i) for i in range(10)]
     final = outputs[-1]
-    table, state = final[2], final[3]
+    table, state = final[page.results], final[page.state]
     assert len(state["candidates"]) == 3
     assert len(table) == 3 and [r[0] for r in table] == [1, 2, 3]
     for row in table:
         words = row[1].split()
         assert words[:4] == ["The", "Eagle", "is", "a"] and words[5] == "near" and "✓ locked words kept" in row[3]
-    record = json.loads(open(final[8]).read())
+    record = json.loads(open(final[page.json_file]).read())
     assert record["steps"] == 10 and len(record["samples"]) == 3
-    assert "plotly" in open(final[9]).read().lower()
+    assert record["denoiser_passes"] == 10 and record["classifier_passes"] == 0 and record["rows"] == 3
+    assert "plotly" in open(final[page.html_file]).read().lower()
+    assert "best 3 of 3 samples, 10 steps, 10 denoiser passes," in final[page.msg]
 
 
 def test_generate_reports_bad_input_and_keeps_the_cells(editor):
-    cells = cells_from_text("The Eagel is _")
-    outputs = list(editor.generate("The Eagel is _", {"cells": cells}, 0, 10, 2, 0))
-    assert len(outputs) == 1
-    assert outputs[0][0]["cells"] == cells and "Eagel" in outputs[0][1] and "Eagle" in outputs[0][1]
-    conflict = list(editor.generate("The _", {"cells": cells_from_text("The _")}, 5, 10, 2, 0))
-    assert "conflicting controls" in conflict[0][1]
+    page, cells = editor.page, cells_from_text("The Eagel is _")
+    outputs = list(editor.generate("The Eagel is _", {"cells": cells}, length=0, steps=10, samples=2, seed=0))
+    assert len(outputs) == 1 and set(outputs[0]) == {page.row, page.msg}
+    message = outputs[0][page.msg]
+    assert outputs[0][page.row]["cells"] == cells and "Eagel" in message and "Eagle" in message
+    conflict = list(editor.generate("The _", {"cells": cells_from_text("The _")}, length=5, steps=10, samples=2,
+                                    seed=0))
+    assert "conflicting controls" in conflict[0][page.msg]
+
+
+def test_generate_reads_the_cells_not_a_rendered_row(editor):
+    """Words remembered in unlocked cells stay; a stale row is read afresh from the text."""
+    cells = apply_action(cells_from_text("The Mill is a pub ."), {"kind": "toggle", "index": 4})
+    assert cells_for("The Mill is a _ .", {"cells": cells}) == (cells, True)
+    assert cells_for("The Mill _", {"cells": cells}) == (cells_from_text("The Mill _"), False)
+    assert cells_for("The _", {"cells": "x"}) == (cells_from_text("The _"), False)
+    final = list(editor.generate("The Mill is a _ .", {"cells": cells}, length=0, steps=5, samples=1, seed=0))[-1]
+    assert final[editor.page.row]["cells"] == cells
 
 
 def test_scrub_use_result_and_api(editor):
-    text = "Alimentum serves _ food ."
-    final = list(editor.generate(text, {"cells": cells_from_text(text)}, 0, 10, 2, 1))[-1]
-    state = final[3]
-    first = editor.scrub(1, state, {"cells": []})[0]["html"]
-    last = editor.scrub(10, state, {"cells": []})[0]["html"]
-    assert 'data-step="0"' in first and 'data-step="9"' in last and first != last
-    row, new_text, _ = editor.use_result(0, state)
+    page, text = editor.page, "Alimentum serves _ food ."
+    final = list(editor.generate(text, {"cells": cells_from_text(text)}, length=0, steps=10, samples=2, seed=1))[-1]
+    state = final[page.state]
+    first = editor.scrub(1, state, {"cells": []})
+    last = editor.scrub(10, state, {"cells": []})[page.row]["html"]
+    assert set(first) == {page.row, page.heat, page.proj, page.score}
+    assert 'data-step="0"' in first[page.row]["html"] and 'data-step="9"' in last and first[page.row]["html"] != last
+    used = editor.use_result(0, state)
+    new_text, row = used[page.text], used[page.row]
     assert new_text == " ".join(state["candidates"][0]["words"]) and all(c["locked"] for c in row["cells"])
     api = editor.write(text, steps=10, samples=2)
     assert len(api["results"]) == 2 and all(r["words"][3:] == ["food", "."] for r in api["results"])
+    assert set(api) == {"results", "seconds", "denoiser_passes", "classifier_passes", "rows"}
+    assert (api["denoiser_passes"], api["classifier_passes"], api["rows"]) == (10, 0, 2)
     assert "not in the model's vocabulary" in editor.write("Alimentum servs _")["error"]
+
+
+def test_play_replays_the_stored_run(editor):
+    page, text = editor.page, "The Mill is a _ ."
+    outputs = list(editor.generate(text, {"cells": cells_from_text(text)}, length=0, steps=12, samples=1, seed=0))
+    state = outputs[-1][page.state]
+    frames = list(editor.play(state, {"cells": []}))
+    assert [f[page.step_slider] for f in frames] == list(range(1, 13))
+    assert [i for i, f in enumerate(frames) if page.heat in f] == [0, 10, 11]
+    assert list(editor.play(None, None)) == [{}]
+
+
+def test_write_runs_the_same_request_as_the_pipeline(tiny_model):
+    """The API's result is Pipeline.run's for the same request: texts and cost."""
+    ed = build(Pipeline.load(tiny_model, bf16=False))[1]
+    api = ed.write("The Eagle is a _ near _ _ .", 0, 8, 2, 7)
+    direct = ed.pipe.run(Request.one("The Eagle is a _ near _ _ .", samples=2, seed=7,
+                                     sampling=SampleOptions(steps=8)))
+    assert [r["text"] for r in api["results"]] == [c.text for c in direct.best]
+    assert (api["denoiser_passes"], api["classifier_passes"], api["rows"]) == (8, 0, 2)
+    assert api["denoiser_passes"] == direct.cost.denoiser_passes
+
+
+def test_form_reads_values_and_leaves_ranges_to_the_engine():
+    request = Form("The Eagle is _ .", "0", 20.0, "3", 5).request()
+    assert request.prompts[0].template == "The Eagle is _ ." and request.prompts[0].length is None
+    assert (request.sampling.steps, request.samples, request.seed) == (20, 3, 5)
+    defaults = Form(None).request()
+    assert (defaults.sampling.steps, defaults.samples, defaults.seed) == (SampleOptions().steps, Request().samples, 0)
+    assert defaults.guidance == DEFAULT_GUIDANCE and defaults.prompts[0].targets == ()
+    assert Form(None, length=7).request().prompts[0].length == 7
+    for form, expected in [(Form(None, steps=2.5), "steps must be a whole number, got 2.5"),
+                           (Form(None, samples=float("nan")), "samples must be a whole number"),
+                           (Form(None, seed="seven"), "seed must be a whole number"),
+                           (Form(None, seed=-1), "seed must be a whole number from 0"),
+                           (Form(None, guidance=GuidanceForm(strength="x")), "guidance strength must be a number"),
+                           (Form(None, guidance=GuidanceForm(fluency=float("nan"))), "fluency must be a number")]:
+        with pytest.raises(ConfigError, match=expected):
+            form.request()
+
+
+def test_guidance_form_takes_every_steered_kind_by_name():
+    page_values = {name: "" for name in STEERED} | {f"weight_{name}": 2 for name in STEERED}
+    form = GuidanceForm.from_values(page_values | {"strength": 0.5, "fluency": None, "reads": "x0_hat"})
+    assert form.weight_values() == {name: 2.0 for name in STEERED} and form.targets() == ()
+    options = form.options()
+    assert (options.strength, options.fluency, options.reads) == (0.5, DEFAULT_GUIDANCE.fluency, "x0_hat")
+    api = GuidanceForm.from_values({"weights": {STEERED[0]: 3}})
+    assert api.weight_values() == {STEERED[0]: 3.0}
+    assert GuidanceForm.from_values({"weights": {STEERED[0]: None}}).weight_values() == {
+        STEERED[0]: KINDS[STEERED[0]].weight}
+    for values, expected in [({"colour": "red"}, "unknown input 'colour'"),
+                             ({"weights": {"colour": 1}}, "unknown control 'colour' in the weights"),
+                             ({"weights": [1]}, "weights must be an object")]:
+        with pytest.raises(ConfigError, match=expected):
+            GuidanceForm.from_values(values)
+
+
+def test_guidance_panel_has_an_input_and_a_weight_per_steered_kind(editor, guided_editor):
+    panel = guided_editor.page.panel
+    assert list(panel.fields) == list(STEERED) == list(panel.weights)
+    assert list(panel.inputs()) == [*STEERED, "strength", "fluency", *(f"weight_{k}" for k in STEERED), "reads"]
+    for name, field in panel.fields.items():
+        assert field.elem_id == f"ctl-{name}" and field.label == KINDS[name].label and field.visible
+        if KINDS[name].choices_from_classifier:
+            labels = guided_editor.pipe.classifier(name).config.labels
+            assert [c[1] for c in field.choices] == labels and field.multiselect == KINDS[name].many
+    assert not any(f.visible for f in editor.page.panel.fields.values()), "no classifiers in the tiny model"
+    assert not any(w.visible for w in editor.page.panel.weights.values())
 
 
 def test_plots_from_a_recorded_run(tiny_model):
     pipe = Pipeline.load(tiny_model, bf16=False)
-    templates = pipe.templates("The Mill is a _ _ .", samples=2)
-    trajectory = pipe.sampler.sample(templates, SampleOptions(steps=8), seed=0)
-    record = run_record(trajectory, pipe.tokenizer, [1, 0])
+    result = pipe.run(Request.one("The Mill is a _ _ .", samples=2, sampling=SampleOptions(steps=8)))
+    record = run_view(result, pipe.tokenizer)
     sample = record["samples"][0]
-    assert sample["row"] == 1 and len(sample["frames"]) == 8 and len(sample["projection"]) == 8
+    assert sample["row"] == result.best[0].row and len(sample["frames"]) == 8 and len(sample["projection"]) == 8
     heat, proj, score = plots.all_figures(record, 0, step=3)
     assert len(heat.data[0].z) == 8 and len(heat.data[0].z[0]) == len(plots.visible_positions(sample))
     assert len(proj.data) == 2 * len(plots.visible_positions(sample))
@@ -120,31 +212,41 @@ def test_plots_from_a_recorded_run(tiny_model):
 
 
 @pytest.mark.parametrize("controls, expected", [
-    ((0, 10, 2, None), "seed must be a whole number"),
+    ((0, 10, 2, "seven"), "seed must be a whole number"),
     ((0, 10, 2, 1e30), "seed must be a whole number from 0"),
-    ((0, 0, 2, 0), "steps must be a whole number from 1"),
-    ((None, 10, 2, 0), "length must be a whole number"),
-    ((0, 10, 500, 0), "samples must be a whole number from 1 to 32"),
+    ((0, 0, 2, 0), "steps must be from 1 to"),
+    ((0, 10.5, 2, 0), "steps must be a whole number"),
+    (("four", 10, 2, 0), "length must be a whole number"),
+    ((0, 10, 500, 0), "samples must be between 1 and 32"),
 ])
 def test_bad_controls_give_messages_not_tracebacks(editor, controls, expected):
-    text = "The Mill is a _ ."
-    outputs = list(editor.generate(text, {"cells": cells_from_text(text)}, *controls))
-    assert len(outputs) == 1 and expected in outputs[0][1]
-    assert outputs[0][0]["cells"] == cells_from_text(text)
+    page, text = editor.page, "The Mill is a _ ."
+    settings = dict(zip(("length", "steps", "samples", "seed"), controls, strict=True))
+    outputs = list(editor.generate(text, {"cells": cells_from_text(text)}, **settings))
+    assert len(outputs) == 1 and expected in outputs[0][page.msg]
+    assert outputs[0][page.row]["cells"] == cells_from_text(text)
     assert expected in editor.write(text, *controls)["error"]
+
+
+def test_missing_controls_take_the_defaults(editor):
+    out = editor.write("The Mill is a _ .", None, None, None, None)
+    assert "error" not in out, out
+    assert (out["denoiser_passes"], out["rows"]) == (SampleOptions().steps, Request().samples)
 
 
 @pytest.mark.parametrize("value", [None, {"cells": None}, {"cells": [{"word": "a"}]}, {"cells": "x"},
                                    {"cells": [{"word": "a", "locked": True}], "action": "toggle"}])
 def test_malformed_rows_and_actions_are_refused(editor, value):
-    row, _, msg = editor.cell_action(value)
-    assert "error" in msg or row["cells"] == []
+    out = editor.cell_action(value)
+    assert "error" in out[editor.page.msg] or out[editor.page.row]["cells"] == []
 
 
 def test_stale_choices_and_states_are_ignored(editor):
-    assert "generate first" in editor.use_result(5, {"candidates": []})[2]
-    assert "generate first" in editor.use_result("1: x", None)[2]
-    assert all(isinstance(o, type(editor.scrub(1, {}, None)[0])) for o in editor.scrub(1, {}, None))
+    page = editor.page
+    assert "generate first" in editor.use_result(5, {"candidates": []})[page.msg]
+    assert "generate first" in editor.use_result("1: x", None)[page.msg]
+    assert set(editor.use_result(None, None)) == {page.msg}
+    assert editor.scrub(1, {}, None) == {} and editor.scrub("x", None, None) == {}
 
 
 def test_blank_markers_never_become_locked_words():
@@ -160,27 +262,30 @@ def test_use_result_words_become_locked_cells():
 
 @pytest.fixture(scope="module")
 def guided_editor(control_model):
-    return Editor(Pipeline.load(control_model, bf16=False))
+    return build(Pipeline.load(control_model, bf16=False))[1]
 
 
 def test_guided_generate_scores_controls_and_plots_their_belief(guided_editor):
-    text = "_ _ _ _ _"
-    panel = ("PROPN AUX DET NOUN PUNCT", "", "", ["food=Italian"], 0.2, 0.01, 1, 1, 1, 2)
-    outputs = list(guided_editor.generate(text, {"cells": cells_from_text(text)}, 0, 8, 2, 3, *panel))
+    page, text = guided_editor.page, "_ _ _ _ _"
+    panel = {"pos": "PROPN AUX DET NOUN PUNCT", "tree": "", "spans": "", "semantic": ["food=Italian"],
+             "strength": 0.2, "fluency": 0.01, "weight_pos": 1, "weight_tree": 1, "weight_spans": 1,
+             "weight_semantic": 2, "reads": "x_t"}
+    outputs = list(guided_editor.generate(text, {"cells": cells_from_text(text)}, length=0, steps=8, samples=2,
+                                          seed=3, **panel))
     final = outputs[-1]
-    assert "classifier passes" in final[1]
-    for row in final[2]:
+    assert "8 denoiser passes + 42 classifier passes" in final[page.msg]  # 2 controls x 3 steps x 7 steps
+    for row in final[page.results]:
         assert len(row[1].split()) == 5 and "pos " in row[3] and "semantic " in row[3]
-    candidates = final[3]["candidates"]
+    candidates = final[page.state]["candidates"]
     assert set(candidates[0]["control_scores"]) == {"pos", "semantic"}
-    sample = final[3]["record"]["samples"][0]
+    sample = final[page.state]["record"]["samples"][0]
     assert sample["control_scores"]["pos"][0] is None and 0 < sample["control_scores"]["pos"][-1] <= 1
-    names = [trace.name for trace in final[7].data]
+    names = [trace.name for trace in final[page.score].data]
     assert "pos: classifier belief" in names and "semantic: classifier belief" in names
 
 
 @pytest.mark.parametrize("kwargs, expected", [
-    ({"pos": "PROPN AUX NUON"}, "parts of speech: unknown POS tag 'NUON'"),
+    ({"pos": "PROPN AUX NUON"}, "pos: unknown POS tag 'NUON'"),
     ({"pos": "PROPN AUX NOUN", "length": 4}, "conflicting controls: pos asks for 3 words"),
     ({"spans": "3 PP"}, 'spans: write a span as "i j LABEL"'),
     ({"semantic": ["food=Thai"]}, "unknown value 'Thai' for food"),
@@ -201,6 +306,7 @@ def test_guided_write_api_reports_classifier_passes(guided_editor):
 def test_classifiers_can_read_the_denoisers_estimate(guided_editor):
     out = guided_editor.write(None, steps=5, samples=1, pos="PROPN AUX NOUN", reads="x0_hat")
     assert out["classifier_passes"] == 4 * 3 and len(out["results"][0]["words"]) == 3
+    assert out["denoiser_passes"] == 5 + 4 * 3  # the sampling steps and guidance's passes through the denoiser
     assert "guidance reads one of" in guided_editor.write(None, pos="PROPN", reads="x1")["error"]
 
 

@@ -1,15 +1,17 @@
 """The texts a given seed produces with the bundled model (float32 network), pinned so that
-refactoring the sampling path cannot change them silently."""
+refactoring the sampling path cannot change them silently. The pins were taken before the
+one-path refactor and hold after it."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from engine.controls.guidance import Guidance, GuidanceOptions
+from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
 from engine.pipeline import Pipeline
+from engine.request import Request
 
 PINNED = json.loads((Path(__file__).parent / "pinned_texts.json").read_text(encoding="utf-8"))
 
@@ -19,28 +21,34 @@ def pipe():
     return Pipeline.load(bf16=False)
 
 
+def texts(result) -> list[str]:
+    return result.trajectory.texts
+
+
 def test_unguided_texts_are_pinned(pipe):
     options = SampleOptions(steps=20, record_latents=False)
-    assert pipe.generate(samples=3, options=options, seed=5).texts == PINNED["free"]
-    assert pipe.generate("The Eagle is a _ _ coffee shop near _ _ .", samples=3, options=options,
-                         seed=7).texts == PINNED["template"]
-    templates = pipe.templates("Blue Spice serves ... food .", samples=2)
-    result = pipe.sample(templates, SampleOptions(steps=10, record_latents=False), 1)
-    assert result.texts == PINNED["ellipsis_all"]
-    assert [c.text for c in pipe.rank(result, templates, keep=2)] == PINNED["ellipsis_ranked"]
+    assert texts(pipe.run(Request.one(samples=3, seed=5, sampling=options))) == PINNED["free"]
+    infill = Request.one("The Eagle is a _ _ coffee shop near _ _ .", samples=3, seed=7, sampling=options)
+    assert texts(pipe.run(infill)) == PINNED["template"]
+    result = pipe.run(Request.one("Blue Spice serves ... food .", samples=2, seed=1,
+                                  sampling=SampleOptions(steps=10, record_latents=False)))
+    assert texts(result) == PINNED["ellipsis_all"]
+    assert [c.text for c in result.best] == PINNED["ellipsis_ranked"]
 
 
-@pytest.mark.parametrize("name, fields, reads, template, steps, seed", [
-    ("pos", {"pos": "PROPN PROPN AUX DET ADJ NOUN ADP DET NOUN PUNCT"}, "x_t", None, 20, 3),
-    ("semantic_x0", {"semantic": ["food=Italian"]}, "x0_hat", "_ _ _ is a _ _ near _ _ .", 10, 2),
-])
-def test_guided_texts_and_costs_are_pinned(pipe, name, fields, reads, template, steps, seed):
-    templates, controls = pipe.guided_templates(pipe.templates(template, None, 2), targets_from_fields(**fields))
-    guide = Guidance(controls, GuidanceOptions(reads=reads))
-    result = pipe.sample(templates, SampleOptions(steps=steps, record_latents=False), seed, guide)
-    ranked = pipe.rank(result, templates, keep=2, controls=controls)
+CASES = {"pos": ({"pos": "PROPN PROPN AUX DET ADJ NOUN ADP DET NOUN PUNCT"}, "x_t", None, 20, 3),
+         "semantic_x0": ({"semantic": ["food=Italian"]}, "x0_hat", "_ _ _ is a _ _ near _ _ .", 10, 2)}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_guided_texts_and_costs_are_pinned(pipe, name):
+    fields, reads, template, steps, seed = CASES[name]
+    request = Request.one(template, targets=targets_from_fields(fields), samples=2, seed=seed,
+                          sampling=SampleOptions(steps=steps, record_latents=False),
+                          guidance=GuidanceOptions(reads=reads))
+    result = pipe.run(request)
     pinned = PINNED[name]
-    assert result.texts == pinned["all"] and [c.text for c in ranked] == pinned["ranked"]
-    assert [c.control_scores for c in ranked] == pinned["scores"]
-    assert result.network_passes + guide.denoiser_passes == pinned["denoiser_passes"]
-    assert guide.classifier_passes == pinned["classifier_passes"]
+    assert texts(result) == pinned["all"] and [c.text for c in result.best] == pinned["ranked"]
+    assert [c.control_scores for c in result.best] == pinned["scores"]
+    assert result.cost.denoiser_passes == pinned["denoiser_passes"]
+    assert result.cost.classifier_passes == pinned["classifier_passes"]

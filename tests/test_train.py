@@ -25,8 +25,8 @@ def _loss_falls(objective: str) -> tuple[float, float]:
     sentences = corpus()
     tok = Tokenizer.build(sentences)
     rows, _ = encode_corpus(sentences, tok, 16)
-    model = Denoiser(DenoiserConfig(vocab_size=len(tok), seq_len=16, embed_dim=8, hidden=32, layers=1, heads=2,
-                                    ffn=64, dropout=0.0, objective=objective))
+    model = Denoiser(DenoiserConfig(vocab_size=len(tok), seq_len=16, embed_dim=8, hidden=32, layers=1,
+                                    attention_heads=2, ffn=64, dropout=0.0, objective=objective))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
     t = torch.full((len(rows),), 200)
@@ -89,8 +89,8 @@ def test_data_parallel_training_with_two_gloo_processes(tmp_path, corpus_files):
         port = str(s.getsockname()[1])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
            "-m", "engine.train", "--data", str(train_file), "--out", str(out), "--max-steps", "4",
-           "--seq-len", "16", "--embed-dim", "8", "--hidden", "32", "--layers", "1", "--heads", "2", "--ffn", "64",
-           "--batch-size", "8", "--no-bf16", "--quiet"]
+           "--seq-len", "16", "--embed-dim", "8", "--hidden", "32", "--layers", "1", "--attention-heads", "2",
+           "--ffn", "64", "--batch-size", "8", "--no-bf16", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=150, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,26 +1,36 @@
-"""Controls: what a sample must satisfy, steered by classifier gradients and judged by oracles.
+"""The control protocol and the record that registers a kind of control.
 
 Every control follows one small protocol (`Control`): a differentiable log-probability of its
 target given a noisy latent (used by `Guidance`), an oracle that scores finished words
 independently of any classifier (spaCy parse or string match), and the number of words the
 target implies, if any. A control holds one target per batch row (None where that row asks
-nothing of it), so a batch can mix targets. New kinds plug in by implementing the protocol; the
-sampler only sees a `Guidance`.
+nothing of it), so a batch can mix targets.
+
+A kind of control is one module (engine/controls/pos.py, ...) that ends in a `ControlKind`
+record: its target type, how people write a target (CLI flag, editor input), how its target
+files read, its Control class, its classifier network (head, labels, training labels) and its
+default weight. `engine.controls` registers each record with one line; nothing else names kinds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from engine.controls.classifier import IGNORE, ControlClassifier, Labels, head_positions, position_targets
-from engine.controls.targets import LengthTarget, PosTarget, SemanticTarget, SpanTarget, Target, TargetError, TreeTarget
-from engine.errors import TemplateError
-from engine.text.syntax import attachment_f1, constituent_spans, parse
-from engine.text.template import Template, fixed_length, length_template
+from engine.errors import TargetError, TemplateError
+
+if TYPE_CHECKING:
+    from engine.controls.classifier import ControlClassifier
+    from engine.text.syntax import Parse
+
+IGNORE = -100  # "no claim" at a label entry
+PAD_LABEL, END_LABEL = "PAD", "END"  # position labels after the words
+NOT_WORDS = ("START", "END", "\n", "PAD")  # entries of a target file's word list that are not words
 
 
 class Control(Protocol):
@@ -43,6 +53,57 @@ class Control(Protocol):
     def lengths(self) -> list[int | None]:
         """Per row, the number of words the target requires (None: any)."""
         ...
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled sentence, from which `make_targets` writes a target of every kind."""
+
+    words: list[str]
+    tree: Parse
+    meaning: Any  # one field=value of its meaning representation that a reader can judge
+    rng: random.Random
+
+
+@dataclass(frozen=True)
+class ControlKind:
+    """Everything about one kind of control, in one place."""
+
+    name: str  # the CLI flag (--pos), the editor input's id (ctl-pos), the key of its weight
+    label: str  # the editor input's label and the CLI flag's help
+    placeholder: str  # an example of what to write
+    parse_field: Callable[[str], Any]  # one written value (a flag, an input) -> a target
+    read_line: Callable[[str], tuple[Any, Any]]  # a line of its target file -> (target, the raw entry)
+    compose_key: str  # its key in a composition line ({"pos": ..., "attr": ...})
+    from_compose: Callable[[dict], Any]  # a composition line's object -> its target of this kind
+    write_target: Callable[[Example], str | None]  # a line of its target file for `make_targets`
+    compose_entry: Callable[[Example], dict]  # its keys in a composition line for `make_targets`
+    file_name: str  # the target file `make_targets` writes
+    control: Callable[[ControlClassifier | None, list, float], Control]  # (classifier, targets per row, weight)
+    classifier: type[ControlClassifier] | None = None  # the network with this kind's head; None: not steered
+    many: bool = False  # several targets of this kind per sample (a list of values)
+    choices_from_classifier: bool = False  # the editor offers the classifier's labels to pick from
+    weight: float = 1.0  # default weight when combined with other controls
+
+    @property
+    def steered(self) -> bool:
+        return self.classifier is not None
+
+
+@dataclass
+class Labels:
+    """What a classifier is asked about, per batch row, as named tensors; the entries of the
+    tensors named in `claimed` are claims, except where they hold IGNORE."""
+
+    tensors: dict[str, torch.Tensor]
+    claimed: tuple[str, ...]
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.tensors[name]
+
+    def claims(self) -> torch.Tensor:
+        """[B] how many claims each row makes (to average a loss over)."""
+        return sum((self.tensors[name] != IGNORE).flatten(1).sum(-1) for name in self.claimed)
 
 
 @dataclass
@@ -95,187 +156,37 @@ class ClassifierControl:
         return torch.tensor(rows)
 
 
-class PosControl(ClassifierControl):
-    """A Universal POS tag for every word. Oracle: spaCy's tags, truncated or padded to the
-    target's length, per-position accuracy (Diffusion-LM's definition)."""
-
-    name = "pos"
-
-    def build_labels(self) -> Labels:
-        return Labels(tags=self.position_labels([list(t.tags) if t else None for t in self.targets]))
-
-    def lengths(self) -> list[int | None]:
-        return [len(t.tags) if t else None for t in self.targets]
-
-    def evaluate(self, words: Sequence[Sequence[str]]) -> list[float | None]:
-        trees = parse(words)
-        scores: list[float | None] = []
-        for target, tree in zip(self.targets, trees, strict=True):
-            if target is None:
-                scores.append(None)
-                continue
-            tags = list(tree.pos[: len(target.tags)]) + ["PAD"] * (len(target.tags) - len(tree))
-            scores.append(sum(a == b for a, b in zip(tags, target.tags, strict=True)) / len(target.tags))
-        return scores
+def position_targets(label_index: Callable[[str], int], per_word: Sequence[str], seq_len: int) -> list[int]:
+    """The layout of per-position labels: IGNORE at START, each word's label, END, then PAD."""
+    ids = [label_index(name) for name in [*per_word, END_LABEL]]
+    return [IGNORE, *ids] + [label_index(PAD_LABEL)] * (seq_len - len(ids) - 1)
 
 
-class TreeControl(ClassifierControl):
-    """The dependency tree of an exemplar: every word's head and label. Oracle: labelled
-    attachment F1 against spaCy's parse of the output."""
-
-    name = "tree"
-
-    def build_labels(self) -> Labels:
-        tags = self.position_labels([list(t.tree.deps) if t else None for t in self.targets])
-        heads = torch.full_like(tags, IGNORE)
-        for row, target in enumerate(self.targets):
-            if target:
-                heads[row, 1:len(target.tree) + 1] = torch.tensor(head_positions(target.tree.heads))
-        return Labels(tags=tags, heads=heads)
-
-    def lengths(self) -> list[int | None]:
-        return [len(t.tree) if t else None for t in self.targets]
-
-    def evaluate(self, words: Sequence[Sequence[str]]) -> list[float | None]:
-        trees = parse(words)
-        return [attachment_f1(t.tree, tree) if t else None for t, tree in zip(self.targets, trees, strict=True)]
+def categorical(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[B] summed log-probability of the target class at every entry not marked IGNORE."""
+    claimed = targets != IGNORE
+    picked = logits.log_softmax(-1).gather(-1, targets.clamp(min=0)[..., None])[..., 0]
+    return (picked * claimed).flatten(1).sum(-1)
 
 
-class SpanControl(ClassifierControl):
-    """Constituents (i, j, label). Oracle: the span is among those `syntax.constituent_spans`
-    derives from spaCy's parse of the output (the fraction of target spans found)."""
-
-    name = "spans"
-
-    def build_labels(self) -> Labels:
-        width = max((len(t.spans) for t in self.targets if t), default=1)
-        spans = torch.zeros((len(self.targets), width, 2), dtype=torch.long)
-        labels = torch.full((len(self.targets), width), IGNORE)
-        for row, target in enumerate(self.targets):
-            for k, (i, j, label) in enumerate(target.spans if target else ()):
-                if j + 2 >= self.seq_len:
-                    raise TargetError(f"span [{i}, {j}] is out of range: the model writes at most "
-                                      f"{self.seq_len - 2} words")
-                spans[row, k] = torch.tensor([i + 1, j + 1])
-                labels[row, k] = self.label_index(label)
-        return Labels(spans=spans, span_labels=labels)
-
-    def evaluate(self, words: Sequence[Sequence[str]]) -> list[float | None]:
-        trees = parse(words)
-        return [sum(span in constituent_spans(tree) for span in t.spans) / len(t.spans) if t else None
-                for t, tree in zip(self.targets, trees, strict=True)]
+def word_list(words: Any) -> list[str]:
+    """A target file's `words_` entry, checked."""
+    if words is None:
+        return []
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise TargetError('"words_" must be a list of words')
+    return words
 
 
-class SemanticControl(ClassifierControl):
-    """Field = value pairs of the E2E meaning representations (one or more per row). Oracle: the
-    value's words appear, consecutively, in the output (case-insensitive), as in Diffusion-LM; with
-    several, the fraction that do."""
-
-    name = "semantic"
-
-    def build_labels(self) -> Labels:
-        values = torch.full((len(self.targets), len(self.classifier.config.labels)), IGNORE)
-        for row, targets in enumerate(self.targets):
-            for target in targets or ():
-                if target.label not in self.classifier.config.labels:
-                    known = sorted(v.split("=", 1)[1] for v in self.classifier.config.labels
-                                   if v.startswith(target.field + "="))
-                    raise TargetError(f"unknown value {target.value!r} for {target.field}: the classifier "
-                                      f"knows {', '.join(known) or 'no value of that field'}")
-                values[row, self.label_index(target.label)] = 1
-        return Labels(values=values)
-
-    def evaluate(self, words: Sequence[Sequence[str]]) -> list[float | None]:
-        return [sum(mentions(row, t.value) for t in targets) / len(targets) if targets else None
-                for targets, row in zip(self.targets, words, strict=True)]
+def json_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TargetError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
 
 
-def mentions(words: Sequence[str], value: str) -> bool:
-    """Whether the value's words appear consecutively in `words`, ignoring case."""
-    wanted, have = value.lower().split(), [w.lower() for w in words]
-    return any(have[i:i + len(wanted)] == wanted for i in range(len(have) - len(wanted) + 1))
-
-
-@dataclass
-class LengthControl:
-    """Exactly N words. Needs no classifier: the length is a hard constraint of the template (END
-    locked after N free words, PAD after it), so it always holds; the oracle counts the words."""
-
-    targets: list[LengthTarget | None]
-    weight: float = 1.0
-    name = "length"
-    steers = False
-
-    def log_prob(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return x_t.new_zeros(x_t.shape[0])
-
-    def claims(self) -> torch.Tensor:
-        return torch.zeros(len(self.targets))
-
-    def lengths(self) -> list[int | None]:
-        return [t.words if t else None for t in self.targets]
-
-    def evaluate(self, words: Sequence[Sequence[str]]) -> list[float | None]:
-        return [float(len(w) == t.words) if t else None for t, w in zip(self.targets, words, strict=True)]
-
-
-CONTROL_TYPES = {PosTarget: PosControl, TreeTarget: TreeControl, SpanTarget: SpanControl,
-                 SemanticTarget: SemanticControl}
-KIND_OF = {PosTarget: "pos", TreeTarget: "tree", SpanTarget: "spans", SemanticTarget: "semantic",
-           LengthTarget: "length"}
-
-
-def build_controls(rows: Sequence[Sequence[Target]], classifier_for, weights: dict[str, float] | None = None
-                   ) -> list[Control]:
-    """One control per kind named in any row, holding each row's target of that kind (or None;
-    semantic rows hold a tuple of field=value targets). `classifier_for(kind)` supplies the trained
-    classifier; `weights` maps kind -> weight."""
-    weights = weights or {}
-    kinds: dict[type, list] = {}
-    for r, targets in enumerate(rows):
-        for target in targets:
-            per_row = kinds.setdefault(type(target), [None] * len(rows))
-            if isinstance(target, SemanticTarget):
-                per_row[r] = (*(per_row[r] or ()), target)
-            elif per_row[r] is not None:
-                raise TargetError(f"two {KIND_OF[type(target)]} targets for one sample")
-            else:
-                per_row[r] = target
-    controls: list[Control] = []
-    for kind, per_row in kinds.items():
-        weight = weights.get(KIND_OF[kind], 1.0)
-        if kind is LengthTarget:
-            controls.append(LengthControl(per_row, weight))
-        else:
-            controls.append(CONTROL_TYPES[kind](classifier_for(KIND_OF[kind]), per_row, weight))
-    return controls
-
-
-def constrain(templates: list[Template], controls: Sequence[Control], seq_len: int,
-              drop_conflicts: bool = False) -> list[Template]:
-    """Templates with the word counts the controls imply: a free row gets exactly that many free
-    words; a row whose template already fixes a different count is a conflict. With
-    `drop_conflicts` (rows that try several lengths for a `...` blank) such rows are left out
-    instead, and only a batch with no row left is an error."""
-    result: list[Template | None] = list(templates)
-    conflict = None
-    for control in controls:
-        for row, n in enumerate(control.lengths()):
-            if n is None or result[row] is None:
-                continue
-            if n < 1 or n + 2 > seq_len:
-                raise TemplateError(f"{control.name} asks for {n} words: impossible, the model writes "
-                                    f"1 to {seq_len - 2}")
-            current = fixed_length(result[row])
-            if current is None:
-                result[row] = length_template(n, seq_len)
-            elif current != n:
-                conflict = (f"conflicting controls: {control.name} asks for {n} words but the template (or "
-                            f"another control) fixes {current}")
-                if not drop_conflicts:
-                    raise TemplateError(conflict)
-                result[row] = None
-    kept = [t for t in result if t is not None]
-    if not kept:
-        raise TemplateError(conflict or "no template to sample")
-    return kept
+def json_object(text: str, keys: tuple[str, ...]) -> dict:
+    value = json_value(text)
+    if not isinstance(value, dict) or not any(k in value for k in keys):
+        raise TargetError(f"expected a JSON object with {' or '.join(map(repr, keys))}")
+    return value

@@ -1,149 +1,114 @@
 """Control classifiers: small networks that read the noisy latent x_t at time t and predict a
-property of the sentence it will become. Their gradients steer sampling (see `controls`).
+property of the sentence it will become. Their gradients steer sampling (see `guidance`).
 
-One network class with a head per kind:
-  pos       a tag for every position (Universal POS for words, END and PAD after them)
-  tree      a dependency label for every position, and for every word a distribution over which
-            position is its head (a biaffine-style pointer; the root points at START)
-  spans     a constituent label (or NONE) for a pair of positions (i, j)
-  semantic  for every E2E "field=value", whether the sentence expresses it (independent sigmoids)
-They are trained (`python -m engine.train_control`) on noised latents of the denoiser's own word
-vectors, and saved as control_<kind>.safetensors + control_<kind>.json in the model directory.
+`ControlClassifier` is the shared part: a time-conditioned transformer encoder over x_t. Each kind
+of control subclasses it in its own module with its output layer (`build_output`), its
+log-probability of a target (`output_log_prob`) and how its training labels are made. They are
+trained (`python -m engine.train_control`) on noised latents of the denoiser's own word vectors,
+and saved as control_<kind>.safetensors + control_<kind>.json in the model directory.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from engine.controls.base import Labels
 from engine.diffusion.checkpoint import atomic_write, load_weights, read_json, save_weights
 from engine.diffusion.model import bert_encoder, timestep_features
-from engine.errors import CheckpointError
-
-KINDS = ("pos", "tree", "spans", "semantic")
-PAD_LABEL, END_LABEL, NONE_LABEL = "PAD", "END", "NONE"  # position labels after the words; "no constituent"
-IGNORE = -100
-
-
-@dataclass
-class Labels:
-    """What a classifier is asked about, per batch row; -100 marks "no claim" at an entry."""
-
-    tags: torch.Tensor | None = None  # pos/tree [B, L]: label index at each position
-    heads: torch.Tensor | None = None  # tree [B, L]: the head's position for each word
-    spans: torch.Tensor | None = None  # spans [B, S, 2]: (i, j) positions, inclusive
-    span_labels: torch.Tensor | None = None  # spans [B, S]: label index of each pair (0 = NONE)
-    values: torch.Tensor | None = None  # semantic [B, labels]: 1 expressed, 0 not expressed
-
-    def claims(self) -> torch.Tensor:
-        """[B] how many claims each row makes (to average a loss over)."""
-        parts = [x for x in (self.tags, self.heads, self.span_labels, self.values) if x is not None]
-        return sum((x != IGNORE).flatten(1).sum(-1) for x in parts)
+from engine.errors import CheckpointError, ConfigError
+from engine.text.syntax import Parse, parse
 
 
 @dataclass
 class ClassifierConfig:
-    kind: str
-    labels: list[str]  # the classes of the kind's head (tags, dependency labels, span labels or field=value)
-    embed_dim: int
-    seq_len: int
-    T: int
+    # the network's size (the training command's flags)
     hidden: int = 128
     layers: int = 3
-    heads: int = 4
+    attention_heads: int = 4
     ffn: int = 512
     dropout: float = 0.1
-    training: dict = field(default_factory=dict)  # how it was trained (steps, time, accuracy)
+    # filled in from the kind, the data and the diffusion model when training starts
+    kind: str = field(default="", metadata={"derived": True})
+    labels: list[str] = field(default_factory=list, metadata={"derived": True})  # classes of the output layer
+    embed_dim: int = field(default=0, metadata={"derived": True})
+    seq_len: int = field(default=0, metadata={"derived": True})
+    T: int = field(default=0, metadata={"derived": True})
+    training: dict = field(default_factory=dict, metadata={"derived": True})  # steps, time, held-out scores
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        for name in ("hidden", "layers", "attention_heads", "ffn"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"classifier {name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass
+class LabelledCorpus:
+    """Training sentences with their meaning representations; parsed on first use."""
+
+    words: list[list[str]]
+    meanings: list[str]  # the E2E `mr` column ("" when the data has none)
+
+    @cached_property
+    def trees(self) -> list[Parse]:
+        return parse(self.words)
 
 
 class ControlClassifier(nn.Module):
+    """The encoder shared by every kind; a kind's subclass adds its output layer."""
+
+    needs_meanings = False  # training labels come from the `mr` column, not from a parse
+
     def __init__(self, config: ClassifierConfig):
         super().__init__()
         self.config = c = config
-        n = len(c.labels)
         self.input_proj = nn.Linear(c.embed_dim, c.hidden)
         self.time_mlp = nn.Sequential(nn.Linear(c.hidden, c.hidden), nn.SiLU(), nn.Linear(c.hidden, c.hidden))
         self.transformer = bert_encoder(c)
-        if c.kind in ("pos", "tree"):
-            self.label_head = nn.Linear(c.hidden, n)
-        if c.kind == "tree":
-            self.head_query = nn.Linear(c.hidden, c.hidden)
-            self.head_key = nn.Linear(c.hidden, c.hidden)
-        if c.kind == "spans":
-            self.span_head = nn.Sequential(nn.Linear(3 * c.hidden, c.hidden), nn.GELU(), nn.Linear(c.hidden, n))
-        if c.kind == "semantic":
-            self.pool_score = nn.Linear(c.hidden, 1)
-            self.value_head = nn.Linear(c.hidden, n)
+        self.build_output(c.hidden, len(c.labels))
+
+    def build_output(self, hidden: int, n_labels: int) -> None:
+        raise NotImplementedError
+
+    def output_log_prob(self, h: torch.Tensor, labels: Labels) -> torch.Tensor:
+        """[B] summed log-probability of the claims in `labels`, from encoded features h."""
+        raise NotImplementedError
 
     def encode(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """[B, L, hidden] features of the noisy latent x_t [B, L, D] at times t [B]."""
         time = self.time_mlp(timestep_features(t, self.config.hidden, self.config.T))
         return self.transformer(inputs_embeds=self.input_proj(x_t) + time[:, None]).last_hidden_state
 
-    def label_logits(self, h: torch.Tensor) -> torch.Tensor:
-        """pos/tree: [B, L, labels] scores of each position's tag or dependency label."""
-        return self.label_head(h)
-
-    def head_logits(self, h: torch.Tensor) -> torch.Tensor:
-        """tree: [B, L, L] scores that position j (last axis) is the head of position i."""
-        return self.head_query(h) @ self.head_key(h).transpose(1, 2) / math.sqrt(self.config.hidden)
-
-    def span_logits(self, h: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
-        """spans: [B, S, labels] scores for S position pairs per row ([B, S, 2] long, inclusive)."""
-        index = spans[..., None].expand(*spans.shape, h.shape[-1])  # [B, S, 2, hidden]
-        ends = h[:, None].expand(-1, spans.shape[1], -1, -1).gather(2, index)
-        left, right = ends[:, :, 0], ends[:, :, 1]
-        return self.span_head(torch.cat([left, right, left * right], dim=-1))
-
-    def value_logits(self, h: torch.Tensor) -> torch.Tensor:
-        """semantic: [B, labels] scores that the sentence expresses each field=value."""
-        weights = self.pool_score(h).softmax(dim=1)  # attention pooling over positions
-        return self.value_head((weights * h).sum(dim=1))
-
-
     def log_prob(self, x_t: torch.Tensor, t: torch.Tensor, labels: Labels) -> torch.Tensor:
         """[B] log-probability of every claim in `labels` given x_t (summed over claims): the
         training loss is its negative mean, and guidance climbs its gradient."""
-        h = self.encode(x_t, t)
-        kind = self.config.kind
-        if kind in ("pos", "tree"):
-            total = _categorical(self.label_logits(h), labels.tags)
-            return total + _categorical(self.head_logits(h), labels.heads) if kind == "tree" else total
-        if kind == "spans":
-            return _categorical(self.span_logits(h, labels.spans), labels.span_labels)
-        logits, claimed = self.value_logits(h), labels.values != IGNORE
-        signed = torch.where(labels.values == 1, logits, -logits)
-        return (F.logsigmoid(signed) * claimed).sum(-1)
+        return self.output_log_prob(self.encode(x_t, t), labels)
+
+    # --- training labels ---------------------------------------------------------------------
+    @classmethod
+    def label_names(cls, corpus: LabelledCorpus) -> list[str]:
+        """The classes of the output layer."""
+        raise NotImplementedError
+
+    @classmethod
+    def encode_labels(cls, corpus: LabelledCorpus, labels: list[str], seq_len: int) -> dict[str, torch.Tensor]:
+        """Per-sentence label tensors (first axis: sentences)."""
+        raise NotImplementedError
+
+    @classmethod
+    def batch_labels(cls, data: dict[str, torch.Tensor], index: torch.Tensor, lengths: torch.Tensor,
+                     seq_len: int, generator: torch.Generator) -> Labels:
+        """The labels of training rows `index` (`lengths`: their word counts)."""
+        raise NotImplementedError
 
 
-def position_targets(label_index: Callable[[str], int], per_word: Sequence[str], seq_len: int) -> list[int]:
-    """The pos/tree heads' layout, one entry per position: IGNORE at START, each word's label,
-    END, then PAD."""
-    ids = [label_index(name) for name in [*per_word, END_LABEL]]
-    return [IGNORE, *ids] + [label_index(PAD_LABEL)] * (seq_len - len(ids) - 1)
-
-
-def head_positions(heads: Sequence[int]) -> list[int]:
-    """Each word's head as a sequence position (word i sits at i + 1; the root points at START, 0)."""
-    return [0 if h == i else h + 1 for i, h in enumerate(heads)]
-
-
-def _categorical(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """[B] summed log-probability of the target class at every entry not marked IGNORE."""
-    claimed = targets != IGNORE
-    picked = logits.log_softmax(-1).gather(-1, targets.clamp(min=0)[..., None])[..., 0]
-    return (picked * claimed).flatten(1).sum(-1)
+def classifier_path(directory: Path, kind: str) -> Path:
+    return Path(directory) / f"control_{kind}.json"
 
 
 def save_classifier(directory: Path, model: ControlClassifier) -> None:
@@ -151,25 +116,27 @@ def save_classifier(directory: Path, model: ControlClassifier) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     kind = model.config.kind
     save_weights(directory / f"control_{kind}.safetensors", model)
-    path = directory / f"control_{kind}.json"
+    path = classifier_path(directory, kind)
     atomic_write(path, lambda p: p.write_text(json.dumps(asdict(model.config), indent=1)))
-
-
-def classifier_path(directory: Path, kind: str) -> Path:
-    return Path(directory) / f"control_{kind}.json"
 
 
 def load_classifier(directory: Path, kind: str) -> ControlClassifier:
     """The trained classifier of `kind` from a model directory, in eval mode."""
+    from engine.controls import KINDS
+
     path = classifier_path(directory, kind)
+    if kind not in KINDS or KINDS[kind].classifier is None:
+        raise CheckpointError(f"{kind!r} is not a kind of control steered by a classifier")
     if not path.is_file():
         raise CheckpointError(f"no {kind} classifier in {directory} (train one with "
                               f"python -m engine.train_control --kind {kind} --model {directory})")
     meta = read_json(path, what=f"{kind} classifier config")
     try:
         config = ClassifierConfig(**meta)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ConfigError) as exc:
         raise CheckpointError(f"{kind} classifier config {path} is malformed: {exc}") from exc
-    model = ControlClassifier(config)
+    if config.kind != kind:
+        raise CheckpointError(f"{path} holds a {config.kind!r} classifier, not {kind!r}")
+    model = KINDS[kind].classifier(config)
     load_weights(model, path.with_suffix(".safetensors"))
     return model.eval().requires_grad_(False)  # guidance differentiates the latent, never the weights

@@ -12,32 +12,40 @@ clean estimate, which is differentiable in x but costs a denoiser pass forward a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from engine.controls.base import Control
 from engine.diffusion.sampler import GuideStep
-from engine.errors import EngineError
+from engine.errors import ConfigError
 
 READS = ("x_t", "x0_hat")
 
 
 @dataclass
 class GuidanceOptions:
-    strength: float = 0.3  # Adagrad step size; 0 turns guidance off (0.3: measured, see README)
-    fluency: float = 0.01  # lambda: weight of the term tying x to the denoiser's proposal
-    steps: int = 3  # gradient steps per denoising step
-    reads: str = "x_t"  # what the classifiers read: the latent itself, or the denoiser's estimate of x0
+    strength: float = field(default=0.3, metadata={
+        "help": "guidance step size (Adagrad); 0 turns guidance off (0.3: measured, see docs/controls.md)"})
+    fluency: float = field(default=0.01, metadata={"help": "lambda of the term tying x to the denoiser's proposal"})
+    gradient_steps: int = field(default=3, metadata={"help": "gradient steps on the latent per denoising step"})
+    reads: str = field(default="x_t", metadata={
+        "choices": READS, "help": "what the classifiers read: x_t itself (fast) or the denoiser's x0_hat"})
 
     def __post_init__(self) -> None:
-        if self.strength < 0 or self.fluency < 0:
-            raise EngineError("guidance strength and fluency weight must be >= 0")
-        if self.steps < 0:
-            raise EngineError(f"guidance steps must be >= 0, got {self.steps}")
+        for name, high in (("strength", 10.0), ("fluency", 100.0)):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= high):
+                raise ConfigError(f"guidance {name} must be a number from 0 to {high:g}, got {value!r}")
+        if not 0 <= self.gradient_steps <= 20:
+            raise ConfigError(f"guidance gradient steps must be from 0 to 20, got {self.gradient_steps}")
         if self.reads not in READS:
-            raise EngineError(f"guidance reads one of {READS}, got {self.reads!r}")
+            raise ConfigError(f"guidance reads one of {', '.join(READS)}, got {self.reads!r}")
+
+
+DEFAULT_GUIDANCE = GuidanceOptions()
 
 
 class Guidance:
@@ -51,7 +59,7 @@ class Guidance:
 
     @property
     def active(self) -> bool:
-        return bool(self.controls) and self.options.strength > 0 and self.options.steps > 0
+        return bool(self.controls) and self.options.strength > 0 and self.options.gradient_steps > 0
 
     def log_prob(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """[B] the weighted sum of the controls' log-probabilities, and each control's own."""
@@ -70,7 +78,7 @@ class Guidance:
         x = step.x.detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adagrad([x], lr=options.strength)
         with torch.enable_grad():
-            for _ in range(options.steps):
+            for _ in range(options.gradient_steps):
                 seen = x if options.reads == "x_t" else step.estimate(x)
                 total, each = self.log_prob(seen, read_t)
                 tether = ((x - step.mean) ** 2 / (2 * step.variance.clamp(min=1e-8))).flatten(1).sum(-1)

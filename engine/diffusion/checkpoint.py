@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from engine.diffusion.model import Denoiser, DenoiserConfig
-from engine.errors import CheckpointError
+from engine.errors import CheckpointError, ConfigError
 from engine.text.tokenizer import Tokenizer
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[2] / "assets" / "model"
@@ -41,7 +41,7 @@ def load_denoiser(directory: Path | None = None, device: str = "cpu") -> tuple[D
     tokenizer = Tokenizer.load(directory / "vocab.json")
     try:
         config = DenoiserConfig(**meta["config"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ConfigError) as exc:
         raise CheckpointError(f"model config in {directory} is malformed: {exc}") from exc
     if config.vocab_size != len(tokenizer):
         raise CheckpointError(

@@ -8,34 +8,40 @@ they cannot collapse towards each other (which would make denoising trivially ea
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig, BertModel
 
+from engine.errors import ConfigError
+
 OBJECTIVES = ("ce", "mse")
 
 
 @dataclass
 class DenoiserConfig:
-    vocab_size: int
+    vocab_size: int = field(default=0, metadata={"derived": True})  # set from the vocabulary when training starts
     seq_len: int = 64
     embed_dim: int = 16
     hidden: int = 256
     layers: int = 4
-    heads: int = 4
+    attention_heads: int = 4
     ffn: int = 1024
     dropout: float = 0.1
     T: int = 2000
-    objective: str = "ce"  # "ce": logits over words (CDCD/Plaid); "mse": x0 regression (Diffusion-LM)
+    objective: str = field(default="ce", metadata={
+        "choices": OBJECTIVES, "help": "ce: logits over words (CDCD/Plaid); mse: x0 regression (Diffusion-LM)"})
     self_condition: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("seq_len", "embed_dim", "hidden", "layers", "attention_heads", "ffn", "T"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"model {name} must be a whole number >= 1, got {value!r}")
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+            raise ConfigError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
 
 
 @dataclass
@@ -44,13 +50,17 @@ class Denoised:
     embeddings: torch.Tensor  # [V, D] the word vectors the scores refer to
     regressed_x0: torch.Tensor | None = None  # [B, L, D] the "mse" objective's direct estimate of x0
 
-    @cached_property
-    def x0_hat(self) -> torch.Tensor:
-        """[B, L, D] the model's estimate of the clean word vectors (computed only when asked for:
-        the sampler builds its own from masked logits)."""
+    def x0_from(self, word_probs: torch.Tensor, embeddings: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, L, D] the estimate of the clean vectors: the "mse" objective's own regression, else the
+        expected word vector under `word_probs` (the sampler passes masked, tempered probabilities)."""
         if self.regressed_x0 is not None:
             return self.regressed_x0
-        return self.logits.softmax(-1) @ self.embeddings
+        return word_probs @ (self.embeddings if embeddings is None else embeddings)
+
+    @property
+    def x0_hat(self) -> torch.Tensor:
+        """[B, L, D] the estimate from the plain softmax of the logits (as in training)."""
+        return self.x0_from(self.logits.softmax(-1))
 
 
 def timestep_features(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:
@@ -62,11 +72,11 @@ def timestep_features(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:
 
 
 def bert_encoder(c) -> BertModel:
-    """A BERT encoder fed `inputs_embeds`, sized by a config with hidden, layers, heads, ffn, dropout
+    """A BERT encoder fed `inputs_embeds`, sized by a config with hidden, layers, attention_heads, ffn, dropout
     and seq_len. Its own token table is frozen: it is never used, and data-parallel training must
     not wait for a gradient it will never get."""
     bert = BertConfig(
-        vocab_size=1, hidden_size=c.hidden, num_hidden_layers=c.layers, num_attention_heads=c.heads,
+        vocab_size=1, hidden_size=c.hidden, num_hidden_layers=c.layers, num_attention_heads=c.attention_heads,
         intermediate_size=c.ffn, hidden_dropout_prob=c.dropout, attention_probs_dropout_prob=c.dropout,
         max_position_embeddings=c.seq_len, type_vocab_size=1,
     )

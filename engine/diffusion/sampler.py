@@ -1,48 +1,53 @@
-"""The sampling loop: one loop for free text, fixed lengths and infilling.
+"""The sampling loop: one loop for free text, fixed lengths, infilling and guided runs.
 
-Each step: the denoiser predicts x0 (and word logits) from x_t; the estimate is optionally
-clamped to the nearest word vectors; locked positions are reset to their true word vectors; the
-step is recorded as a Frame; then x moves to the next (lower) time by the posterior
-q(x_{t'} | x_t, x0_hat), and locked positions are set again from their true vectors (clean by
-default; `locked_noise` re-noises them towards the current t, as Diffusion-LM's replacement did).
-`frames()` yields every Frame as it is made (for a UI to stream); `sample()` returns the whole
-Trajectory.
+Each step orders five things and nothing else: the denoiser's **estimate** of the clean words
+(`estimate`), the **frame** that records it, the **step** rule that moves x_t to the next, lower
+time (`engine.diffusion.steps`), the **guide** that may move the new latent (classifier guidance,
+`engine.controls.guidance`), and the **locks** that set locked positions back to their word
+vectors (clean by default; `locked_noise` re-noises them towards the current t, as
+Diffusion-LM's replacement did). `Sampler.frames()` yields every Frame as it is made.
 """
 
 from __future__ import annotations
 
 import copy
-import time
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 
-from engine.diffusion.model import Denoiser
-from engine.diffusion.schedule import alpha_bar, posterior, q_sample, strided_timesteps
-from engine.errors import EngineError
+from engine.diffusion.model import Denoised, Denoiser
+from engine.diffusion.schedule import alpha_bar, q_sample, strided_timesteps
+from engine.diffusion.steps import STEP_RULES
+from engine.errors import ConfigError
 from engine.text.template import Template, stack
 from engine.text.tokenizer import Tokenizer
 
 
 @dataclass
 class SampleOptions:
-    steps: int = 50
-    clamp: bool = True  # replace x0_hat by the vector of its most likely word (Diffusion-LM's clamping trick)
-    temperature: float = 1.0  # softmax temperature of the word distribution behind an unclamped x0_hat
-    noise_scale: float = 1.0  # scale of the fresh noise added at each step (1 = ancestral sampling)
-    record_latents: bool = True
-    # noise on locked positions, as a fraction of the current t: 0 holds their clean word vectors
-    # (measured best for infilling), 1 re-noises them to t like everything else (Diffusion-LM's replacement)
-    locked_noise: float = 0.0
+    steps: int = field(default=50, metadata={"help": "denoising steps, strided over the schedule's T"})
+    step_rule: str = field(default="ancestral", metadata={"choices": tuple(STEP_RULES),
+                                                          "help": "how x_t moves to the next time"})
+    clamp: bool = field(default=True, metadata={
+        "help": "replace x0_hat by its most likely word's vector (Diffusion-LM's clamping trick)"})
+    temperature: float = field(default=1.0, metadata={"help": "softmax temperature behind an unclamped x0_hat"})
+    noise_scale: float = field(default=1.0, metadata={"help": "scale of each ancestral step's noise"})
+    locked_noise: float = field(default=0.0, metadata={
+        "help": "noise on locked positions as a fraction of t: 0 holds their clean vectors (best measured), "
+                "1 re-noises them as Diffusion-LM's replacement did"})
+    record_latents: bool = field(default=True, metadata={"derived": True})  # keep x_t in each Frame (latent plot)
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise EngineError(f"steps must be at least 1, got {self.steps}")
-        if self.temperature <= 0:
-            raise EngineError(f"temperature must be positive, got {self.temperature}")
-        if self.noise_scale < 0 or not 0 <= self.locked_noise <= 1:
-            raise EngineError("noise_scale must be >= 0 and locked_noise between 0 and 1")
+        if self.step_rule not in STEP_RULES:
+            raise ConfigError(f"step rule must be one of {', '.join(STEP_RULES)}, got {self.step_rule!r}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ConfigError(f"temperature must be a positive number, got {self.temperature}")
+        if not (math.isfinite(self.noise_scale) and self.noise_scale >= 0):
+            raise ConfigError(f"noise scale must be a number >= 0, got {self.noise_scale}")
+        if not 0 <= self.locked_noise <= 1:
+            raise ConfigError(f"locked noise must be between 0 and 1, got {self.locked_noise}")
 
 
 @dataclass
@@ -58,20 +63,55 @@ class Frame:
     # each control's classifier probability of its target per claim (geometric mean) at that x_t,
     # [B] per control (guided runs only)
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
+    last_t: int = field(default=1, repr=False)
 
     @property
     def final(self) -> bool:
         return self.t == self.last_t
 
-    last_t: int = field(default=1, repr=False)
+
+@dataclass
+class Locks:
+    """Which positions are locked, to which words, and those words' vectors."""
+
+    ids: torch.Tensor  # [B, L]
+    mask: torch.Tensor  # [B, L] bool
+    vectors: torch.Tensor  # [B, L, D]
+
+    def apply(self, x: torch.Tensor, locked: torch.Tensor) -> torch.Tensor:
+        """x with the locked positions replaced by `locked`."""
+        return torch.where(self.mask[..., None], locked, x)
+
+
+@dataclass
+class Estimate:
+    """What the denoiser believes at one step."""
+
+    tokens: torch.Tensor  # [B, L] most likely word (locked words as written)
+    confidence: torch.Tensor  # [B, L] its probability (1 at locked positions)
+    soft: torch.Tensor  # [B, L, D] the expected clean vectors (locked positions as written)
+    x0_hat: torch.Tensor  # [B, L, D] what the step rule moves towards: `soft`, or the clamped word vectors
+
+
+def estimate(out: Denoised, E: torch.Tensor, banned: torch.Tensor, locks: Locks, *, temperature: float = 1.0,
+             clamp: bool = False) -> Estimate:
+    """The denoiser's estimate from its output: banned words masked out, locked positions as written."""
+    logits = out.logits.float().masked_fill(banned, float("-inf"))
+    probs = logits.softmax(-1)
+    confidence, tokens = probs.max(-1)
+    tokens = torch.where(locks.mask, locks.ids, tokens)
+    confidence = torch.where(locks.mask, torch.ones_like(confidence), confidence)
+    word_probs = probs if temperature == 1.0 else (logits / temperature).softmax(-1)
+    soft = locks.apply(out.x0_from(word_probs, E).float(), locks.vectors)
+    return Estimate(tokens, confidence, soft, E[tokens] if clamp else soft)
 
 
 @dataclass
 class GuideStep:
-    """What the sampler hands a guide after drawing x ~ N(mean, variance) at time t."""
+    """What the sampler hands a guide after a step to time t."""
 
-    x: torch.Tensor  # [B, L, D]
-    mean: torch.Tensor
+    x: torch.Tensor  # [B, L, D] the new latent
+    mean: torch.Tensor  # the ancestral posterior's mean and variance: the guide's trust region
     variance: torch.Tensor  # [B, 1, 1]
     t: int
     estimate: Callable[[torch.Tensor], torch.Tensor]  # x -> x0_hat(x), differentiable (one denoiser pass)
@@ -83,12 +123,20 @@ Guide = Callable[[GuideStep], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 @dataclass
 class Trajectory:
+    """Every frame of a run and the templates it filled, one row per template."""
+
     frames: list[Frame]
-    tokens: torch.Tensor  # [B, L] final words
-    locked_mask: torch.Tensor  # [B, L]
+    templates: list[Template]
     words: list[list[str]]  # final words between START and END
-    network_passes: int  # denoiser calls per sample
-    seconds: float
+
+    @property
+    def tokens(self) -> torch.Tensor:
+        """[B, L] final token ids."""
+        return self.frames[-1].tokens
+
+    @property
+    def locked_mask(self) -> torch.Tensor:
+        return stack(self.templates)[1]
 
     @property
     def texts(self) -> list[str]:
@@ -97,7 +145,8 @@ class Trajectory:
 
 class Sampler:
     """Joins a trained denoiser and the noise schedule. With bf16=True the network runs as a
-    bfloat16 copy (about 1.5-2x faster on CPUs with AVX-512 BF16); word vectors stay float32."""
+    bfloat16 copy (about 1.5-2x faster on CPUs with AVX-512 BF16); word vectors stay float32, and
+    guides that read x0_hat differentiate the float32 model."""
 
     def __init__(self, model: Denoiser, tokenizer: Tokenizer, bf16: bool = True):
         self.model = model.eval()
@@ -105,105 +154,74 @@ class Sampler:
         self.tokenizer = tokenizer
 
     @torch.no_grad()
-    def frames(self, templates: list[Template], options: SampleOptions | None = None,
-               seed: int = 0, guide: Guide | None = None) -> Iterator[Frame]:
-        """Denoise one sample per template, yielding a Frame after every step. A `guide` may move
-        each new latent (classifier guidance) before locked positions are set again."""
-        options = options or SampleOptions()
+    def frames(self, templates: list[Template], options: SampleOptions, seed: int = 0,
+               guide: Guide | None = None) -> Iterator[Frame]:
+        """Denoise one sample per template, yielding a Frame after every step."""
         model, T = self.model, self.model.config.T
         device = next(model.parameters()).device
         generator = torch.Generator(device=device).manual_seed(seed)
-        locked_ids, locked_mask = (x.to(device) for x in stack(templates))
-        B, L = locked_ids.shape
         E = model.embeddings()
-        locked_vectors = E[locked_ids]
-        lock = locked_mask[..., None]
-        banned = self._banned_words(locked_ids, locked_mask)
-        if options.steps > T:
-            raise EngineError(f"steps must be at most the schedule's T = {T}, got {options.steps}")
+        ids, mask = (x.to(device) for x in stack(templates))
+        locks = Locks(ids, mask, E[ids])
+        banned = self.banned_words(locks)
+        step_rule = STEP_RULES[options.step_rule]
         times = strided_timesteps(options.steps, T)
+        B, L = ids.shape
 
         x = torch.randn((B, L, E.shape[1]), generator=generator, device=device)
+        x = locks.apply(x, self.locked_latent(locks, times[0], options, x))
         x0_prev, scores = None, {}
         for i, t in enumerate(times):
-            t_next = times[i + 1] if i + 1 < len(times) else 0
             t_batch = torch.full((B,), t, device=device)
-            x = torch.where(lock, self._locked_latent(locked_vectors, t, options, x), x) if i == 0 else x
-            out = self.network(x, t_batch, x0_prev)
-            logits = out.logits.float().masked_fill(banned, float("-inf"))
-            probs = logits.softmax(-1)
-            confidence, tokens = probs.max(-1)
-            tokens = torch.where(locked_mask, locked_ids, tokens)
-            confidence = torch.where(locked_mask, torch.ones_like(confidence), confidence)
-            if model.config.objective == "mse":  # the network regresses x0 itself
-                soft = out.x0_hat.float()
-            else:
-                word_probs = probs if options.temperature == 1.0 else (logits / options.temperature).softmax(-1)
-                soft = word_probs @ E
-            soft = torch.where(lock, locked_vectors, soft)
-            x0_hat = E[tokens] if options.clamp else soft
-            yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(torch.tensor(t), T)), tokens=tokens.cpu(),
-                        confidence=confidence.cpu(), latents=x.cpu() if options.record_latents else None,
+            est = estimate(self.network(x, t_batch, x0_prev), E, banned, locks, temperature=options.temperature,
+                           clamp=options.clamp)
+            yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(torch.tensor(t), T)), tokens=est.tokens.cpu(),
+                        confidence=est.confidence.cpu(), latents=x.cpu() if options.record_latents else None,
                         scores={k: v.cpu() for k, v in scores.items()}, last_t=times[-1])
+            t_next = times[i + 1] if i + 1 < len(times) else 0
             if t_next == 0:
                 break
-            mean, variance = posterior(x0_hat, x, t_batch, torch.full((B,), t_next, device=device), T)
             noise = torch.randn(x.shape, generator=generator, device=device)
-            x = mean + options.noise_scale * variance.sqrt() * noise
+            step = step_rule(est.x0_hat, x, t_batch, torch.full((B,), t_next, device=device), noise, T,
+                             options.noise_scale)
+            x = step.x
             if guide is not None:
-                estimate = self._estimator(t_next, soft, banned, lock, locked_vectors)
-                x, scores = guide(GuideStep(x=x, mean=mean, variance=variance, t=t_next, estimate=estimate))
+                x, scores = guide(GuideStep(x=x, mean=step.mean, variance=step.variance, t=t_next,
+                                            estimate=self.estimator(t_next, est.soft, E, banned, locks)))
             relock_noise = torch.randn(x.shape, generator=generator, device=device)
-            x = torch.where(lock, self._locked_latent(locked_vectors, t_next, options, relock_noise), x)
-            x0_prev = soft
+            x = locks.apply(x, self.locked_latent(locks, t_next, options, relock_noise))
+            x0_prev = est.soft
 
-    def _estimator(self, t: int, x0_prev: torch.Tensor, banned: torch.Tensor, lock: torch.Tensor,
-                   locked_vectors: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        """x -> the float32 model's x0_hat at time t (locked positions as written), for guides that
-        steer through the denoiser's estimate."""
-        model = self.model
+    def estimator(self, t: int, x0_prev: torch.Tensor, E: torch.Tensor, banned: torch.Tensor,
+                  locks: Locks) -> Callable[[torch.Tensor], torch.Tensor]:
+        """x -> the float32 model's soft x0_hat at time t, differentiable in x (for guides that
+        steer through the denoiser's estimate)."""
 
-        def estimate(x: torch.Tensor) -> torch.Tensor:
-            out = model(x, torch.full((x.shape[0],), t, device=x.device), x0_prev)
-            if model.config.objective == "mse":
-                soft = out.x0_hat
-            else:
-                soft = out.logits.masked_fill(banned, float("-inf")).softmax(-1) @ out.embeddings
-            return torch.where(lock, locked_vectors, soft)
+        def soft_x0(x: torch.Tensor) -> torch.Tensor:
+            out = self.model(x, torch.full((x.shape[0],), t, device=x.device), x0_prev)
+            return estimate(out, E, banned, locks).soft
 
-        return estimate
+        return soft_x0
 
-    def _locked_latent(self, vectors: torch.Tensor, t: int, options: SampleOptions,
-                       noise: torch.Tensor) -> torch.Tensor:
+    def locked_latent(self, locks: Locks, t: int, options: SampleOptions, noise: torch.Tensor) -> torch.Tensor:
         """Locked positions' latent at time t: their true word vectors, noised by `locked_noise`."""
-        t_locked = torch.full((vectors.shape[0],), round(t * options.locked_noise), device=vectors.device)
-        return q_sample(vectors, t_locked, noise, self.model.config.T)
+        t_locked = torch.full((locks.vectors.shape[0],), round(t * options.locked_noise), device=noise.device)
+        return q_sample(locks.vectors, t_locked, noise, self.model.config.T)
 
-    def _banned_words(self, locked_ids: torch.Tensor, locked_mask: torch.Tensor) -> torch.Tensor:
+    def banned_words(self, locks: Locks) -> torch.Tensor:
         """[B, L, V] True where a word may not appear: UNK anywhere free, and in a row whose END is
         locked (fixed length), no PAD/START/END at free positions, so it has exactly the words asked for."""
         tok = self.tokenizer
-        B, L = locked_ids.shape
-        banned = torch.zeros((B, L, len(tok)), dtype=torch.bool, device=locked_ids.device)
-        free = ~locked_mask
+        B, L = locks.ids.shape
+        banned = torch.zeros((B, L, len(tok)), dtype=torch.bool, device=locks.ids.device)
+        free = ~locks.mask
         banned[..., tok.unk_id] = free
-        fixed = free & (locked_mask & (locked_ids == tok.end_id)).any(-1, keepdim=True)
+        fixed = free & (locks.mask & (locks.ids == tok.end_id)).any(-1, keepdim=True)
         for special in (tok.pad_id, tok.start_id, tok.end_id):
             banned[..., special] |= fixed
         return banned
 
-    def sample(self, templates: list[Template], options: SampleOptions | None = None, seed: int = 0,
-               guide: Guide | None = None) -> Trajectory:
-        start = time.perf_counter()
-        frames = list(self.frames(templates, options, seed, guide))
-        return self.collect(frames, templates, time.perf_counter() - start)
-
-    def collect(self, frames: list[Frame], templates: list[Template], seconds: float) -> Trajectory:
-        """The Trajectory of frames streamed from `frames()` (the last frame holds the result)."""
-        last = frames[-1]
-        _, locked_mask = stack(templates)
-        return Trajectory(
-            frames=frames, tokens=last.tokens, locked_mask=locked_mask,
-            words=[self.tokenizer.decode_words(row) for row in last.tokens.tolist()],
-            network_passes=len(frames), seconds=seconds,
-        )
+    def trajectory(self, frames: list[Frame], templates: list[Template]) -> Trajectory:
+        """The Trajectory of the frames `frames()` yielded (the last frame holds the result)."""
+        words = [self.tokenizer.decode_words(row) for row in frames[-1].tokens.tolist()]
+        return Trajectory(frames=frames, templates=list(templates), words=words)

@@ -23,7 +23,7 @@ def alpha_bar(t: torch.Tensor, T: int = T_DEFAULT, s: float = S_DEFAULT) -> torc
 
 def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, T: int = T_DEFAULT) -> torch.Tensor:
     """Draw x_t ~ q(x_t | x_0) = N(sqrt(alpha_bar) x_0, (1 - alpha_bar) I). t has one entry per batch row."""
-    ab = _per_row(alpha_bar(t, T), x0)
+    ab = per_row(alpha_bar(t, T), x0)
     return ab.sqrt() * x0 + (1.0 - ab).sqrt() * noise
 
 
@@ -31,8 +31,8 @@ def posterior(
     x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor, T: int = T_DEFAULT
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and variance of q(x_{t_prev} | x_t, x_0) for any t_prev < t (strided sampling)."""
-    ab_t = _per_row(alpha_bar(t, T), x0)
-    ab_prev = _per_row(alpha_bar(t_prev, T), x0)
+    ab_t = per_row(alpha_bar(t, T), x0)
+    ab_prev = per_row(alpha_bar(t_prev, T), x0)
     alpha_step = ab_t / ab_prev
     beta_step = 1.0 - alpha_step
     mean = (ab_prev.sqrt() * beta_step * x0 + alpha_step.sqrt() * (1.0 - ab_prev) * x_t) / (1.0 - ab_t)
@@ -42,13 +42,11 @@ def posterior(
 
 def strided_timesteps(steps: int, T: int = T_DEFAULT) -> list[int]:
     """`steps` integer times from T down to 1, evenly spaced: sampling visits these, then t = 0."""
-    if not 1 <= steps <= T:
-        raise ValueError(f"steps must be between 1 and {T}, got {steps}")
     times = torch.linspace(T, 0, steps + 1)[:-1].round().long().tolist()
     return [max(1, int(x)) for x in times]
 
 
-def _per_row(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def per_row(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Broadcast one value per batch row over the remaining dimensions of `like`."""
     values = values.to(like.device).reshape(-1, *([1] * (like.dim() - 1)))
     return values.to(like.dtype)

@@ -1,0 +1,1 @@
+"""Scoring: the fluency judge, quality metrics, and the quality and control evaluations."""

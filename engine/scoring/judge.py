@@ -26,14 +26,14 @@ class JudgeConfig:
     seq_len: int = 64
     layers: int = 4
     hidden: int = 256
-    heads: int = 4
+    attention_heads: int = 4
     dropout: float = 0.1
 
 
 def build_judge(config: JudgeConfig) -> GPT2LMHeadModel:
     gpt2 = GPT2Config(
         vocab_size=config.vocab_size, n_positions=config.seq_len, n_embd=config.hidden, n_layer=config.layers,
-        n_head=config.heads, resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
+        n_head=config.attention_heads, resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
         bos_token_id=Tokenizer.start_id, eos_token_id=Tokenizer.end_id, pad_token_id=Tokenizer.pad_id,
     )
     return GPT2LMHeadModel(gpt2)

@@ -47,7 +47,7 @@ def read_pairs(path: Path, need_mr: bool = False) -> list[tuple[str, str]]:
         raise EngineError(f"data file not found: {path}")
     if path.suffix.lower() != ".csv":
         if need_mr:
-            raise EngineError(f"{path}: semantic labels need a CSV with 'mr' and 'ref' columns")
+            raise EngineError(f"{path}: labels from meaning representations need a CSV with 'mr' and 'ref' columns")
         return [("", s) for s in read_sentences(path)]
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)

@@ -36,7 +36,7 @@ def has_ellipsis(text: str) -> bool:
 def parse_template(text: str, tokenizer: Tokenizer, seq_len: int) -> Template:
     """Template from text with `_` blanks; unknown words and over-long templates raise TemplateError."""
     if has_ellipsis(text):
-        raise TemplateError(f"expand '{ELLIPSIS}' into blanks first (Pipeline.fill tries several lengths)")
+        raise TemplateError(f"expand '{ELLIPSIS}' into blanks first (the pipeline tries several lengths)")
     pieces: list[str | None] = []  # None marks a blank
     for chunk in text.split():
         if chunk == BLANK:
@@ -53,8 +53,8 @@ def parse_template(text: str, tokenizer: Tokenizer, seq_len: int) -> Template:
 
 def length_template(n_words: int, seq_len: int) -> Template:
     """Exactly n_words free words: END locked right after them, PAD locked after END."""
-    if n_words < 1:
-        raise TemplateError(f"length must be at least 1 word, got {n_words}")
+    if not 1 <= n_words <= seq_len - 2:
+        raise TemplateError(f"length {n_words} is impossible: the model writes 1 to {seq_len - 2} words")
     return template_from_ids([None] * n_words, seq_len)
 
 

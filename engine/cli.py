@@ -1,0 +1,79 @@
+"""Command-line plumbing shared by every command: flags generated from option dataclasses, and
+the one wrapper that turns an EngineError into a one-line message and exit status 2.
+
+A dataclass field becomes a flag (`max_steps` -> `--max-steps`; a bool -> `--x/--no-x`); a field
+that is itself a dataclass contributes its own fields, flattened; fields marked
+`metadata={"derived": True}` are filled in by the program, not by flags. `metadata` may also
+carry "help" and "choices".
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from engine.errors import EngineError
+
+SCALARS = {int: int, float: float, str: str}
+
+
+def _fields(cls: type) -> Iterator[tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("derived"):
+            yield f, hints[f.name]
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = ()) -> None:
+    """One flag per field of `cls` (and of its dataclass fields), defaults from the dataclass."""
+    for f, kind in _fields(cls):
+        if dataclasses.is_dataclass(kind):
+            add_options(parser, kind, required)
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        extra = {"help": f.metadata.get("help"), "choices": f.metadata.get("choices")}
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=extra["help"])
+        elif f.name in required:
+            parser.add_argument(flag, required=True, type=SCALARS[kind], **extra)
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else None
+            parser.add_argument(flag, type=SCALARS[kind], default=default, **extra)
+
+
+def options_from(cls: type, args: argparse.Namespace) -> Any:
+    """An instance of `cls` from parsed flags (nested dataclasses built the same way)."""
+    values = {}
+    for f, kind in _fields(cls):
+        values[f.name] = options_from(kind, args) if dataclasses.is_dataclass(kind) else getattr(args, f.name)
+    return cls(**values)
+
+
+def parser_for(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=f"python -m {prog}", description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def run_command(command: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
+    """Run a command; an EngineError is printed as one line on stderr and gives exit status 2."""
+    try:
+        return command(args) or 0
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """`--weights pos=1,semantic=2` as a dict."""
+    weights = {}
+    for part in filter(None, text.split(",")):
+        name, _, value = part.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError as exc:
+            raise EngineError(f"--weights: expected kind=number, got {part!r}") from exc
+    return weights

@@ -1,0 +1,116 @@
+"""What a caller asks of the pipeline, and what it gets back.
+
+Every caller (the editor and its API, `engine.generate`, `engine.evaluate`, `engine.bench`,
+`editor.bench`) builds a `Request` and hands it to `Pipeline.run` or `Pipeline.stream`; the
+`Result` carries the ranked candidates, the trajectory with its templates, and one `Cost`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from engine.controls.base import Control
+from engine.controls.guidance import GuidanceOptions
+from engine.diffusion.sampler import SampleOptions, Trajectory
+from engine.errors import ConfigError
+from engine.text.template import Template
+
+MAX_SAMPLES = 32  # results kept per prompt
+MAX_ROWS = 256  # rows sampled in one batch (samples x candidates x prompts, '...' lengths included)
+MAX_SEED = 2**63 - 1  # the largest seed a torch generator takes
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One thing to write. `template`: text with `_` for one free word and `...` for a blank of
+    unknown length (or a ready Template); or `length`: exactly that many free words; or neither:
+    free text. `targets`: what the controls ask of it (see engine.controls.targets)."""
+
+    template: str | Template | None = None
+    length: int | None = None
+    targets: tuple = ()
+
+
+@dataclass
+class Request:
+    prompts: tuple[Prompt, ...] = (Prompt(),)
+    samples: int = 4  # results kept per prompt
+    candidates: int = 1  # rows drawn per result kept: the ranking keeps the best `samples` of samples x candidates
+    seed: int = 0
+    sampling: SampleOptions = field(default_factory=SampleOptions)
+    guidance: GuidanceOptions = field(default_factory=GuidanceOptions)
+    weights: dict[str, float] = field(default_factory=dict)  # per control kind, when several are combined
+    steer: bool = True  # False: targets are only judged (no guidance, no length they imply): chance level
+
+    def __post_init__(self) -> None:
+        if not self.prompts:
+            raise ConfigError("a request needs at least one prompt")
+        if not 1 <= self.samples <= MAX_SAMPLES:
+            raise ConfigError(f"samples must be between 1 and {MAX_SAMPLES}, got {self.samples}")
+        if not 1 <= self.candidates <= MAX_ROWS:
+            raise ConfigError(f"candidates must be between 1 and {MAX_ROWS}, got {self.candidates}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
+        if self.samples * self.candidates * len(self.prompts) > MAX_ROWS:
+            raise ConfigError(f"samples x candidates x prompts must be at most {MAX_ROWS} rows, got "
+                              f"{self.samples} x {self.candidates} x {len(self.prompts)}")
+        for kind, weight in self.weights.items():
+            if not isinstance(weight, int | float) or not 0 <= weight <= 100:
+                raise ConfigError(f"the {kind} weight must be a number from 0 to 100, got {weight!r}")
+
+    @classmethod
+    def one(cls, template: str | Template | None = None, length: int | None = None, targets: tuple = (),
+            **options: Any) -> Request:
+        """A request with a single prompt (what the editor and `engine.generate` send)."""
+        return cls(prompts=(Prompt(template, length, tuple(targets)),), **options)
+
+
+@dataclass
+class Cost:
+    """What a run cost, counted once, here. Passes are over the whole batch."""
+
+    seconds: float  # model time (sampling and guidance), without ranking or a caller's pauses
+    denoiser_passes: int  # sampling steps plus guidance's passes through the denoiser (reads x0_hat)
+    classifier_passes: int  # control classifier passes (forward and backward) made by guidance
+    rows: int  # samples drawn in the batch
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "seconds": round(self.seconds, 4)}
+
+
+@dataclass
+class Candidate:
+    """One finished sample with the judge's score and independent checks of what was asked."""
+
+    words: list[str]
+    row: int  # index in the trajectory's batch
+    judge_ppl: float | None
+    checks: dict[str, bool]  # e.g. {"locked words kept": True, "exactly 12 words": True}
+    control_scores: dict[str, float] = field(default_factory=dict)  # each control's oracle, 1 = fully met
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "words": self.words, "judge_ppl": self.judge_ppl, "checks": self.checks,
+                "control_scores": self.control_scores}
+
+
+@dataclass
+class Result:
+    ranked: list[list[Candidate]]  # per prompt, the best `samples` of its rows, best first
+    trajectory: Trajectory  # every row of the batch, with its templates
+    prompt_rows: list[int]  # the prompt each trajectory row belongs to
+    controls: list[Control]
+    cost: Cost
+
+    @property
+    def best(self) -> list[Candidate]:
+        """The ranked candidates of the first (usually only) prompt."""
+        return self.ranked[0]
+
+    def to_dict(self) -> dict:
+        """The first prompt's ranked results and the cost, as JSON-ready values."""
+        return {"results": [c.to_dict() for c in self.best], **self.cost.to_dict()}
