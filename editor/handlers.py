@@ -8,6 +8,7 @@ Result's.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import tempfile
@@ -110,12 +111,13 @@ class Editor:
         cells, _ = cells_for(text, row)
         try:
             request = Form.from_values(text_from_cells(cells) or None, values).request()
-            locked = list(self.pipe.plan(request).templates[0].locked)  # the streamed row's locks
+            stream = self.pipe.stream(request)
+            first = next(stream)  # plans the request: a bad one fails here, before any frame
         except EngineError as exc:
             yield {page.row: row_value(cells), page.msg: message(str(exc))}
             return
         last_yield = 0.0
-        for item in self.pipe.stream(request):
+        for item in itertools.chain([first], stream):
             if isinstance(item, Result):
                 yield self.finished(item, cells)
                 return
@@ -124,7 +126,7 @@ class Editor:
                 time.sleep(wait)  # the pipeline does not count this as model time
             last_yield = time.perf_counter()
             view = frame_view(item, self.pipe.tokenizer, 0, request.sampling.steps)
-            yield {page.row: {"html": frame_row(view, locked), "cells": cells, "action": None}, page.msg: ""}
+            yield {page.row: {"html": frame_row(view, view["locked"]), "cells": cells, "action": None}, page.msg: ""}
 
     def finished(self, result: Result, cells: list[dict]) -> Updates:
         """Every output after a run: the best sample's last step, the summary, the ranked table,

@@ -24,6 +24,7 @@ from engine.controls import COMPOSED, KINDS, STEERED
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
+from engine.diffusion.steps import STEP_RULES
 from engine.errors import EngineError
 from engine.pipeline import Pipeline
 from engine.request import Request, Result
@@ -58,10 +59,28 @@ def measure_guided(pipe: Pipeline, name: str, kinds: tuple[str, ...], reads: str
             "classifier_passes": result.cost.classifier_passes, "positions": pipe.seq_len}
 
 
+def measure_step_rules(pipe: Pipeline, repeats: int) -> list[dict]:
+    """Seconds per sample of every step rule at 10, 20 and 50 steps, batches of 1 and 16; the rules
+    interleaved run by run, so that a busy moment does not favour one of them."""
+    settings = [(rule, steps, batch) for steps in (10, 20, 50) for batch in (1, 16) for rule in STEP_RULES]
+    pipe.run(Request.one(samples=16, sampling=SampleOptions(steps=5, record_latents=False)))  # warm-up
+    best: dict[tuple, float] = {}
+    for seed in range(repeats):
+        for rule, steps, batch in settings:
+            sampling = SampleOptions(steps=steps, step_rule=rule, record_latents=False)
+            seconds = pipe.run(Request.one(samples=batch, seed=seed, sampling=sampling)).cost.seconds / batch
+            best[(rule, steps, batch)] = min(best.get((rule, steps, batch), seconds), seconds)
+    return [{"step_rule": rule, "steps": steps, "batch": batch,
+             "seconds_per_sample": round(best[rule, steps, batch], 4)} for rule, steps, batch in settings]
+
+
 def bench(args) -> int:
     if args.repeats < 1:
         raise EngineError(f"--repeats must be at least 1, got {args.repeats}")
     pipe = Pipeline.load(args.model, bf16=not args.fp32)
+    if args.step_rules:
+        print(json.dumps({"step_rules": measure_step_rules(pipe, args.repeats)}, indent=2))
+        return 0
     runs = [measure(pipe, steps, batch, args.repeats) for steps in (200, 50) for batch in (1, 16)]
     offered = pipe.control_kinds()
     settings = [(name, (name,), "x_t") for name in STEERED]
@@ -84,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model directory (default: the bundled model)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per setting (the best is kept)")
     parser.add_argument("--fp32", action="store_true", help="run the network in float32 instead of bfloat16")
+    parser.add_argument("--step-rules", action="store_true",
+                        help="only time every step rule at 10, 20 and 50 steps (interleaved, best of --repeats)")
     parser.add_argument("--json", action="store_true", help="print JSON (the default output is also JSON)")
     return run_command(bench, parser.parse_args(argv))
 

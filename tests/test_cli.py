@@ -78,6 +78,11 @@ def test_bench_prints_speed_and_memory(tiny_model):
     assert [(r["steps"], r["batch"]) for r in report["runs"]] == [(200, 1), (200, 16), (50, 1), (50, 16)]
     assert all(r["denoiser_passes"] == r["steps"] and r["seconds_per_sample"] > 0 for r in report["runs"])
     assert report["peak_rss_mb"] > 0
+    rules = run("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--step-rules", "--json")
+    assert rules.returncode == 0, rules.stderr
+    timed = {(r["step_rule"], r["steps"], r["batch"]) for r in json.loads(rules.stdout)["step_rules"]}
+    assert timed == {(rule, steps, batch) for rule in ("ancestral", "ddim") for steps in (10, 20, 50)
+                     for batch in (1, 16)}
 
 
 def test_train_cli_reports_bad_data(tmp_path):

@@ -60,6 +60,7 @@ class Frame:
     tokens: torch.Tensor  # [B, L] the nearest word at each position (locked words as written)
     confidence: torch.Tensor  # [B, L] probability of that word under the model
     latents: torch.Tensor | None  # [B, L, D] x_t that the model read
+    locked: torch.Tensor  # [B, L] bool, True where the template locks the word
     # each control's classifier probability of its target per claim (geometric mean) at that x_t,
     # [B] per control (guided runs only)
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -136,7 +137,8 @@ class Trajectory:
 
     @property
     def locked_mask(self) -> torch.Tensor:
-        return stack(self.templates)[1]
+        """[B, L] True where the templates lock the word."""
+        return self.frames[-1].locked
 
     @property
     def texts(self) -> list[str]:
@@ -170,13 +172,14 @@ class Sampler:
 
         x = torch.randn((B, L, E.shape[1]), generator=generator, device=device)
         x = locks.apply(x, self.locked_latent(locks, times[0], options, x))
-        x0_prev, scores = None, {}
+        x0_prev, scores, locked_cpu = None, {}, mask.cpu()
         for i, t in enumerate(times):
             t_batch = torch.full((B,), t, device=device)
             est = estimate(self.network(x, t_batch, x0_prev), E, banned, locks, temperature=options.temperature,
                            clamp=options.clamp)
             yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(torch.tensor(t), T)), tokens=est.tokens.cpu(),
                         confidence=est.confidence.cpu(), latents=x.cpu() if options.record_latents else None,
+                        locked=locked_cpu,
                         scores={k: v.cpu() for k, v in scores.items()}, last_t=times[-1])
             t_next = times[i + 1] if i + 1 < len(times) else 0
             if t_next == 0:
