@@ -53,11 +53,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from gradio_client import Client
 
-    from editor.layout import build_app
+    from editor.layout import build
+    from editor.serving import EVENT_CONCURRENCY, MAX_QUEUE
     from engine.pipeline import Pipeline
 
-    demo = build_app(Pipeline.load(args.model))
-    demo.queue(default_concurrency_limit=4, max_size=64)
+    demo, editor = build(Pipeline.load(args.model))
+    demo.queue(default_concurrency_limit=EVENT_CONCURRENCY, max_size=MAX_QUEUE)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False, ssr_mode=False,
                 run_history=False, quiet=True)
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         with contextlib.redirect_stdout(sys.stderr):  # gradio announces the closing on stdout
             demo.close()
+        editor.close()
     report = {
         "single_user": {"first_frame_s": min(r["first_frame_s"] for r in single),
                         "frames_per_s": min(r["frames_per_s"] for r in single),

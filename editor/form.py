@@ -1,10 +1,14 @@
 """Raw values from the page or the API, turned into one engine `Request`.
 
 The page and the API send plain values: numbers that may arrive as floats or strings, text per
-control kind, a weight per kind. This module only reads them: a value of the wrong type (or NaN)
-is a ConfigError naming its field, and a missing value (None) means the engine's default. Every
-range (steps against the schedule, samples, lengths, guidance strength, weights) is checked by
-the engine when the Request and its options are built.
+control kind, a weight per kind. This module only reads them: a value of the wrong type (a bool
+or a list for a number, a number or a list for a kind that takes text, NaN or ±inf) is a
+ConfigError naming its field, and a missing value (None) means the engine's default. Whole
+numbers are read exactly: ints and strings of digits as they are, floats only where they are
+exact (at most 2^53). Texts too long for the model are refused by their size before anything
+parses them (see editor.limits). Every range (steps against the schedule, samples, lengths, the
+seed, guidance strength, weights) is checked by the engine when the Request and its options are
+built.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from editor.limits import DEFAULT_LIMITS, Limits, shown
 from engine.controls import KINDS, STEERED
-from engine.controls.guidance import DEFAULT_GUIDANCE, GuidanceOptions
+from engine.controls.guidance import DEFAULT_GUIDANCE, READS, GuidanceOptions
 from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
-from engine.errors import ConfigError
+from engine.errors import ConfigError, TargetError, TemplateError
 from engine.request import Request
 
 DEFAULT_STEPS = SampleOptions().steps
@@ -29,34 +35,88 @@ DEFAULT_SEED = Request().seed
 DEFAULT_LENGTH = 0  # 0: the template (or the model) decides the length
 SETTINGS = ("length", "steps", "samples", "seed")  # a generation's settings, in the API's order
 WEIGHT_PREFIX = "weight_"  # the page sends each kind's weight as weight_<kind>
+MAX_DIGITS = 30  # the longest whole number read (a seed takes at most 19 digits; the engine checks each range)
+MAX_NUMBER_CHARS = 64  # the longest string read as a number
+EXACT_FLOAT = 2**53  # above this a float cannot hold every whole number: 2^53 + 1 would read as 2^53
+DIGITS = re.compile(r"[+-]?[0-9]+")
 
 
 def whole_number(value: object, name: str, default: int) -> int:
-    """`value` as an int (a float or a string that holds a whole number is fine); None: `default`."""
+    """`value` as an int, read exactly: an int or a string of digits as it is; a float, or a
+    string holding one, only when it is a whole number of at most 2^53 (above that a float has
+    lost digits). None: `default`. A bool is not a number."""
     if value is None:
         return default
+    if isinstance(value, str) and len(value) <= MAX_NUMBER_CHARS:
+        text = value.strip()
+        if DIGITS.fullmatch(text):
+            value = int(text)
+        else:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ConfigError(f"{name} must be a whole number, got {shown(value)}") from None
     if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) >= 10**MAX_DIGITS:
+            raise ConfigError(f"{name} must be a whole number of at most {MAX_DIGITS} digits, got {shown(value)}")
         return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(number) or number != int(number):
-        raise ConfigError(f"{name} must be a whole number, got {value!r}")
-    return int(number)
+    if not isinstance(value, float) or not math.isfinite(value) or not value.is_integer():
+        raise ConfigError(f"{name} must be a whole number, got {shown(value)}")
+    if abs(value) > EXACT_FLOAT:
+        raise ConfigError(f"{name} must be a whole number written with digits: {value:g} is a float, which "
+                          f"holds whole numbers exactly only up to 2^53")
+    return int(value)
 
 
 def number(value: object, name: str, default: float) -> float:
-    """`value` as a finite float; None: `default`."""
+    """`value` as a finite float (an int, a float or a string holding one); None: `default`.
+    A bool, NaN and ±inf are not numbers here."""
     if value is None:
         return default
-    try:
-        result = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or math.isnan(result):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    return result
+    if isinstance(value, str) and len(value) <= MAX_NUMBER_CHARS:
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {shown(value)}") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(f"{name} must be a finite number, got {shown(value)}") from None
+    if not isinstance(value, float):
+        raise ConfigError(f"{name} must be a number, got {shown(value)}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {shown(value)}")
+    return value
+
+
+def kind_value(name: str, value: object, limits: Limits = DEFAULT_LIMITS) -> str | list[str] | None:
+    """One steered kind's input, checked before anything parses it: text (a list of texts for a
+    kind that takes several, where one text is a list of one), no longer than the model can use."""
+    kind = KINDS[name]
+    if value is None:
+        return None
+    if kind.many and isinstance(value, list | tuple):
+        if not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{name} must be a list of texts like {kind.placeholder!r}, got {shown(value)}")
+        limits.check_texts(value, name, TargetError)
+        return list(value)
+    if not isinstance(value, str):
+        example = f"a list of texts like [{kind.placeholder!r}]" if kind.many else f"text like {kind.placeholder!r}"
+        raise ConfigError(f"{name} must be {example}, got {shown(value)}")
+    limits.check_text(value, name, TargetError, words=False)  # the engine counts the words it implies
+    return value
+
+
+def template_text(value: object, limits: Limits = DEFAULT_LIMITS) -> str | None:
+    """The template as the engine reads it: None for no text (free writing), else text no longer
+    than the model writes (refused by size before it is split)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"the text must be a template (text with _ blanks), got {shown(value)}")
+    limits.check_text(value, "the text", TemplateError)
+    return value if value.strip() else None
 
 
 @dataclass(frozen=True)
@@ -70,9 +130,10 @@ class GuidanceForm:
     fluency: Any = None
     weights: Mapping[str, Any] = field(default_factory=dict)
     reads: Any = None
+    limits: Limits = DEFAULT_LIMITS
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Any]) -> GuidanceForm:
+    def from_values(cls, values: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> GuidanceForm:
         """From keyword values as the page or the API names them: one per steered kind, `strength`,
         `fluency`, `reads`, and the weights either as `weight_<kind>` (the page's sliders) or as
         one `weights` object ({"pos": 1.0, ...}, the API's)."""
@@ -81,26 +142,29 @@ class GuidanceForm:
         if weights is None:
             weights = {}
         elif not isinstance(weights, Mapping):
-            raise ConfigError(f'weights must be an object like {{"{STEERED[0]}": 1.0}}, got {weights!r}')
+            raise ConfigError(f'weights must be an object like {{"{STEERED[0]}": 1.0}}, got {shown(weights)}')
         weights = {**weights, **{key.removeprefix(WEIGHT_PREFIX): values.pop(key)
                                  for key in list(values) if key.startswith(WEIGHT_PREFIX)}}
         options = {name: values.pop(name, None) for name in ("strength", "fluency", "reads")}
         fields = {name: values.pop(name) for name in STEERED if name in values}
         if values:
-            raise ConfigError(f"unknown input {', '.join(map(repr, values))}: the guidance inputs are "
+            raise ConfigError(f"unknown input {', '.join(map(shown, list(values)[:3]))}: the guidance inputs are "
                               f"{', '.join(STEERED)}, strength, fluency, weights and reads")
         unknown = [kind for kind in weights if kind not in STEERED]
         if unknown:
-            raise ConfigError(f"unknown control {', '.join(map(repr, unknown))} in the weights: the steered "
+            raise ConfigError(f"unknown control {', '.join(map(shown, unknown[:3]))} in the weights: the steered "
                               f"controls are {', '.join(STEERED)}")
-        return cls(fields, weights=weights, **options)
+        return cls(fields, weights=weights, **options, limits=limits)
 
     def targets(self) -> tuple:
-        """The targets asked for (engine.controls.targets reads and checks each kind's value)."""
-        return targets_from_fields(self.fields)
+        """The targets asked for: each kind's value checked for its type and size here, then read
+        and checked by engine.controls.targets."""
+        return targets_from_fields({name: kind_value(name, value, self.limits) for name, value in self.fields.items()})
 
     def options(self) -> GuidanceOptions:
         reads = DEFAULT_GUIDANCE.reads if self.reads is None else self.reads
+        if not isinstance(reads, str) or len(reads) > max(map(len, READS)):  # the engine checks the rest
+            raise ConfigError(f"guidance reads one of {', '.join(READS)}, got {shown(reads)}")
         return dataclasses.replace(
             DEFAULT_GUIDANCE, reads=reads,
             strength=number(self.strength, "guidance strength", DEFAULT_GUIDANCE.strength),
@@ -121,18 +185,21 @@ class Form:
     seed: Any = None
     guidance: GuidanceForm = field(default_factory=GuidanceForm)
     record_latents: bool = True  # the page plots the latents; the API does not need them
+    limits: Limits = DEFAULT_LIMITS
 
     @classmethod
-    def from_values(cls, template: str | None, values: Mapping[str, Any], record_latents: bool = True) -> Form:
+    def from_values(cls, template: str | None, values: Mapping[str, Any], record_latents: bool = True,
+                    limits: Limits = DEFAULT_LIMITS) -> Form:
         """From keyword values as the page or the API names them: `length`, `steps`, `samples`,
         `seed`, and the guidance inputs (see GuidanceForm.from_values); a missing one is None."""
         values = dict(values)
         settings = {name: values.pop(name, None) for name in SETTINGS}
-        return cls(template, **settings, guidance=GuidanceForm.from_values(values), record_latents=record_latents)
+        return cls(template, **settings, guidance=GuidanceForm.from_values(values, limits),
+                   record_latents=record_latents, limits=limits)
 
     def request(self) -> Request:
         """The Request for this form; a ConfigError (or the engine's error) names the bad value."""
-        template = self.template if isinstance(self.template, str) and self.template.strip() else None
+        template = template_text(self.template, self.limits)
         length = whole_number(self.length, "length", DEFAULT_LENGTH) or None
         sampling = SampleOptions(steps=whole_number(self.steps, "steps", DEFAULT_STEPS),
                                  record_latents=self.record_latents)

@@ -8,21 +8,27 @@ Result's.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
+import math
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from editor import plots
 from editor.cells import apply_action, cells_for, cells_from_words, parse_cells, text_from_cells
 from editor.form import Form, whole_number
+from editor.limits import Limits, error_message
 from editor.render import edit_row, frame_row, message
+from editor.serving import CACHE_AGE_S, KEEP_EXPORTS
 from engine.errors import CellActionError, EngineError
 from engine.pipeline import Pipeline
 from engine.request import Candidate, Result
@@ -33,7 +39,6 @@ if TYPE_CHECKING:
 
 MAX_FPS = 30  # frames are paced, never dropped, so every step is seen and no backlog builds
 PLOT_EVERY = 10  # replay redraws the three plots this often (they are heavier than the row)
-KEEP_EXPORTS = 20  # run folders of downloadable files kept on disk
 
 Updates = dict[Any, Any]  # component -> its new value
 
@@ -64,16 +69,33 @@ def stored_run(state: object) -> dict | None:
 class Editor:
     """The page's handlers, bound to one loaded pipeline and the page's components."""
 
-    def __init__(self, pipe: Pipeline, page: Page):
+    def __init__(self, pipe: Pipeline, page: Page, keep_exports_s: float = CACHE_AGE_S):
         self.pipe = pipe
         self.page = page
-        self.export_dir = Path(tempfile.mkdtemp(prefix="dlm-studio-"))
+        self.keep_exports_s = keep_exports_s
+        self.limits = Limits.for_window(pipe.seq_len)  # the most text the handlers read (see editor.limits)
+        # Inside Gradio's cache folder, Gradio serves the exports as they are. Elsewhere it would copy
+        # every run's files into its cache, and (Gradio 6.31) through the session's copy of the download
+        # buttons, whose files its cache expiry (delete_cache) never sweeps. Removed on exit.
+        cache = Path(get_upload_folder())
+        cache.mkdir(parents=True, exist_ok=True)
+        self.export_dir = Path(tempfile.mkdtemp(prefix="dlm-studio-", dir=cache))
+        self.exports_lock = threading.Lock()
+        atexit.register(shutil.rmtree, str(self.export_dir), ignore_errors=True)  # whatever else close() missed
+
+    def close(self) -> None:
+        """Remove the exports folder (the app calls this on exit, SIGTERM included)."""
+        shutil.rmtree(self.export_dir, ignore_errors=True)
 
     # --- editing -------------------------------------------------------------------------
     def set_text(self, text: str, value: dict | None = None) -> Updates:
         """The row for the text; when the row already says that text its cells stay (with the
-        words remembered in unlocked cells), and then the message stays too."""
-        cells, kept = cells_for(text, value)
+        words remembered in unlocked cells), and then the message stays too. A text too long for
+        the model is refused by its size (before it is split) and the row stays as it was."""
+        try:
+            cells, kept = cells_for(text, value, self.limits)
+        except EngineError as exc:
+            return {self.page.msg: message(error_message(exc))}
         if kept:
             return {self.page.row: row_value(cells)}
         return {self.page.row: row_value(cells), self.page.msg: ""}
@@ -81,13 +103,14 @@ class Editor:
     def cell_action(self, value: dict) -> Updates:
         page = self.page
         try:
-            cells = parse_cells(value)
+            cells = parse_cells(value, self.limits)
         except CellActionError as exc:
-            return {page.msg: message(str(exc))}
+            return {page.msg: message(error_message(exc))}
         try:
-            cells = apply_action(cells, (value.get("action") if isinstance(value, dict) else None) or {})
+            cells = apply_action(cells, (value.get("action") if isinstance(value, dict) else None) or {}, self.limits)
         except CellActionError as exc:
-            return {page.row: row_value(cells), page.text: text_from_cells(cells), page.msg: message(str(exc))}
+            return {page.row: row_value(cells), page.text: text_from_cells(cells),
+                    page.msg: message(error_message(exc))}
         return {page.row: row_value(cells), page.text: text_from_cells(cells), page.msg: ""}
 
     def use_result(self, choice: int | None, state: dict | None) -> Updates:
@@ -108,13 +131,17 @@ class Editor:
         """Stream the row after every denoising step, then the ranked results, plots and exports.
         `values` are the settings and the guidance panel's inputs by name (see Form.from_values)."""
         page = self.page
-        cells, _ = cells_for(text, row)
         try:
-            request = Form.from_values(text_from_cells(cells) or None, values).request()
+            cells, _ = cells_for(text, row, self.limits)
+        except EngineError as exc:  # a text too long for the model: the row stays as it was
+            yield {page.msg: message(error_message(exc))}
+            return
+        try:
+            request = Form.from_values(text_from_cells(cells) or None, values, limits=self.limits).request()
             stream = self.pipe.stream(request)
             first = next(stream)  # plans the request: a bad one fails here, before any frame
         except EngineError as exc:
-            yield {page.row: row_value(cells), page.msg: message(str(exc))}
+            yield {page.row: row_value(cells), page.msg: message(error_message(exc))}
             return
         last_yield = 0.0
         for item in itertools.chain([first], stream):
@@ -159,10 +186,15 @@ class Editor:
                 f"{cost.seconds:.2f} s of model time; {ranking}")
 
     def exports(self, record: dict) -> tuple[str, str]:
-        """Files for the two download buttons, in a folder of their own (users never share a file)."""
-        for old in sorted(self.export_dir.iterdir(), key=lambda p: p.stat().st_mtime)[:-KEEP_EXPORTS]:
-            shutil.rmtree(old, ignore_errors=True)  # a user may still be downloading it: not an error
-        folder = Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"), dir=self.export_dir))
+        """Files for the two download buttons, in a folder of their own (users never share a file);
+        older folders go, so that at most KEEP_EXPORTS runs, none older than `keep_exports_s`, stay."""
+        with self.exports_lock:  # two runs finishing at once must not prune each other's folder
+            runs = sorted((p.stat().st_mtime, p) for p in self.export_dir.iterdir())
+            expired = time.time() - self.keep_exports_s
+            for i, (mtime, old) in enumerate(runs):
+                if i <= len(runs) - KEEP_EXPORTS or mtime < expired:
+                    shutil.rmtree(old, ignore_errors=True)  # a user may still be downloading it: not an error
+            folder = Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"), dir=self.export_dir))
         json_path, html_path = folder / "trajectory.json", folder / "plots.html"
         json_path.write_text(json.dumps(record))
         html_path.write_text(plots.figures_html(record))
@@ -172,7 +204,7 @@ class Editor:
     def scrub(self, step: int, state: dict | None, value: dict | None) -> Updates:
         page = self.page
         run = stored_run(state)
-        if run is None or not isinstance(step, int | float):
+        if run is None or not isinstance(step, int | float) or isinstance(step, bool) or not math.isfinite(step):
             return {}
         index = max(0, min(int(step) - 1, run["record"]["steps"] - 1))
         cells = value.get("cells", []) if isinstance(value, dict) else []
@@ -202,12 +234,13 @@ class Editor:
         """Ranked results for a template as JSON, with the run's cost (no animation). Guidance by
         name: one value per steered control kind (e.g. pos: tags separated by spaces; semantic:
         ["food=Italian", ...]), strength, fluency, weights ({"pos": 1.0, ...} when combining
-        controls) and reads ("x_t" or "x0_hat"). Bad input gives {"error": "..."}."""
+        controls) and reads ("x_t" or "x0_hat"). Bad input gives {"error": "<one line>"}, text
+        too long for the model before anything reads it."""
         try:
             form = Form.from_values(text, {"length": length, "steps": steps, "samples": samples, "seed": seed,
-                                           **guidance}, record_latents=False)
+                                           **guidance}, record_latents=False, limits=self.limits)
             result = self.pipe.run(form.request())
         except EngineError as exc:
-            return {"error": str(exc)}
+            return {"error": error_message(exc)}
         return result.to_dict()
 

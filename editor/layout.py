@@ -17,6 +17,7 @@ import gradio as gr
 
 from editor.form import DEFAULT_SAMPLES, DEFAULT_STEPS, WEIGHT_PREFIX, write_parameters
 from editor.handlers import Editor
+from editor.serving import CACHE_AGE_S, CACHE_SWEEP_S, MODEL_CONCURRENCY
 from editor.token_row import TokenRow
 from engine.controls import KINDS, STEERED
 from engine.controls.base import ControlKind
@@ -30,7 +31,6 @@ EXAMPLES = [
     "There is a cheap _ called _ _ near the river .",
     "_ _ _ _ _ _ _ _ _ _",
 ]
-MODEL_CONCURRENCY = 2  # two cores: more simultaneous runs only share them
 MAX_SAMPLES_SLIDER = 8
 STEPS_RANGE = (10, 200)
 
@@ -113,9 +113,14 @@ def with_signature(fn: Callable, parameters: list[inspect.Parameter], returns: A
     return call
 
 
-def build(pipe: Pipeline) -> tuple[gr.Blocks, Editor]:
-    """The page and the handlers bound to its components."""
-    with gr.Blocks(title="DLM Studio") as demo:
+def build(pipe: Pipeline, concurrency: int = MODEL_CONCURRENCY, cache_age_s: int = CACHE_AGE_S
+          ) -> tuple[gr.Blocks, Editor]:
+    """The page and the handlers bound to its components. `concurrency`: generations run at once
+    (the others queue); `cache_age_s`: how long the files served for download stay on disk (every
+    Generate writes a trajectory and a plots page, ~5 MB with the bundled model: the editor keeps
+    the last KEEP_EXPORTS runs younger than this, and Gradio's cache expiry removes anything it
+    copied itself, such as uploads)."""
+    with gr.Blocks(title="DLM Studio", delete_cache=(min(CACHE_SWEEP_S, cache_age_s), cache_age_s)) as demo:
         gr.Markdown("## DLM Studio — write with a diffusion language model\n"
                     "Type words, `_` for one free word, `...` for a blank of any length. Click a cell to lock or "
                     "unlock it, double-click to type a word, **+**/**×** to insert or delete blanks.")
@@ -156,7 +161,7 @@ def build(pipe: Pipeline) -> tuple[gr.Blocks, Editor]:
         state = gr.State(None)
         page = Page(text, msg, row, step_slider, results, choice, json_file, html_file, heat, proj, score, state,
                     panel)
-        ed = Editor(pipe, page)
+        ed = Editor(pipe, page, keep_exports_s=cache_age_s)
 
         # .change (not .input) so that pasting, deleting and examples update the row too
         text.change(ed.set_text, [text, row], [row, msg], api_name="set_text", trigger_mode="always_last",
@@ -167,7 +172,7 @@ def build(pipe: Pipeline) -> tuple[gr.Blocks, Editor]:
             ed.generate, [text, row],
             [row, msg, results, state, step_slider, heat, proj, score, json_file, html_file, choice],
             inputs_kwargs={"length": length, "steps": steps, "samples": samples, "seed": seed, **panel.inputs()},
-            api_name="generate", concurrency_limit=MODEL_CONCURRENCY,
+            api_name="generate", concurrency_limit=concurrency,
             concurrency_id="model", show_progress="minimal")
         step_slider.release(ed.scrub, [step_slider, state, row], [row, heat, proj, score], api_name="scrub")
         replay = play_btn.click(ed.play, [state, row], [row, step_slider, heat, proj, score], api_name="play",
@@ -175,7 +180,7 @@ def build(pipe: Pipeline) -> tuple[gr.Blocks, Editor]:
         stop_btn.click(None, cancels=[run, replay])
         use_btn.click(ed.use_result, [choice, state], [row, text, msg], api_name="use_result")
         gr.api(with_signature(ed.write, write_parameters(), dict), api_name="write",
-               concurrency_limit=MODEL_CONCURRENCY, concurrency_id="model")
+               concurrency_limit=concurrency, concurrency_id="model")
     return demo, ed
 
 

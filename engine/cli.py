@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from engine.errors import EngineError
+from engine.errors import ConfigError, EngineError
 
 SCALARS = {int: int, float: float, str: str}
+
+
+def option(default: Any, help: str, **metadata: Any) -> Any:
+    """A dataclass field with a default and the help line of its flag."""
+    if isinstance(default, list | dict) or dataclasses.is_dataclass(default):
+        return dataclasses.field(default_factory=lambda: default, metadata={"help": help, **metadata})
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
 
 def _fields(cls: type) -> Iterator[tuple[dataclasses.Field, Any]]:
@@ -50,12 +58,21 @@ def options_from(cls: type, args: argparse.Namespace) -> Any:
     values = {}
     for f, kind in _fields(cls):
         values[f.name] = options_from(kind, args) if dataclasses.is_dataclass(kind) else getattr(args, f.name)
+        if kind is float and not math.isfinite(values[f.name]):
+            raise ConfigError(f"--{f.name.replace('_', '-')} must be a finite number, got {values[f.name]}")
     return cls(**values)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (and exit status 2), like every other error."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def parser_for(prog: str, doc: str | None) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=f"python -m {prog}", description=doc,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return OneLineParser(prog=f"python -m {prog}", description=doc,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def run_command(command: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:

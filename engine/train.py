@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
@@ -22,11 +24,11 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from engine.cli import add_options, options_from, parser_for, run_command
+from engine.cli import add_options, option, options_from, parser_for, run_command
 from engine.diffusion.checkpoint import load_train_state, load_weights, save_denoiser, save_train_state
-from engine.diffusion.losses import diffusion_loss
+from engine.diffusion.losses import diffusion_loss, given_positions
 from engine.diffusion.model import Denoiser, DenoiserConfig
-from engine.errors import ConfigError
+from engine.errors import ConfigError, EngineError
 from engine.scoring.judge import JudgeConfig, build_judge, judge_loss, save_judge
 from engine.text.data import encode_corpus, read_sentences
 from engine.text.tokenizer import Tokenizer, split_words
@@ -34,31 +36,46 @@ from engine.text.tokenizer import Tokenizer, split_words
 
 @dataclass
 class TrainConfig:
-    data: str
-    out: str
-    valid: str = ""
-    pretokenized: bool = False  # words already separated by single spaces (no spaCy needed)
-    judge: bool = False  # train the autoregressive fluency judge (reuses the vocabulary in --out)
+    data: str = field(metadata={"help": "training text: a CSV with a 'ref' column, or one sentence a line"})
+    out: str = field(metadata={"help": "model directory to write (checkpoints, vocabulary, training record)"})
+    valid: str = option("", "held-out text in the same format, for the validation loss")
+    pretokenized: bool = option(False, "words are already separated by single spaces (no spaCy needed)")
+    judge: bool = option(False, "train the autoregressive fluency judge instead (reuses the vocabulary in --out)")
     model: DenoiserConfig = field(default_factory=DenoiserConfig)  # the judge takes its size from it too
-    min_count: int = 1
-    # optimisation
-    batch_size: int = 64
-    lr: float = 1e-3
-    warmup: int = 200
-    clip: float = 1.0
-    max_steps: int = 1_000_000
-    minutes: float = 0.0  # wall-clock budget; 0 = stop at max_steps only
-    eval_every: int = 500
-    save_every: int = 1000
-    seed: int = 0
-    device: str = "cpu"
-    bf16: bool = True
-    resume: bool = False
-    keep_best: bool = False  # also keep the checkpoint with the lowest validation loss in OUT/best
-    quiet: bool = False
+    min_count: int = option(1, "keep words seen at least this often (others become UNK)")
+    conditioned: float = option(0.0, "share of rows given clean words (prefix, suffix, both, or scattered, and the "
+                                     "length), as the sampler holds locked words; the loss skips them (0: none)")
+    init: str = option("", "start from the weights and vocabulary of this model directory (same size): fine-tuning")
+    freeze_embeddings: bool = option(False, "keep the word vectors fixed (the control classifiers stay valid)")
+    batch_size: int = option(64, "sentences per step")
+    lr: float = option(1e-3, "peak learning rate (AdamW)")
+    warmup: int = option(200, "steps of linear learning-rate warmup")
+    clip: float = option(1.0, "gradient norm clip")
+    max_steps: int = option(1_000_000, "stop after this many steps")
+    minutes: float = option(0.0, "stop after this many minutes of training (0: no time limit, only --max-steps; "
+                                 "the learning rate decays over whichever limit is nearer)")
+    eval_every: int = option(500, "steps between validation losses")
+    save_every: int = option(1000, "steps between checkpoints")
+    seed: int = option(0, "random seed")
+    device: str = option("cpu", "cpu or cuda", choices=("cpu", "cuda"))
+    bf16: bool = option(True, "bfloat16 autocast")
+    resume: bool = option(False, "continue from the checkpoint in --out (same optimiser state and schedule)")
+    keep_best: bool = option(False, "also keep the checkpoint with the lowest validation loss in OUT/best")
+    quiet: bool = option(False, "no progress bar or messages")
 
     def __post_init__(self) -> None:
         check_optimisation(self, ("batch_size", "max_steps", "eval_every", "save_every", "min_count"))
+        if not 0 <= self.conditioned <= 1:
+            raise ConfigError(f"--conditioned must be a share from 0 to 1, got {self.conditioned}")
+        if self.init and not Path(self.init, "denoiser.json").is_file():
+            raise ConfigError(f"--init {self.init}: no model there (denoiser.json is missing)")
+        if not (math.isfinite(self.clip) and self.clip > 0):
+            raise ConfigError(f"--clip must be a positive number, got {self.clip}")
+        if self.device not in ("cpu", "cuda"):
+            raise ConfigError(f"--device must be cpu or cuda, got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda: this machine has no CUDA device that torch can use; "
+                              "train with --device cpu")
 
 
 def check_optimisation(config, positive: tuple[str, ...]) -> None:
@@ -66,8 +83,10 @@ def check_optimisation(config, positive: tuple[str, ...]) -> None:
     for name in positive:
         if getattr(config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
-    if not (config.minutes >= 0 and config.lr > 0):
-        raise ConfigError("--minutes must be >= 0 and --lr positive")
+    if not (math.isfinite(config.minutes) and config.minutes >= 0):
+        raise ConfigError(f"--minutes must be a number >= 0 (0: no time limit), got {config.minutes}")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise ConfigError(f"--lr must be a positive number, got {config.lr}")
 
 
 def learning_rate(config: TrainConfig, step: int, progress: float) -> float:
@@ -93,7 +112,8 @@ def compute_loss(config: TrainConfig, model, tokens: torch.Tensor, generator=Non
     net = getattr(model, "module", model)
     if config.judge:
         return judge_loss(model, tokens)
-    return diffusion_loss(net, tokens, generator, forward=model)
+    given = given_positions(tokens, config.conditioned, generator) if config.conditioned else None
+    return diffusion_loss(net, tokens, generator, forward=model, given=given)
 
 
 @torch.no_grad()
@@ -118,11 +138,17 @@ def train(config: TrainConfig) -> dict:
     device = torch.device(config.device if config.device == "cpu" else f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
     torch.manual_seed(config.seed + rank)
     out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory: name a directory for the checkpoint")
+    if config.resume and not (out / "train_state.json").is_file():
+        raise ConfigError(f"--resume: no checkpoint to resume in {out} (train_state.json is missing)")
     out.mkdir(parents=True, exist_ok=True)
 
     split = str.split if config.pretokenized else split_words
     sentences = read_sentences(Path(config.data))
-    if config.judge or config.resume:
+    if config.init and not config.resume:
+        tokenizer = Tokenizer.load(Path(config.init) / "vocab.json")
+    elif config.judge or config.resume:
         tokenizer = Tokenizer.load(out / "vocab.json")
     else:
         tokenizer = Tokenizer.build(sentences, config.min_count, split)
@@ -134,7 +160,11 @@ def train(config: TrainConfig) -> dict:
     valid_rows = valid_rows.to(device) if valid_rows is not None else None
 
     model = build_model(config, len(tokenizer)).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
+    if config.init and not config.resume:
+        load_weights(model, Path(config.init) / ("judge.safetensors" if config.judge else "denoiser.safetensors"))
+    if config.freeze_embeddings and not config.judge:
+        model.word_vectors.requires_grad_(False)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=0.0)
     generator = torch.Generator(device=device).manual_seed(config.seed * 1000 + rank)
     step, elapsed_before, best_loss = 0, 0.0, float("inf")
     if config.resume:
@@ -172,9 +202,12 @@ def train(config: TrainConfig) -> dict:
     start = time.time()
     valid_loss, train_loss = float("nan"), None
     model.train()
+    interrupted = stop_on_interrupt()
     while True:
         elapsed = elapsed_before + time.time() - start
         progress = max(step / config.max_steps, elapsed / (config.minutes * 60) if config.minutes else 0.0)
+        if interrupted.is_set():  # Ctrl-C: finish this step, save, then say how to go on
+            progress = 1.0
         if world > 1:  # rank 0's clock decides for everyone, so all ranks stop on the same step
             shared = torch.tensor([progress], device=device)
             dist.broadcast(shared, 0)
@@ -219,7 +252,18 @@ def train(config: TrainConfig) -> dict:
     if world > 1:
         del model, loss  # the DDP reducer must go before its process group, or its destructor waits forever
         dist.destroy_process_group()
+    if interrupted.is_set():
+        raise EngineError(f"interrupted at step {step}: the checkpoint is saved in {out}; continue with the same "
+                          f"command and --resume")
     return record
+
+
+def stop_on_interrupt() -> threading.Event:
+    """An event set by Ctrl-C (SIGINT), so the loop can stop between steps and save."""
+    event = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda *_: event.set())
+    return event
 
 
 def command(args: argparse.Namespace) -> None:

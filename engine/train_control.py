@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from engine.cli import add_options, options_from, parser_for, run_command
+from engine.cli import add_options, option, options_from, parser_for, run_command
 from engine.controls import KINDS, STEERED
 from engine.controls.classifier import ClassifierConfig, ControlClassifier, LabelledCorpus, save_classifier
 from engine.diffusion.checkpoint import load_denoiser
@@ -33,19 +33,19 @@ from engine.train import check_optimisation, learning_rate
 
 @dataclass
 class ControlTrainConfig:
-    kind: str = field(metadata={"choices": STEERED})
-    model: str  # the diffusion model directory; the classifier is saved into it
-    data: str  # CSV with `ref` (and `mr` for kinds labelled from meaning representations)
-    valid: str = ""
+    kind: str = field(metadata={"choices": STEERED, "help": "the kind of control the classifier serves"})
+    model: str = field(metadata={"help": "the diffusion model directory; the classifier is saved into it"})
+    data: str = field(metadata={"help": "CSV with 'ref' (and 'mr' for kinds labelled from meaning representations)"})
+    valid: str = option("", "held-out CSV for the held-out scores")
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
-    batch_size: int = 64
-    lr: float = 1e-3
-    warmup: int = 100
-    max_steps: int = 3000
-    minutes: float = 0.0
-    eval_every: int = 500
-    seed: int = 0
-    quiet: bool = False
+    batch_size: int = option(64, "sentences per step")
+    lr: float = option(1e-3, "peak learning rate (AdamW)")
+    warmup: int = option(100, "steps of linear learning-rate warmup")
+    max_steps: int = option(3000, "stop after this many steps")
+    minutes: float = option(0.0, "stop after this many minutes (0: no time limit, only --max-steps)")
+    eval_every: int = option(500, "steps between held-out scores")
+    seed: int = option(0, "random seed")
+    quiet: bool = option(False, "no progress bar or messages")
 
     def __post_init__(self) -> None:
         if self.kind not in STEERED:

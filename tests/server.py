@@ -1,12 +1,16 @@
 """Start the real editor (`python app.py --port P`) in a subprocess, for the browser and API tests.
 
-Imported by tests/test_browser.py and tests/test_api.py, which each get their own server through the
-module-scoped `app_url` fixture below (import it into the test module to use it).
+Imported by tests/test_browser.py, tests/test_api.py and tests/test_hardening_editor.py, which each get
+their own server through the module-scoped `app_url` fixture below (import it into the test module to
+use it). Each server gets a temporary folder of its own as TMPDIR (so Gradio's cache and the editor's
+exports land there) and its log; the fixture checks that the app removed its exports when it was
+stopped with SIGTERM, then removes the folder.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,42 +42,74 @@ def answers(url: str) -> bool:
         return False
 
 
-def start_app() -> tuple[subprocess.Popen, str, Path]:
-    """The server process, its URL (answering 200) and its log file; raises if it does not come up."""
+@dataclass
+class App:
+    proc: subprocess.Popen
+    url: str
+    tmp: Path  # the app's TMPDIR: Gradio's cache (tmp/gradio) and the editor's exports in it, and the log
+
+    @property
+    def log(self) -> Path:
+        return self.tmp / "app.log"
+
+    def exports(self) -> list[Path]:
+        """The editor's export folders on disk (dlm-studio-*, inside Gradio's cache)."""
+        return sorted(self.tmp.rglob("dlm-studio-*"))
+
+    def files(self) -> list[Path]:
+        """Every file the app left in its TMPDIR, but the log."""
+        return sorted(p for p in self.tmp.rglob("*") if p.is_file() and p != self.log)
+
+
+def start_app(*flags: str) -> App:
+    """The server (`python app.py --port P *flags`), answering 200 at its URL; raises if it does not come up."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    log_path = Path(tempfile.mkstemp(prefix="dlm-studio-app-", suffix=".log")[1])
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+    tmp = Path(tempfile.mkdtemp(prefix="dlm-studio-test-"))
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
+           "TMPDIR": str(tmp)}
+    env.pop("GRADIO_TEMP_DIR", None)  # the cache goes to TMPDIR/gradio
+    with (tmp / "app.log").open("wb") as log:
+        app = App(subprocess.Popen([sys.executable, "app.py", "--port", str(port), *flags], cwd=ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT), url, tmp)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited with {proc.returncode} before answering:\n{log_path.read_text()}")
+        if app.proc.poll() is not None:
+            text = app.log.read_text()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RuntimeError(f"app.py exited with {app.proc.returncode} before answering:\n{text}")
         if answers(url):
-            return proc, url, log_path
+            return app
         time.sleep(0.5)
-    stop_app(proc)
-    raise RuntimeError(f"app.py did not answer on {url} within {START_TIMEOUT_S} s:\n{log_path.read_text()}")
+    stop_app(app)
+    text = app.log.read_text()
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise RuntimeError(f"app.py did not answer on {url} within {START_TIMEOUT_S} s:\n{text}")
 
 
-def stop_app(proc: subprocess.Popen) -> None:
+def stop_app(app: App) -> int | None:
+    """SIGTERM (as a service manager stops it), then SIGKILL if it hangs; its exit status."""
+    proc = app.proc
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+            return None
+    return proc.returncode
 
 
 @pytest.fixture(scope="module")
 def app_url() -> Iterator[str]:
-    """URL of a freshly started editor on a free port; the process is stopped after the module."""
-    proc, url, log_path = start_app()
+    """URL of a freshly started editor on a free port; the process is stopped after the module, and
+    its temporary folder removed once the app is shown to have removed its exports itself."""
+    app = start_app()
     try:
-        yield url
+        yield app.url
     finally:
-        stop_app(proc)
-        log_path.unlink(missing_ok=True)
+        status = stop_app(app)
+        left = app.exports()
+        shutil.rmtree(app.tmp, ignore_errors=True)
+        assert status == 0 and not left, f"app.py exited with {status} on SIGTERM, leaving {left}"

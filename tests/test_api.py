@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import inspect
 import os
 import re
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before gradio_client (and huggingface_hub) are imported
 
+import gradio_client
 import pytest
 from gradio_client import Client
 
@@ -27,7 +30,7 @@ COST_KEYS = {"seconds", "denoiser_passes", "classifier_passes", "rows"}
 
 @pytest.fixture(scope="module")
 def client(app_url) -> Client:  # noqa: F811
-    kwargs = {"verbose": False}
+    kwargs = {"verbose": False, "download_files": False}  # nothing of the runs' exports lands on this machine's /tmp
     if "analytics_enabled" in inspect.signature(Client).parameters:
         kwargs["analytics_enabled"] = False
     return Client(app_url, **kwargs)
@@ -180,13 +183,17 @@ def readme_client_example() -> str:
     return calls[0]
 
 
-def test_readme_client_example_runs_verbatim(app_url):  # noqa: F811
+def test_readme_client_example_runs_verbatim(app_url, tmp_path, monkeypatch):  # noqa: F811
     code = readme_client_example()
     assert 'Client("http://127.0.0.1:7860/"' in code
+    # The client downloads the run's exports: into tmp_path rather than /tmp/gradio and /tmp/<random>/
+    monkeypatch.setattr(gradio_client, "Client", functools.partial(Client, download_files=str(tmp_path)))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     names: dict = {}
     exec(compile(code.replace("http://127.0.0.1:7860/", app_url), "README.md", "exec"), names)
 
     result, guided, job, row = names["result"], names["guided"], names["job"], names["row"]
+    job.result()  # the job's thread may still be downloading the last exports: let it finish into tmp_path
     for out in (result, guided):
         assert set(out) == {"results", *COST_KEYS}, out
         assert len(out["results"]) == 4 and all(set(r) == RESULT_KEYS for r in out["results"])

@@ -50,7 +50,7 @@ def test_generate_length_and_plain_output(tiny_model):
     (["--model", "/nonexistent/model"], "model directory not found: /nonexistent/model"),
     (["--length", "100"], "length 100 is impossible"),
     (["--steps", "0"], "steps must be from 1 to 2000"),
-    (["--pos", "NOUN", "--fluency", "nan"], "guidance fluency must be a number from 0 to 100, got nan"),
+    (["--pos", "NOUN", "--fluency", "nan"], "--fluency must be a finite number, got nan"),
     (["--weights", "pos=heavy"], "--weights: expected kind=number"),
 ])
 def test_generate_errors_are_messages_not_tracebacks(args, message):

@@ -65,7 +65,9 @@ def test_frame_row_shows_words_not_padding():
 
 @pytest.fixture(scope="module")
 def editor(tiny_model):
-    return build(Pipeline.load(tiny_model, bf16=False))[1]
+    ed = build(Pipeline.load(tiny_model, bf16=False))[1]
+    yield ed
+    ed.close()
 
 
 def test_generate_streams_every_step_then_results(editor):
@@ -141,6 +143,7 @@ def test_play_replays_the_stored_run(editor):
 def test_write_runs_the_same_request_as_the_pipeline(tiny_model):
     """The API's result is Pipeline.run's for the same request: texts and cost."""
     ed = build(Pipeline.load(tiny_model, bf16=False))[1]
+    ed.close()  # no exports: /write writes none
     api = ed.write("The Eagle is a _ near _ _ .", 0, 8, 2, 7)
     direct = ed.pipe.run(Request.one("The Eagle is a _ near _ _ .", samples=2, seed=7,
                                      sampling=SampleOptions(steps=8)))
@@ -162,7 +165,8 @@ def test_form_reads_values_and_leaves_ranges_to_the_engine():
                            (Form(None, seed="seven"), "seed must be a whole number"),
                            (Form(None, seed=-1), "seed must be a whole number from 0"),
                            (Form(None, guidance=GuidanceForm(strength="x")), "guidance strength must be a number"),
-                           (Form(None, guidance=GuidanceForm(fluency=float("nan"))), "fluency must be a number")]:
+                           (Form(None, guidance=GuidanceForm(fluency=float("nan"))),
+                            "fluency must be a finite number")]:
         with pytest.raises(ConfigError, match=expected):
             form.request()
 
@@ -213,7 +217,8 @@ def test_plots_from_a_recorded_run(tiny_model):
 
 @pytest.mark.parametrize("controls, expected", [
     ((0, 10, 2, "seven"), "seed must be a whole number"),
-    ((0, 10, 2, 1e30), "seed must be a whole number from 0"),
+    ((0, 10, 2, 1e30), "seed must be a whole number written with digits: 1e+30 is a float"),
+    ((0, 10, 2, 2**64), "seed must be a whole number from 0 to 9223372036854775807, got 18446744073709551616"),
     ((0, 0, 2, 0), "steps must be from 1 to"),
     ((0, 10.5, 2, 0), "steps must be a whole number"),
     (("four", 10, 2, 0), "length must be a whole number"),
@@ -262,7 +267,9 @@ def test_use_result_words_become_locked_cells():
 
 @pytest.fixture(scope="module")
 def guided_editor(control_model):
-    return build(Pipeline.load(control_model, bf16=False))[1]
+    ed = build(Pipeline.load(control_model, bf16=False))[1]
+    yield ed
+    ed.close()
 
 
 def test_guided_generate_scores_controls_and_plots_their_belief(guided_editor):

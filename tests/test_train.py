@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.diffusion.checkpoint import load_denoiser
-from engine.diffusion.losses import diffusion_loss
+from engine.diffusion.losses import diffusion_loss, given_positions
 from engine.diffusion.model import Denoiser, DenoiserConfig
 from engine.errors import EngineError
 from engine.text.data import encode_corpus, read_sentences
@@ -102,5 +102,29 @@ def test_text_file_and_csv_data(tmp_path):
     (tmp_path / "a.txt").write_text("one two .\n\nthree four .\n")
     assert read_sentences(tmp_path / "a.txt") == ["one two .", "three four ."]
     (tmp_path / "b.csv").write_text("mr,text\nx,y\n")
-    with pytest.raises(EngineError, match="'ref' column"):
+    with pytest.raises(EngineError, match=r"needs the column\(s\) 'ref'"):
         read_sentences(tmp_path / "b.csv")
+
+
+def test_given_positions_hold_start_and_the_known_length():
+    tokens = torch.tensor([[2, 10, 11, 12, 13, 14, 3, 0, 0]] * 400)
+    given = given_positions(tokens, 0.75, torch.Generator().manual_seed(0))
+    assert given[:, 0].all()
+    conditioned = given[:, 6]  # END: given exactly in the conditioned rows, with the PAD after it
+    assert torch.equal(given[:, 7:], conditioned[:, None].expand(-1, 2))
+    assert not given[~conditioned, 1:].any()
+    assert 0.65 < conditioned.float().mean() < 0.85
+    words = given[conditioned, 1:6]
+    assert words.any() and not words.all()  # some words given, some left to fill
+
+
+def test_fine_tuning_on_given_words_keeps_the_word_vectors(tmp_path, corpus_files, tiny_model):
+    train_file, _ = corpus_files
+    out = tmp_path / "tuned"
+    train(TrainConfig(data=str(train_file), out=str(out), max_steps=5, conditioned=0.75, init=str(tiny_model),
+                      freeze_embeddings=True, **TINY))
+    before, tok_before, _ = load_denoiser(tiny_model)
+    after, tok_after, _ = load_denoiser(out)
+    assert tok_before.words == tok_after.words
+    assert torch.equal(before.word_vectors, after.word_vectors)
+    assert not torch.equal(before.output.weight, after.output.weight)

@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from engine.cli import option
 from engine.controls.base import Labels
 from engine.diffusion.checkpoint import atomic_write, load_weights, read_json, save_weights
-from engine.diffusion.model import bert_encoder, timestep_features
+from engine.diffusion.model import bert_encoder, check_network_config, timestep_features
 from engine.errors import CheckpointError, ConfigError
 from engine.text.syntax import Parse, parse
 
@@ -28,11 +29,11 @@ from engine.text.syntax import Parse, parse
 @dataclass
 class ClassifierConfig:
     # the network's size (the training command's flags)
-    hidden: int = 128
-    layers: int = 3
-    attention_heads: int = 4
-    ffn: int = 512
-    dropout: float = 0.1
+    hidden: int = option(128, "classifier transformer width")
+    layers: int = option(3, "classifier transformer layers")
+    attention_heads: int = option(4, "attention heads per layer (must divide --hidden)")
+    ffn: int = option(512, "width of each layer's feed-forward part")
+    dropout: float = option(0.1, "dropout while training")
     # filled in from the kind, the data and the diffusion model when training starts
     kind: str = field(default="", metadata={"derived": True})
     labels: list[str] = field(default_factory=list, metadata={"derived": True})  # classes of the output layer
@@ -42,9 +43,7 @@ class ClassifierConfig:
     training: dict = field(default_factory=dict, metadata={"derived": True})  # steps, time, held-out scores
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "layers", "attention_heads", "ffn"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"classifier {name} must be at least 1, got {getattr(self, name)}")
+        check_network_config(self, "classifier", ("hidden", "layers", "attention_heads", "ffn"))
 
 
 @dataclass

@@ -20,7 +20,7 @@ from torch import nn
 from engine.controls.base import IGNORE, ClassifierControl, ControlKind, Labels, json_value
 from engine.controls.classifier import ControlClassifier, LabelledCorpus
 from engine.errors import TargetError
-from engine.text.tokenizer import split_words
+from engine.text.tokenizer import bounded_words
 
 E2E_FIELDS = ("name", "eatType", "food", "priceRange", "customer rating", "area", "familyFriendly", "near")
 UNJUDGEABLE_FIELDS = ("familyFriendly",)  # its values yes/no are not words a sentence contains
@@ -42,7 +42,7 @@ class SemanticTarget:
 
 
 def canonical_value(text: str) -> str:
-    return " ".join(split_words(text))
+    return " ".join(bounded_words(text, "the value", error=TargetError))
 
 
 def canonical_field(name: str) -> str:

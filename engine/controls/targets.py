@@ -7,17 +7,20 @@ and/or "spans", "length", "tree". Every problem is a TargetError naming the file
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from engine.controls import KINDS
 from engine.controls.base import Control, json_object
 from engine.errors import TargetError, TemplateError
 from engine.text.template import Template, fixed_length, length_template
+from engine.text.tokenizer import CHARS_PER_WORD, MAX_WORDS
 
 COMPOSE = "compose"
+MAX_LINE_BYTES = 64 * MAX_WORDS  # a target line: one sentence's words and tags as JSON, with room to spare
+MAX_FILE_BYTES = 64 * 2**20
 FILE_KINDS = (*KINDS, COMPOSE)
 Target = Any  # an instance of a kind's target class (its `kind` attribute names the kind)
 
@@ -32,23 +35,39 @@ class TargetLine:
 
 
 def targets_from_fields(fields: Mapping[str, Any]) -> tuple[Target, ...]:
-    """Targets from plain values keyed by kind (a form's, an API's or the CLI's): text for most
-    kinds, a list of values for a kind that takes several. Empty values ask for nothing; errors
-    name the kind's input."""
+    """Targets from plain values keyed by kind (a form's, an API's or the CLI's): a string for
+    most kinds, a list of strings for a kind that takes several. Empty values ask for nothing;
+    wrong types and over-long values are refused before any parsing; errors name the kind."""
     targets: list[Target] = []
     for name, value in fields.items():
         if name not in KINDS:
             raise TargetError(f"unknown control {name!r}: the controls are {', '.join(KINDS)}")
         kind = KINDS[name]
-        values = value if kind.many and isinstance(value, list | tuple) else [value]
+        values = field_values(name, value, kind.many)
         for text in values:
-            if text is None or (isinstance(text, str) and not text.strip()):
-                continue
             try:
-                targets.append(kind.parse_field(str(text).strip()))
+                if len(text) > MAX_WORDS * CHARS_PER_WORD:
+                    raise TargetError(f"the value is {len(text)} characters long: at most {MAX_WORDS * CHARS_PER_WORD} "
+                                      f"(up to {MAX_WORDS} words)")
+                if text.strip():
+                    targets.append(kind.parse_field(text.strip()))
             except TargetError as exc:
                 raise TargetError(f"{name}: {exc}") from exc
     return tuple(targets)
+
+
+def field_values(name: str, value: Any, many: bool) -> list[str]:
+    """A kind's value as a list of strings: None or a string, or for a kind that takes several, a list of them."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if many and isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        if len(value) > MAX_WORDS:
+            raise TargetError(f"{name}: {len(value)} values is too many: at most {MAX_WORDS}")
+        return list(value)
+    wanted = "a list of strings" if many else "text"
+    raise TargetError(f"{name}: expected {wanted}, got {type(value).__name__}")
 
 
 def parse_target_line(kind: str, text: str) -> TargetLine:
@@ -63,26 +82,45 @@ def parse_target_line(kind: str, text: str) -> TargetLine:
 
 
 def read_targets(kind: str, path: Path | str, limit: int | None = None) -> list[TargetLine]:
-    """The first `limit` targets of a file (blank lines skipped); errors name the file and line."""
+    """The first `limit` targets of a file (blank lines skipped), read line by line; a line longer
+    than MAX_LINE_BYTES, a file over MAX_FILE_BYTES, text that is not UTF-8 and every malformed
+    target are TargetErrors naming the file (and the line)."""
     path = Path(path)
     if kind not in FILE_KINDS:
         raise TargetError(f"unknown control kind {kind!r}: the kinds are {', '.join(FILE_KINDS)}")
     if not path.is_file():
         raise TargetError(f"target file not found: {path}")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise TargetError(f"{path} is {path.stat().st_size:,} bytes: target files hold at most {MAX_FILE_BYTES:,}")
     lines = []
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            line = parse_target_line(kind, text.strip())
-        except TargetError as exc:
-            raise TargetError(f"{path}, line {number}: {exc}") from exc
-        lines.append(TargetLine(line.targets, line.raw, number))
-        if limit and len(lines) >= limit:
-            break
+    with path.open("rb") as file:
+        for number, text in enumerate(file_lines(file, path), start=1):
+            if not text.strip():
+                continue
+            try:
+                line = parse_target_line(kind, text.strip())
+            except TargetError as exc:
+                raise TargetError(f"{path}, line {number}: {exc}") from exc
+            lines.append(TargetLine(line.targets, line.raw, number))
+            if limit and len(lines) >= limit:
+                break
     if not lines:
         raise TargetError(f"{path} holds no targets")
     return lines
+
+
+def file_lines(file: BinaryIO, path: Path) -> Iterator[str]:
+    """The lines of a binary file as text, each refused past MAX_LINE_BYTES before it is read whole."""
+    number = 0
+    while chunk := file.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(chunk) > MAX_LINE_BYTES:
+            raise TargetError(f"{path}, line {number}: longer than {MAX_LINE_BYTES:,} bytes (a target describes "
+                              f"one sentence of at most {MAX_WORDS} words)")
+        try:
+            yield chunk.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TargetError(f"{path}, line {number}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
 
 def build_controls(rows: Sequence[Sequence[Target]], classifier_for: Callable, weights: Mapping[str, float]

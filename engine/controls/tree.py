@@ -28,7 +28,7 @@ from engine.controls.classifier import LabelledCorpus
 from engine.controls.pos import PositionClassifier
 from engine.errors import TargetError
 from engine.text.syntax import Parse, attachment_f1, dependency_labels, parse
-from engine.text.tokenizer import split_words
+from engine.text.tokenizer import bounded_words
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,12 @@ class TreeTarget:
 
 
 def tree_target(sentence: Any) -> TreeTarget:
-    if not isinstance(sentence, str) or not split_words(sentence):
-        raise TargetError(f"a tree target is an exemplar sentence, got {sentence!r}")
-    return TreeTarget(parse([split_words(sentence)])[0])
+    if not isinstance(sentence, str):
+        raise TargetError(f"a tree target is an exemplar sentence, got {type(sentence).__name__}")
+    words = bounded_words(sentence, "the exemplar", error=TargetError)
+    if not words:
+        raise TargetError("a tree target is an exemplar sentence, got nothing")
+    return TreeTarget(parse([words])[0])
 
 
 def head_positions(heads: Sequence[int]) -> list[int]:

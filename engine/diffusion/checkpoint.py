@@ -87,16 +87,21 @@ def load_train_state(directory: Path, optimizer: torch.optim.Optimizer, generato
         tensors = load_file(str(Path(directory) / "train_state.safetensors"))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"training state in {directory} is unreadable: {exc}") from exc
-    torch.set_rng_state(tensors.pop("rng.cpu"))
-    generator.set_state(tensors.pop("rng.batches"))
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        _, index, name = key.split(".", 2)
-        state.setdefault(int(index), {})[name] = value
-    current = optimizer.state_dict()
-    pairs = zip(meta["param_groups"], current["param_groups"], strict=True)
-    groups = [{**saved, "params": g["params"]} for saved, g in pairs]
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    try:
+        torch.set_rng_state(tensors.pop("rng.cpu"))
+        generator.set_state(tensors.pop("rng.batches"))
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+        current = optimizer.state_dict()
+        pairs = zip(meta["param_groups"], current["param_groups"], strict=True)
+        groups = [{**saved, "params": g["params"]} for saved, g in pairs]
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+        meta = {**meta, "step": int(meta["step"]), "elapsed_s": float(meta["elapsed_s"])}
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"training state in {directory} is damaged ({type(exc).__name__}: {exc}): train "
+                              f"afresh into another --out, or restore train_state.json") from exc
     return meta
 
 

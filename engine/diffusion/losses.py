@@ -14,16 +14,49 @@ import torch.nn.functional as F
 
 from engine.diffusion.model import Denoiser
 from engine.diffusion.schedule import alpha_bar, q_sample
+from engine.text.tokenizer import Tokenizer
+
+
+def given_positions(tokens: torch.Tensor, conditioned: float, generator: torch.Generator | None = None
+                    ) -> torch.Tensor:
+    """[B, L] the positions a training row is given clean, as the sampler holds locked words: START
+    always; in a `conditioned` share of the rows also a prefix, a suffix, both around a blanked
+    middle, or scattered single words (30%), each pattern equally likely, and END with the PAD
+    after it (the length is known). The other rows are free generation."""
+    B, L = tokens.shape
+    device = tokens.device
+    position = torch.arange(L, device=device)[None]
+    end = (tokens == Tokenizer.end_id).float().argmax(-1, keepdim=True)  # [B, 1] END's position
+    words = (position >= 1) & (position < end)
+
+    def uniform(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        """An integer in [low, high] per row."""
+        return low + (torch.rand(low.shape, generator=generator, device=device) * (high - low + 1)).long()
+
+    cut_a = uniform(torch.ones_like(end), (end - 1).clamp(min=1))  # prefix: words 1 .. cut_a - 1
+    cut_b = uniform(cut_a, (end - 1).clamp(min=1))  # suffix: words cut_b + 1 .. end - 1
+    pattern = (torch.rand((B, 1), generator=generator, device=device) * 4).long()
+    scattered = torch.rand((B, L), generator=generator, device=device) < 0.3
+    given = torch.where(pattern == 0, position < cut_a, torch.zeros_like(words))
+    given |= (pattern == 1) & (position > cut_b)
+    given |= (pattern == 2) & ((position < cut_a) | (position > cut_b))
+    given |= (pattern == 3) & scattered
+    rows = torch.rand((B, 1), generator=generator, device=device) < conditioned
+    given = rows & ((given & words) | (position >= end))
+    given[:, 0] = True
+    return given
 
 
 def diffusion_loss(
-    model: Denoiser, tokens: torch.Tensor, generator: torch.Generator | None = None,
-    t: torch.Tensor | None = None, forward=None,
+    model: Denoiser, tokens: torch.Tensor, generator: torch.Generator | None = None, *,
+    t: torch.Tensor | None = None, forward=None, given: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean loss over a batch of token sequences [B, L]; t is drawn uniformly from 1..T unless given.
 
     `forward` is the callable that runs the network (a DistributedDataParallel wrapper of `model`
-    during data-parallel training); it defaults to `model` itself.
+    during data-parallel training); it defaults to `model` itself. `given` [B, L] marks positions
+    held at their clean vectors (in x_t and in the self-conditioning input), as the sampler holds
+    locked words; the loss is then taken on the other positions only.
     """
     forward = forward or model
     c = model.config
@@ -34,16 +67,25 @@ def diffusion_loss(
     x0 = model.embed(tokens)
     noise = torch.randn(x0.shape, generator=generator, device=device)
     x_t = q_sample(x0, t, noise, c.T)
+    hold = given[..., None] if given is not None else None
+    if hold is not None:
+        x_t = torch.where(hold, x0, x_t)
 
     x0_prev = None
     if c.self_condition and model.training:
         use = torch.rand((B, 1, 1), generator=generator, device=device) < 0.5
         with torch.no_grad():
             first = forward(x_t, t).x0_hat
+        if hold is not None:
+            first = torch.where(hold, x0, first)
         x0_prev = torch.where(use, first.detach(), torch.zeros_like(first))
 
     out = forward(x_t, t, x0_prev)
-    ce = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), tokens.reshape(-1))
+    if given is None:
+        ce = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), tokens.reshape(-1))
+    else:
+        each = F.cross_entropy(out.logits.transpose(1, 2), tokens, reduction="none")  # [B, L]
+        ce = (each * ~given).sum() / (~given).sum().clamp(min=1)
     if c.objective == "ce":
         return ce
     mse = (out.x0_hat - x0).pow(2).mean()

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig, BertModel
 
+from engine.cli import option
 from engine.errors import ConfigError
 
 OBJECTIVES = ("ce", "mse")
@@ -23,23 +24,20 @@ OBJECTIVES = ("ce", "mse")
 @dataclass
 class DenoiserConfig:
     vocab_size: int = field(default=0, metadata={"derived": True})  # set from the vocabulary when training starts
-    seq_len: int = 64
-    embed_dim: int = 16
-    hidden: int = 256
-    layers: int = 4
-    attention_heads: int = 4
-    ffn: int = 1024
-    dropout: float = 0.1
-    T: int = 2000
-    objective: str = field(default="ce", metadata={
-        "choices": OBJECTIVES, "help": "ce: logits over words (CDCD/Plaid); mse: x0 regression (Diffusion-LM)"})
-    self_condition: bool = True
+    seq_len: int = option(64, "positions per sentence, START and END included (longer sentences are left out)")
+    embed_dim: int = option(16, "dimension of the word vectors the diffusion runs on")
+    hidden: int = option(256, "transformer width")
+    layers: int = option(4, "transformer layers")
+    attention_heads: int = option(4, "attention heads per layer (must divide --hidden)")
+    ffn: int = option(1024, "width of each layer's feed-forward part")
+    dropout: float = option(0.1, "dropout in the transformer while training")
+    T: int = option(2000, "diffusion steps of the noise schedule (sampling strides over them)")
+    objective: str = option("ce", "ce: logits over words (CDCD/Plaid); mse: x0 regression (Diffusion-LM)",
+                            choices=OBJECTIVES)
+    self_condition: bool = option(True, "feed the model its previous estimate of x0 (self-conditioning)")
 
     def __post_init__(self) -> None:
-        for name in ("seq_len", "embed_dim", "hidden", "layers", "attention_heads", "ffn", "T"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"model {name} must be a whole number >= 1, got {value!r}")
+        check_network_config(self, "model", ("hidden", "layers", "attention_heads", "ffn", "seq_len", "embed_dim", "T"))
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
 
@@ -61,6 +59,20 @@ class Denoised:
     def x0_hat(self) -> torch.Tensor:
         """[B, L, D] the estimate from the plain softmax of the logits (as in training)."""
         return self.x0_from(self.logits.softmax(-1))
+
+
+def check_network_config(config, what: str, whole: tuple[str, ...]) -> None:
+    """The bounds of a transformer's config: `whole` names fields that are whole numbers >= 1;
+    hidden, attention_heads and dropout are checked too (a hand-edited config file included)."""
+    for name in whole:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{what} {name} must be a whole number >= 1, got {value!r}")
+    if config.hidden % config.attention_heads:
+        raise ConfigError(f"{what} hidden size {config.hidden} must be a multiple of attention_heads "
+                          f"({config.attention_heads})")
+    if not (isinstance(config.dropout, int | float) and 0 <= config.dropout < 1):
+        raise ConfigError(f"{what} dropout must be a number from 0 to below 1, got {config.dropout!r}")
 
 
 def timestep_features(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:

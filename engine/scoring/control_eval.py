@@ -17,7 +17,7 @@ from statistics import mean
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import read_targets
 from engine.diffusion.sampler import SampleOptions
-from engine.errors import EngineError
+from engine.errors import EngineError, TargetError
 from engine.pipeline import Pipeline
 from engine.request import Prompt, Request
 
@@ -30,6 +30,12 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
     pipe = Pipeline.load(args.model)
     lines = read_targets(args.kind, args.targets, limit=args.n_targets)
     sampling.record_latents = False
+    for line in lines:  # what only the model can refuse (a value its classifier lacks, a length it cannot write)
+        try:
+            pipe.plan(Request(prompts=(Prompt(targets=line.targets),), samples=1, sampling=sampling,
+                              steer=not args.no_guidance))
+        except EngineError as exc:
+            raise TargetError(f"{args.targets}, line {line.line}: {exc}") from exc
     per_batch = max(1, args.batch // spt)
     samples, per_target, by_control = [], [], {}
     seconds = denoiser_passes = classifier_passes = batches = 0

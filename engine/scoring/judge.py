@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from engine.diffusion.checkpoint import atomic_write, load_weights, read_json, save_weights
-from engine.errors import CheckpointError
+from engine.diffusion.model import check_network_config
+from engine.errors import CheckpointError, ConfigError
 from engine.text.tokenizer import Tokenizer
 
 
@@ -28,6 +29,9 @@ class JudgeConfig:
     hidden: int = 256
     attention_heads: int = 4
     dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_network_config(self, "judge", ("hidden", "layers", "attention_heads", "seq_len", "vocab_size"))
 
 
 def build_judge(config: JudgeConfig) -> GPT2LMHeadModel:
@@ -60,7 +64,7 @@ class Judge:
         meta = read_json(Path(directory) / "judge.json", what="fluency judge config")
         try:
             self.config = JudgeConfig(**meta["config"])
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ConfigError) as exc:
             raise CheckpointError(f"fluency judge config in {directory} is malformed: {exc}") from exc
         if self.config.vocab_size != len(tokenizer):
             raise CheckpointError(f"the judge in {directory} expects {self.config.vocab_size} words but "

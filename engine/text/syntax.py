@@ -78,12 +78,14 @@ def parse(sentences: Sequence[Sequence[str]], batch_size: int = 256) -> list[Par
     from spacy.tokens import Doc
 
     nlp = _nlp()
-    docs = [Doc(nlp.vocab, words=list(words) or [""]) for words in sentences]
+    filled = [list(words) for words in sentences if words]  # spaCy cannot make a Doc of no words
+    parsed = iter(nlp.pipe([Doc(nlp.vocab, words=words) for words in filled], batch_size=batch_size))
     result = []
-    for words, doc in zip(sentences, nlp.pipe(docs, batch_size=batch_size), strict=True):
+    for words in sentences:
         if not words:
             result.append(Parse((), (), (), ()))
             continue
+        doc = next(parsed)
         result.append(Parse(words=tuple(t.text for t in doc), pos=tuple(t.pos_ for t in doc),
                             heads=tuple(t.head.i for t in doc), deps=tuple(t.dep_ for t in doc)))
     return result

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.errors import TemplateError
-from engine.text.tokenizer import Tokenizer, split_words
+from engine.text.tokenizer import CHARS_PER_WORD, Tokenizer, split_words
 
 BLANK = "_"
 ELLIPSIS = "..."  # a blank of unknown length: the pipeline tries several
@@ -37,6 +37,9 @@ def parse_template(text: str, tokenizer: Tokenizer, seq_len: int) -> Template:
     """Template from text with `_` blanks; unknown words and over-long templates raise TemplateError."""
     if has_ellipsis(text):
         raise TemplateError(f"expand '{ELLIPSIS}' into blanks first (the pipeline tries several lengths)")
+    if len(text) > (seq_len - 2) * CHARS_PER_WORD:
+        raise TemplateError(f"the template is {len(text)} characters long: the model holds at most {seq_len - 2} "
+                            f"words (at most {(seq_len - 2) * CHARS_PER_WORD} characters)")
     pieces: list[str | None] = []  # None marks a blank
     for chunk in text.split():
         if chunk == BLANK:

@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 
-from engine.errors import CheckpointError, TemplateError
+from engine.errors import CheckpointError, EngineError, TemplateError
 
 PAD, UNK, START, END = "PAD", "UNK", "START", "END"
 SPECIALS = (PAD, UNK, START, END)
+MAX_WORDS = 256  # longer than any window a model here has: text past it is refused before parsing
+CHARS_PER_WORD = 40  # the character budget per word allowed, checked before any splitting or parsing
 
 
 @lru_cache(maxsize=1)
@@ -29,6 +31,19 @@ def _spacy_tokenizer():
 def split_words(text: str) -> list[str]:
     """Split text into words the way the vocabulary was built (spaCy's rules, no whitespace tokens)."""
     return [tok.text for tok in _spacy_tokenizer()(text) if not tok.is_space]
+
+
+def bounded_words(text: str, what: str, max_words: int = MAX_WORDS, error: type[EngineError] = TemplateError
+                  ) -> list[str]:
+    """The words of a user's text, refused by size first (characters, then words) so that no
+    input costs more than a model's window can use."""
+    if len(text) > max_words * CHARS_PER_WORD:
+        raise error(f"{what} is {len(text)} characters long: at most {max_words * CHARS_PER_WORD} "
+                    f"(up to {max_words} words)")
+    words = split_words(text)
+    if len(words) > max_words:
+        raise error(f"{what} has {len(words)} words: at most {max_words}")
+    return words
 
 
 class Tokenizer:

@@ -1,0 +1,11 @@
+"""How the app serves the editor: the deployer's knobs and their defaults (no imports, so that
+`python app.py --help` and a bad flag or port answer at once). `python app.py --help` lists the
+flags; the rest are constants here. Everything the app wrote is removed when it stops."""
+
+MODEL_CONCURRENCY = 2  # generations run at once, the others queue (--concurrency): two cores, more only share them
+EVENT_CONCURRENCY = 4  # editing, scrubbing and replaying events handled at once (constant)
+MAX_QUEUE = 64  # events waiting in the queue; more are refused with "Queue is full" (--max-queue)
+CACHE_AGE_S = 3600  # a run's download files are deleted after this, checked as runs finish (--cache-age)
+KEEP_EXPORTS = 20  # at most this many runs' files stay (~5 MB a run with the bundled model) (constant)
+CACHE_SWEEP_S = 600  # how often Gradio looks for expired copies (or every CACHE_AGE_S when that is shorter)
+MAX_UPLOAD = "1mb"  # the page takes no uploads: Gradio's upload route refuses anything larger (constant)
