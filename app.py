@@ -19,11 +19,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from editor.serving import CACHE_AGE_S, EVENT_CONCURRENCY, MAX_QUEUE, MAX_UPLOAD, MODEL_CONCURRENCY
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, like every other error of the app
-        self.exit(2, f"error: {message} (see python app.py --help)\n")
+from engine.cli import OneLineParser  # noqa: E402  (light: no torch, no gradio)
 
 
 def port_number(text: str) -> int:
@@ -47,7 +43,7 @@ def positive(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python app.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="python app.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=port_number, default=7860, help="port to serve on, 1 to 65535 (default: 7860)")
     p.add_argument("--model", help="model directory (default: assets/model)")

@@ -30,19 +30,19 @@ from engine.pipeline import Pipeline
 from engine.request import Request, Result
 
 
-def timed(pipe: Pipeline, request: Request, repeats: int) -> tuple[float, Request, Result]:
+def timed(pipe: Pipeline, request: Request, repeats: int) -> tuple[float, Result]:
     """The best model time of `repeats` runs after one warm-up run, and the last result."""
     times, result = [], None
     for r in range(repeats + 1):
         request.seed = r
         result = pipe.run(request)
         times.append(result.cost.seconds)
-    return min(times[1:]), request, result
+    return min(times[1:]), result
 
 
 def measure(pipe: Pipeline, steps: int, batch: int, repeats: int) -> dict:
     sampling = SampleOptions(steps=steps, record_latents=False)
-    best, _, result = timed(pipe, Request.one(samples=batch, sampling=sampling), repeats)
+    best, result = timed(pipe, Request.one(samples=batch, sampling=sampling), repeats)
     return {"steps": steps, "batch": batch, "seconds_per_batch": round(best, 4),
             "seconds_per_sample": round(best / batch, 4), "denoiser_passes": result.cost.denoiser_passes,
             "positions": pipe.seq_len}
@@ -53,7 +53,7 @@ def measure_guided(pipe: Pipeline, name: str, kinds: tuple[str, ...], reads: str
                                    for k in kinds})
     request = Request.one(targets=targets, samples=1, sampling=SampleOptions(steps=50, record_latents=False),
                           guidance=GuidanceOptions(reads=reads))
-    best, _, result = timed(pipe, request, repeats)
+    best, result = timed(pipe, request, repeats)
     return {"controls": name, "targets": {k: KINDS[k].placeholder for k in kinds}, "steps": 50, "batch": 1,
             "seconds_per_sample": round(best, 4), "denoiser_passes": result.cost.denoiser_passes,
             "classifier_passes": result.cost.classifier_passes, "positions": pipe.seq_len}
