@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from engine.controls import KINDS
 from engine.controls.base import Control
 from engine.controls.classifier import ControlClassifier, classifier_path, load_classifier
@@ -42,6 +44,7 @@ from engine.text.tokenizer import Tokenizer
 
 ELLIPSIS_LENGTHS = (1, 2, 3, 4, 5, 6, 8)  # words tried for each `...` blank
 ELLIPSIS_ROWS = 32  # at most this many rows for one prompt's '...' lengths together
+WINDOW_PAD = 2  # positions after END a windowed model samples on (it trained on 0 .. losses.WINDOW_PAD)
 
 
 @dataclass
@@ -128,7 +131,7 @@ class Pipeline:
         if len(templates) > MAX_ROWS:
             raise ConfigError(f"the request needs {len(templates)} rows, more than the {MAX_ROWS} one batch holds")
         if not any(targets):
-            return Plan(templates, prompt_rows, [])
+            return Plan(self.windowed(templates, request.seed), prompt_rows, [])
         controls = build_controls(targets, self.classifier, request.weights)
         if request.steer:
             kept = constrain(templates, controls, self.seq_len, droppable)
@@ -136,7 +139,32 @@ class Pipeline:
                 templates = [templates[r] for r in kept]
                 prompt_rows = [prompt_rows[r] for r in kept]
                 controls = build_controls([targets[r] for r in kept], self.classifier, request.weights)
+        else:  # the classifiers read whole rows: only unsteered runs are cut to their windows
+            templates = self.windowed(templates, request.seed)
         return Plan(templates, prompt_rows, controls)
+
+    def windowed(self, templates: list[Template], seed: int) -> list[Template]:
+        """Each template cut to the positions it needs, for a model trained on such windows: its
+        words, START, END and WINDOW_PAD more. A free template first draws its length from the
+        training sentences' lengths (seeded by the request), then runs at that size with END free."""
+        if not self.model.config.windows:
+            return templates
+        lengths = self.training.get("lengths")  # absent: free text keeps the whole row
+        free = [row for row, t in enumerate(templates) if t.window is None and fixed_length(t) is None]
+        drawn = {}
+        if free and lengths:
+            generator = torch.Generator().manual_seed(seed)
+            counts = torch.tensor(lengths, dtype=torch.float)
+            drawn = dict(zip(free, torch.multinomial(counts, len(free), True, generator=generator).tolist(),
+                             strict=True))
+        windowed = []
+        for row, template in enumerate(templates):
+            length = drawn.get(row, fixed_length(template))
+            if template.window is not None or length is None:
+                windowed.append(template)
+            else:
+                windowed.append(template.with_window(length + 2 + WINDOW_PAD))
+        return windowed
 
     def prompt_templates(self, prompt: Prompt, rows: int) -> list[Template]:
         """`rows` templates for one prompt; a `...` blank gets each length in ELLIPSIS_LENGTHS that

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from engine.cli import add_options, option, options_from, parser_for, run_command
 from engine.diffusion.checkpoint import load_train_state, load_weights, save_denoiser, save_train_state
-from engine.diffusion.losses import diffusion_loss, given_positions
+from engine.diffusion.losses import diffusion_loss, given_positions, training_windows
 from engine.diffusion.model import Denoiser, DenoiserConfig
 from engine.errors import ConfigError, EngineError
 from engine.scoring.judge import JudgeConfig, build_judge, judge_loss, save_judge
@@ -113,7 +113,8 @@ def compute_loss(config: TrainConfig, model, tokens: torch.Tensor, generator=Non
     if config.judge:
         return judge_loss(model, tokens)
     given = given_positions(tokens, config.conditioned, generator) if config.conditioned else None
-    return diffusion_loss(net, tokens, generator, forward=model, given=given)
+    windows = training_windows(tokens, generator) if net.config.windows else None
+    return diffusion_loss(net, tokens, generator, forward=model, given=given, windows=windows)
 
 
 @torch.no_grad()
@@ -192,7 +193,7 @@ def train(config: TrainConfig) -> dict:
         save_train_state(out, optimizer, generator, step, {"elapsed_s": record["wall_seconds"], "best_loss": best_loss})
 
     record = {"parameters": n_params, "train_sentences": len(train_rows), "dropped_too_long": dropped,
-              "world_size": world, "config": asdict(config)}
+              "world_size": world, "config": asdict(config), "lengths": length_counts(train_rows)}
     if rank == 0 and not config.quiet:
         what = "judge" if config.judge else f"denoiser ({config.model.objective})"
         print(f"{what}: {n_params / 1e6:.2f}M parameters, vocabulary {len(tokenizer)}, "
@@ -256,6 +257,13 @@ def train(config: TrainConfig) -> dict:
         raise EngineError(f"interrupted at step {step}: the checkpoint is saved in {out}; continue with the same "
                           f"command and --resume")
     return record
+
+
+def length_counts(rows: torch.Tensor) -> list[int]:
+    """How many training sentences have each number of words (index = words): free text of
+    unknown length draws its length from these."""
+    words = (rows == Tokenizer.end_id).float().argmax(-1) - 1
+    return torch.bincount(words.cpu(), minlength=rows.shape[1] - 1).tolist()
 
 
 def stop_on_interrupt() -> threading.Event:

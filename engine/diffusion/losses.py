@@ -16,6 +16,25 @@ from engine.diffusion.model import Denoiser
 from engine.diffusion.schedule import alpha_bar, q_sample
 from engine.text.tokenizer import Tokenizer
 
+WINDOW_PAD = 4  # a training window keeps END and 0 .. WINDOW_PAD positions after it
+FULL_WINDOWS = 0.1  # share of training rows that keep all seq_len positions (long and unknown lengths)
+
+
+def training_windows(tokens: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """[B] how many leading positions each training row keeps: END plus a few PAD after it, so the
+    model learns to write a text of n words on about n + 2 positions; a FULL_WINDOWS share keep all."""
+    B, L = tokens.shape
+    device = tokens.device
+    end = (tokens == Tokenizer.end_id).float().argmax(-1)
+    pad = (torch.rand(B, generator=generator, device=device) * (WINDOW_PAD + 1)).long()
+    full = torch.rand(B, generator=generator, device=device) < FULL_WINDOWS
+    return torch.where(full, L, (end + 1 + pad).clamp(max=L))
+
+
+def window_mask(windows: torch.Tensor, length: int) -> torch.Tensor:
+    """[B, length] True at the positions inside each row's window."""
+    return torch.arange(length, device=windows.device)[None] < windows[:, None]
+
 
 def given_positions(tokens: torch.Tensor, conditioned: float, generator: torch.Generator | None = None
                     ) -> torch.Tensor:
@@ -50,15 +69,26 @@ def given_positions(tokens: torch.Tensor, conditioned: float, generator: torch.G
 def diffusion_loss(
     model: Denoiser, tokens: torch.Tensor, generator: torch.Generator | None = None, *,
     t: torch.Tensor | None = None, forward=None, given: torch.Tensor | None = None,
+    windows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean loss over a batch of token sequences [B, L]; t is drawn uniformly from 1..T unless given.
 
     `forward` is the callable that runs the network (a DistributedDataParallel wrapper of `model`
     during data-parallel training); it defaults to `model` itself. `given` [B, L] marks positions
     held at their clean vectors (in x_t and in the self-conditioning input), as the sampler holds
-    locked words; the loss is then taken on the other positions only.
+    locked words; the loss is then taken on the other positions only. `windows` [B] cuts each row
+    to its first positions (the network attends and the loss counts only inside them).
     """
     forward = forward or model
+    attention_mask, counted = None, None
+    if windows is not None:
+        length = int(windows.max())
+        tokens = tokens[:, :length]
+        given = given[:, :length] if given is not None else None
+        counted = window_mask(windows, length)
+        attention_mask = None if bool(counted.all()) else counted.long()
+    if given is not None:
+        counted = ~given if counted is None else counted & ~given
     c = model.config
     B = tokens.shape[0]
     device = tokens.device
@@ -75,17 +105,17 @@ def diffusion_loss(
     if c.self_condition and model.training:
         use = torch.rand((B, 1, 1), generator=generator, device=device) < 0.5
         with torch.no_grad():
-            first = forward(x_t, t).x0_hat
+            first = forward(x_t, t, None, attention_mask).x0_hat
         if hold is not None:
             first = torch.where(hold, x0, first)
         x0_prev = torch.where(use, first.detach(), torch.zeros_like(first))
 
-    out = forward(x_t, t, x0_prev)
-    if given is None:
+    out = forward(x_t, t, x0_prev, attention_mask)
+    if counted is None:
         ce = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), tokens.reshape(-1))
     else:
         each = F.cross_entropy(out.logits.transpose(1, 2), tokens, reduction="none")  # [B, L]
-        ce = (each * ~given).sum() / (~given).sum().clamp(min=1)
+        ce = (each * counted).sum() / counted.sum().clamp(min=1)
     if c.objective == "ce":
         return ce
     mse = (out.x0_hat - x0).pow(2).mean()

@@ -35,6 +35,8 @@ class DenoiserConfig:
     objective: str = option("ce", "ce: logits over words (CDCD/Plaid); mse: x0 regression (Diffusion-LM)",
                             choices=OBJECTIVES)
     self_condition: bool = option(True, "feed the model its previous estimate of x0 (self-conditioning)")
+    windows: bool = option(False, "train on windows cut a few positions after END (and some full ones), so "
+                                  "that a text of n words is sampled on about n + 4 positions, not seq_len")
 
     def __post_init__(self) -> None:
         check_network_config(self, "model", ("hidden", "layers", "attention_heads", "ffn", "seq_len", "embed_dim", "T"))
@@ -118,8 +120,10 @@ class Denoiser(nn.Module):
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.embeddings()[ids]
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, x0_prev: torch.Tensor | None = None) -> Denoised:
-        """x_t: [B, L, D]; t: [B] times; x0_prev: the previous estimate (self-conditioning) or None."""
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, x0_prev: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None) -> Denoised:
+        """x_t: [B, L, D]; t: [B] times; x0_prev: the previous estimate (self-conditioning) or None;
+        attention_mask: [B, L], 1 at the positions a row's window holds (None: every position)."""
         if self.config.self_condition:
             if x0_prev is None:
                 x0_prev = torch.zeros_like(x_t)
@@ -127,7 +131,7 @@ class Denoiser(nn.Module):
         dtype = self.input_proj.weight.dtype  # float32, or bfloat16 for a copy made for fast sampling
         time_features = timestep_features(t, self.config.hidden, self.config.T).to(dtype)
         h = self.input_proj(x_t.to(dtype)) + self.time_mlp(time_features)[:, None]
-        h = self.transformer(inputs_embeds=h).last_hidden_state
+        h = self.transformer(inputs_embeds=h, attention_mask=attention_mask).last_hidden_state
         out = self.output(h).float()
         E = self.embeddings().float()
         if self.config.objective == "ce":

@@ -14,6 +14,7 @@ import copy
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 
@@ -158,28 +159,44 @@ class Sampler:
     @torch.no_grad()
     def frames(self, templates: list[Template], options: SampleOptions, seed: int = 0,
                guide: Guide | None = None) -> Iterator[Frame]:
-        """Denoise one sample per template, yielding a Frame after every step."""
+        """Denoise one sample per template, yielding a Frame after every step. The network runs on
+        the first max(window) positions; a row with a shorter window attends only inside it, and
+        every position past a row's window stays as its template writes it."""
         model, T = self.model, self.model.config.T
         device = next(model.parameters()).device
         generator = torch.Generator(device=device).manual_seed(seed)
         E = model.embeddings()
-        ids, mask = (x.to(device) for x in stack(templates))
+        full_ids, full_mask = (x.to(device) for x in stack(templates))
+        B, full_length = full_ids.shape
+        windows = torch.tensor([t.window or full_length for t in templates], device=device)
+        L = int(windows.max())
+        inside = torch.arange(L, device=device)[None] < windows[:, None]
+        attention_mask = None if bool(inside.all()) else inside.long()
+        ids, mask = full_ids[:, :L], full_mask[:, :L] | ~inside
         locks = Locks(ids, mask, E[ids])
         banned = self.banned_words(locks)
         step_rule = STEP_RULES[options.step_rule]
         times = strided_timesteps(options.steps, T)
-        B, L = ids.shape
+        network = self.network if attention_mask is None else partial(self.network, attention_mask=attention_mask)
+
+        def whole(part: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+            """A [B, L, ...] tensor widened to every position: `rest` [B, full_length, ...] past L."""
+            return part if L == full_length else torch.cat([part, rest[:, L:]], dim=1)
 
         x = torch.randn((B, L, E.shape[1]), generator=generator, device=device)
         x = locks.apply(x, self.locked_latent(locks, times[0], options, x))
-        x0_prev, scores, locked_cpu = None, {}, mask.cpu()
+        x0_prev, scores = None, {}
+        locked_cpu = full_mask.cpu()
+        full_vectors = E[full_ids] if options.record_latents and L < full_length else None
         for i, t in enumerate(times):
             t_batch = torch.full((B,), t, device=device)
-            est = estimate(self.network(x, t_batch, x0_prev), E, banned, locks, temperature=options.temperature,
+            est = estimate(network(x, t_batch, x0_prev), E, banned, locks, temperature=options.temperature,
                            clamp=options.clamp)
-            yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(torch.tensor(t), T)), tokens=est.tokens.cpu(),
-                        confidence=est.confidence.cpu(), latents=x.cpu() if options.record_latents else None,
-                        locked=locked_cpu,
+            tokens = whole(est.tokens, full_ids)
+            confidence = whole(est.confidence, torch.ones_like(full_ids, dtype=est.confidence.dtype))
+            latents = whole(x, full_vectors).cpu() if options.record_latents else None
+            yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(torch.tensor(t), T)), tokens=tokens.cpu(),
+                        confidence=confidence.cpu(), latents=latents, locked=locked_cpu,
                         scores={k: v.cpu() for k, v in scores.items()}, last_t=times[-1])
             t_next = times[i + 1] if i + 1 < len(times) else 0
             if t_next == 0:
@@ -190,18 +207,20 @@ class Sampler:
             x = step.x
             if guide is not None:
                 x, scores = guide(GuideStep(x=x, mean=step.mean, variance=step.variance, t=t_next,
-                                            estimate=self.estimator(t_next, est.soft, E, banned, locks)))
+                                            estimate=self.estimator(t_next, est.soft, E, banned, locks,
+                                                                        attention_mask=attention_mask)))
             relock_noise = torch.randn(x.shape, generator=generator, device=device)
             x = locks.apply(x, self.locked_latent(locks, t_next, options, relock_noise))
             x0_prev = est.soft
 
     def estimator(self, t: int, x0_prev: torch.Tensor, E: torch.Tensor, banned: torch.Tensor,
-                  locks: Locks) -> Callable[[torch.Tensor], torch.Tensor]:
+                  locks: Locks, *, attention_mask: torch.Tensor | None = None
+                  ) -> Callable[[torch.Tensor], torch.Tensor]:
         """x -> the float32 model's soft x0_hat at time t, differentiable in x (for guides that
         steer through the denoiser's estimate)."""
 
         def soft_x0(x: torch.Tensor) -> torch.Tensor:
-            out = self.model(x, torch.full((x.shape[0],), t, device=x.device), x0_prev)
+            out = self.model(x, torch.full((x.shape[0],), t, device=x.device), x0_prev, attention_mask)
             return estimate(out, E, banned, locks).soft
 
         return soft_x0

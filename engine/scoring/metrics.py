@@ -45,3 +45,14 @@ def locked_kept(templates: list[Template], outputs: list[list[str]], tokenizer: 
             total += 1
             kept += position - 1 < len(words) and words[position - 1] == tokenizer.words[wid]
     return kept / total if total else None
+
+
+def repeated_names(templates: list[Template], outputs: list[list[str]]) -> float:
+    """Share of outputs whose filled words repeat a locked name: a capitalised locked word (not the
+    sentence's first) written again at a free position, as in "Alimentum is ... Alimentum Aromi"."""
+    repeated = 0
+    for template, words in zip(templates, outputs, strict=True):
+        locked = [template.locked[i + 1] if i + 1 < len(template.locked) else False for i in range(len(words))]
+        names = {w for i, (w, held) in enumerate(zip(words, locked, strict=True)) if held and i > 0 and w[:1].isupper()}
+        repeated += any(w in names for w, held in zip(words, locked, strict=True) if not held)
+    return repeated / len(outputs) if outputs else 0.0

@@ -1,9 +1,11 @@
 """`python -m engine.evaluate quality`: free samples and infilling, scored with numbers.
 
-Free samples and infills (valid sentences with their middle third blanked) are scored by the
-fluency judge's perplexity (beside the same figure for real valid sentences), well-formedness,
-copying from the training set, diversity (distinct-2) and how many locked words were kept. The
-`infill_best_of_N` figures draw N candidates per infill and keep the best by the pipeline's ranking.
+Free samples and infills of valid sentences, with four blank patterns (BLANK_PATTERNS: the middle
+third, the first words, the last words before the final punctuation, three scattered single words),
+are scored by the fluency judge's perplexity (beside the same figure for the real sentences),
+well-formedness, copying from the training set, diversity (distinct-2), how many locked words were
+kept and how often a locked name comes back in the fill. The `infill_best_of_N` figures draw N
+candidates per middle-third infill and keep the best by the pipeline's ranking.
 """
 
 from __future__ import annotations
@@ -15,18 +17,40 @@ from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError
 from engine.pipeline import Pipeline
 from engine.request import Candidate, Prompt, Request
-from engine.scoring.metrics import copied_fraction, distinct_n, locked_kept, well_formed
+from engine.scoring.metrics import copied_fraction, distinct_n, locked_kept, repeated_names, well_formed
 from engine.text.data import read_sentences
 from engine.text.template import Template, free_template, template_from_ids
 from engine.text.tokenizer import split_words
 
 
-def infill_templates(sentences: list[list[str]], pipe: Pipeline) -> list[Template]:
-    """Each sentence with its middle third of words blanked (one free word per blanked word)."""
+def middle_third(n: int) -> set[int]:
+    return set(range(n // 3, 2 * (n // 3)))
+
+
+def first_words(n: int) -> set[int]:
+    return set(range(max(1, n // 3)))
+
+
+def last_words(n: int) -> set[int]:
+    """The last third before a final punctuation mark (which stays locked)."""
+    return set(range(max(0, n - 1 - max(1, (n - 1) // 3)), n - 1))
+
+
+def scattered_words(n: int) -> set[int]:
+    """Three single words, evenly spread (never the final punctuation)."""
+    return {min(n - 2, n * (2 * j + 1) // 6) for j in range(3)}
+
+
+# positions blanked in a sentence of n words, per pattern
+BLANK_PATTERNS = {"middle": middle_third, "start": first_words, "end": last_words, "scattered": scattered_words}
+
+
+def infill_templates(sentences: list[list[str]], pipe: Pipeline, pattern: str = "middle") -> list[Template]:
+    """Each sentence with the pattern's words blanked (one free word per blanked word)."""
     templates = []
     for words in sentences:
-        third = len(words) // 3
-        ids = [None if third <= i < 2 * third else pipe.tokenizer.index[w] for i, w in enumerate(words)]
+        blank = BLANK_PATTERNS[pattern](len(words))
+        ids = [None if i in blank else pipe.tokenizer.index[w] for i, w in enumerate(words)]
         templates.append(template_from_ids(ids, pipe.seq_len))
     return templates
 
@@ -56,6 +80,7 @@ def score(pipe: Pipeline, templates: list[Template], args: argparse.Namespace, s
         "copied_from_train": round(copied_fraction(words, train), 3),
         "distinct_2": round(distinct_n(words, 2), 3),
         "locked_kept": locked_kept(templates, words, pipe.tokenizer),
+        "repeated_name": round(repeated_names(templates, words), 3),
         "seconds_per_sample": round(seconds / len(templates), 4),
     }
     return metrics, [" ".join(w) for w in words]
@@ -70,20 +95,21 @@ def quality(args: argparse.Namespace, sampling: SampleOptions) -> dict:
     sampling.record_latents = False
     train = {tuple(split_words(s)) for s in read_sentences(Path(args.train))}
     valid = [split_words(s) for s in read_sentences(Path(args.valid))]
-    valid = [w for w in valid if all(x in pipe.tokenizer for x in w) and len(w) + 2 <= pipe.seq_len][: args.n]
-    free, free_text = score(pipe, [free_template(pipe.seq_len)] * args.n, args, sampling, train=train)
-    infill, infill_text = score(pipe, infill_templates(valid, pipe), args, sampling, train=train)
-    ranked, ranked_text = score(pipe, infill_templates(valid, pipe), args, sampling, train=train,
-                                candidates=args.candidates)
-    report = {
-        "real_valid": {"judge_ppl": round(pipe.judge.perplexity(valid), 2),
-                       "distinct_2": round(distinct_n(valid), 3), "n": len(valid)},
-        "free": free, "infill": infill, f"infill_best_of_{args.candidates}": ranked,
-        "settings": {"n": args.n, **{k: v for k, v in vars(sampling).items() if k != "record_latents"},
-                     "seed": args.seed, "model": str(pipe.directory)},
-    }
+    valid = [w for w in valid if all(x in pipe.tokenizer for x in w) and 4 <= len(w) <= pipe.seq_len - 2][: args.n]
+    report = {"real_valid": {"judge_ppl": round(pipe.judge.perplexity(valid), 2),
+                             "distinct_2": round(distinct_n(valid), 3), "n": len(valid)}}
+    texts = {}
+    report["free"], texts["free"] = score(pipe, [free_template(pipe.seq_len)] * args.n, args, sampling, train=train)
+    for pattern in BLANK_PATTERNS:
+        name = "infill" if pattern == "middle" else f"infill_{pattern}"
+        report[name], texts[name] = score(pipe, infill_templates(valid, pipe, pattern), args, sampling, train=train)
+    if args.candidates > 1:
+        best = f"infill_best_of_{args.candidates}"
+        report[best], texts[best] = score(pipe, infill_templates(valid, pipe), args, sampling, train=train,
+                                          candidates=args.candidates)
+    report["settings"] = {"n": args.n, **{k: v for k, v in vars(sampling).items() if k != "record_latents"},
+                          "seed": args.seed, "model": str(pipe.directory)}
     if args.show:
-        report["samples"] = {"free": free_text[: args.show], "infill": infill_text[: args.show],
-                             f"infill_best_of_{args.candidates}": ranked_text[: args.show],
-                             "infill_source": [" ".join(w) for w in valid[: args.show]]}
+        report["samples"] = {name: text[: args.show] for name, text in texts.items()}
+        report["samples"]["infill_source"] = [" ".join(w) for w in valid[: args.show]]
     return report

@@ -7,7 +7,7 @@ the blanks is locked, so the length is fixed by the template. A free sample lock
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -22,6 +22,15 @@ ELLIPSIS = "..."  # a blank of unknown length: the pipeline tries several
 class Template:
     ids: tuple[int, ...]  # one id per position; free positions hold PAD (ignored)
     locked: tuple[bool, ...]  # True where the position must come out exactly as `ids`
+    # positions the denoiser runs on (the first `window`; the rest stay as `ids`); None: all of them
+    window: int | None = None
+
+    def with_window(self, window: int) -> Template:
+        """This template run on its first `window` positions (at least up to its locked END)."""
+        length = fixed_length(self)
+        if length is not None and window < length + 2:
+            raise TemplateError(f"a window of {window} positions cannot hold {length} words with START and END")
+        return replace(self, window=min(window, len(self.ids)))
 
 
 def expand_ellipsis(text: str, n_words: int) -> str:
