@@ -8,6 +8,12 @@ control classifiers in the model directory, also one guided sample per control (
 example target), the composition of parts of speech and semantic content, and semantic content
 with the classifiers reading x0_hat, at the default guidance settings. Every run goes through
 `Pipeline.run`; the seconds are its cost record's model time (ranking excluded).
+
+    python -m engine.bench --models OLD_DIR assets/model --steps 50 20
+
+times each model side by side (runs interleaved) on a 12-word template at batches 1 and 16, a
+full-length text and a guided sample reading x0_hat, each beside the model's own GPT-2 judge
+writing the same number of tokens left to right with its KV cache, in the same process.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import platform
 import resource
 import sys
+import time
 
 import torch
 
@@ -74,9 +81,76 @@ def measure_step_rules(pipe: Pipeline, repeats: int) -> list[dict]:
              "seconds_per_sample": round(best[rule, steps, batch], 4)} for rule, steps, batch in settings]
 
 
+SIDE_BY_SIDE_TEMPLATE = "The Eagle is a _ _ coffee shop near _ _ ."  # 12 words, 4 to fill
+
+
+def judge_seconds(pipe: Pipeline, tokens: int, batch: int, repeats: int) -> float:
+    """Best wall time of the judge sampling `tokens` tokens for `batch` rows from START, KV-cached."""
+    start = torch.full((batch, 1), pipe.tokenizer.start_id)
+    times = []
+    for r in range(repeats + 1):
+        torch.manual_seed(r)
+        began = time.perf_counter()
+        with torch.no_grad():
+            pipe.judge.model.generate(input_ids=start, attention_mask=torch.ones_like(start), do_sample=True,
+                                      max_new_tokens=tokens, min_new_tokens=tokens, use_cache=True,
+                                      pad_token_id=pipe.tokenizer.pad_id)
+        times.append(time.perf_counter() - began)
+    return min(times[1:])
+
+
+def side_by_side(pipes: list[Pipeline], steps: list[int], repeats: int) -> list[dict]:
+    """Each model's seconds on the same requests, runs interleaved, each beside its judge."""
+    settings = [("12-word template", SIDE_BY_SIDE_TEMPLATE, None, 1, "x_t"),
+                ("12-word template", SIDE_BY_SIDE_TEMPLATE, None, 16, "x_t"),
+                ("full-length text", None, None, 1, "x_t"),
+                ("guided: semantic reads x0_hat", "_ _ _ is a _ _ near _ _ .", {"semantic": ["food=Italian"]}, 1,
+                 "x0_hat")]
+    best: dict[tuple[int, int], float] = {}
+    passes: dict[tuple[int, int], int] = {}
+    positions: dict[tuple[int, int], int] = {}
+    for seed in range(repeats + 1):  # the first round warms up
+        for m, (pipe, n_steps) in enumerate(zip(pipes, steps, strict=True)):
+            for s, (_, template, fields, batch, reads) in enumerate(settings):
+                if fields and "semantic" not in pipe.control_kinds():
+                    continue
+                length = pipe.seq_len - 2 if template is None else None
+                request = Request.one(template, length, samples=batch, seed=seed,
+                                      targets=targets_from_fields(fields) if fields else (),
+                                      sampling=SampleOptions(steps=n_steps, record_latents=False),
+                                      guidance=GuidanceOptions(reads=reads))
+                result = pipe.run(request)
+                positions[m, s] = pipe.plan(request).templates[0].window or pipe.seq_len
+                if seed:
+                    best[m, s] = min(best.get((m, s), float("inf")), result.cost.seconds)
+                passes[m, s] = result.cost.denoiser_passes
+    rows = []
+    for m, (pipe, n_steps) in enumerate(zip(pipes, steps, strict=True)):
+        for s, (name, template, _, batch, _) in enumerate(settings):
+            if (m, s) not in best:
+                continue
+            words = pipe.seq_len - 2 if template is None else len(template.split())
+            judge = judge_seconds(pipe, words + 1, batch, repeats) if pipe.judge else None
+            rows.append({"model": str(pipe.directory), "run": name, "batch": batch, "steps": n_steps,
+                         "positions": positions[m, s],
+                         "seconds": round(best[m, s], 4), "denoiser_passes": passes[m, s],
+                         "judge_seconds": round(judge, 4) if judge else None,
+                         "ratio_to_judge": round(best[m, s] / judge, 2) if judge else None})
+    return rows
+
+
 def bench(args) -> int:
     if args.repeats < 1:
         raise EngineError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.models:
+        steps = args.steps or [SampleOptions().steps]
+        if len(steps) not in (1, len(args.models)):
+            raise EngineError(f"--steps takes one count or one per model ({len(args.models)}), got {len(steps)}")
+        pipes = [Pipeline.load(d, bf16=not args.fp32) for d in args.models]
+        rows = side_by_side(pipes, steps * len(pipes) if len(steps) == 1 else steps, args.repeats)
+        print(json.dumps({"side_by_side": rows, "peak_rss_mb": peak_rss_mb(),
+                          "threads": torch.get_num_threads(), "torch": torch.__version__}, indent=2))
+        return 0
     pipe = Pipeline.load(args.model, bf16=not args.fp32)
     if args.step_rules:
         print(json.dumps({"step_rules": measure_step_rules(pipe, args.repeats)}, indent=2))
@@ -89,13 +163,17 @@ def bench(args) -> int:
               for name, kinds, reads in settings if all(k in offered for k in kinds)]
     report = {
         "runs": runs, "guided": guided,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
         "dtype": "float32" if args.fp32 else "bfloat16",
         "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
         "parameters": pipe.model.num_parameters(),
     }
     print(json.dumps(report, indent=2))
     return 0
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fp32", action="store_true", help="run the network in float32 instead of bfloat16")
     parser.add_argument("--step-rules", action="store_true",
                         help="only time every step rule at 10, 20 and 50 steps (interleaved, best of --repeats)")
+    parser.add_argument("--models", nargs="+", metavar="DIR",
+                        help="time these model directories side by side, each beside its GPT-2 judge")
+    parser.add_argument("--steps", nargs="+", type=int, metavar="N",
+                        help="with --models: denoising steps, one for all or one per model (default: the default)")
     parser.add_argument("--json", action="store_true", help="print JSON (the default output is also JSON)")
     return run_command(bench, parser.parse_args(argv))
 

@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from engine.controls import KINDS
 from engine.controls.base import Control
 from engine.controls.classifier import ControlClassifier, classifier_path, load_classifier
@@ -131,7 +129,7 @@ class Pipeline:
         if len(templates) > MAX_ROWS:
             raise ConfigError(f"the request needs {len(templates)} rows, more than the {MAX_ROWS} one batch holds")
         if not any(targets):
-            return Plan(self.windowed(templates, request.seed), prompt_rows, [])
+            return Plan(self.windowed(templates), prompt_rows, [])
         controls = build_controls(targets, self.classifier, request.weights)
         if request.steer:
             kept = constrain(templates, controls, self.seq_len, droppable)
@@ -140,30 +138,21 @@ class Pipeline:
                 prompt_rows = [prompt_rows[r] for r in kept]
                 controls = build_controls([targets[r] for r in kept], self.classifier, request.weights)
         else:  # the classifiers read whole rows: only unsteered runs are cut to their windows
-            templates = self.windowed(templates, request.seed)
+            templates = self.windowed(templates)
         return Plan(templates, prompt_rows, controls)
 
-    def windowed(self, templates: list[Template], seed: int) -> list[Template]:
-        """Each template cut to the positions it needs, for a model trained on such windows: its
-        words, START, END and WINDOW_PAD more. A free template first draws its length from the
-        training sentences' lengths (seeded by the request), then runs at that size with END free."""
+    def windowed(self, templates: list[Template]) -> list[Template]:
+        """Each template of a known length cut to the positions it needs, for a model trained on
+        such windows: its words, START, END and WINDOW_PAD more. Free text keeps the whole row and
+        the model picks its length: drawing a length first and running at that size read worse
+        (9 of 20 fluent against 15 of 20, docs/quality.md)."""
         if not self.model.config.windows:
             return templates
-        lengths = self.training.get("lengths")  # absent: free text keeps the whole row
-        free = [row for row, t in enumerate(templates) if t.window is None and fixed_length(t) is None]
-        drawn = {}
-        if free and lengths:
-            generator = torch.Generator().manual_seed(seed)
-            counts = torch.tensor(lengths, dtype=torch.float)
-            drawn = dict(zip(free, torch.multinomial(counts, len(free), True, generator=generator).tolist(),
-                             strict=True))
         windowed = []
-        for row, template in enumerate(templates):
-            length = drawn.get(row, fixed_length(template))
-            if template.window is not None or length is None:
-                windowed.append(template)
-            else:
-                windowed.append(template.with_window(length + 2 + WINDOW_PAD))
+        for template in templates:
+            length = fixed_length(template)
+            known = template.window is None and length is not None
+            windowed.append(template.with_window(length + 2 + WINDOW_PAD) if known else template)
         return windowed
 
     def prompt_templates(self, prompt: Prompt, rows: int) -> list[Template]:

@@ -193,7 +193,7 @@ def train(config: TrainConfig) -> dict:
         save_train_state(out, optimizer, generator, step, {"elapsed_s": record["wall_seconds"], "best_loss": best_loss})
 
     record = {"parameters": n_params, "train_sentences": len(train_rows), "dropped_too_long": dropped,
-              "world_size": world, "config": asdict(config), "lengths": length_counts(train_rows)}
+              "world_size": world, "config": asdict(config)}
     if rank == 0 and not config.quiet:
         what = "judge" if config.judge else f"denoiser ({config.model.objective})"
         print(f"{what}: {n_params / 1e6:.2f}M parameters, vocabulary {len(tokenizer)}, "
@@ -257,13 +257,6 @@ def train(config: TrainConfig) -> dict:
         raise EngineError(f"interrupted at step {step}: the checkpoint is saved in {out}; continue with the same "
                           f"command and --resume")
     return record
-
-
-def length_counts(rows: torch.Tensor) -> list[int]:
-    """How many training sentences have each number of words (index = words): free text of
-    unknown length draws its length from these."""
-    words = (rows == Tokenizer.end_id).float().argmax(-1) - 1
-    return torch.bincount(words.cpu(), minlength=rows.shape[1] - 1).tolist()
 
 
 def stop_on_interrupt() -> threading.Event:

@@ -1,6 +1,6 @@
 """The texts a given seed produces with the bundled model (float32 network), pinned so that
-refactoring the sampling path cannot change them silently. The pins were taken before the
-one-path refactor and hold after it."""
+refactoring the sampling path cannot change them silently. Re-pinned when the bundled model
+changes (last: the denoiser trained on given words and length windows)."""
 
 import json
 from pathlib import Path

@@ -76,19 +76,14 @@ def test_a_template_runs_on_the_positions_it_needs(windowed):
     assert frame.latents.shape[:2] == (2, pipe.seq_len) and frame.locked.shape == (2, pipe.seq_len)
 
 
-def test_free_text_draws_its_length_from_the_training_sentences(windowed):
+def test_free_text_keeps_the_whole_row_and_a_length_hint_cuts_it(windowed):
     pipe = windowed
-    lengths = pipe.training["lengths"]
-    seen = {n for n, count in enumerate(lengths) if count}
-    plan = pipe.plan(Request(prompts=(Prompt(),), samples=12, seed=4))
-    drawn = [t.window - 2 - SAMPLED_PAD for t in plan.templates]
-    assert set(drawn) <= seen and len(set(drawn)) > 1
-    again = pipe.plan(Request(prompts=(Prompt(),), samples=12, seed=4))
-    assert [t.window for t in again.templates] == [t.window for t in plan.templates]
-    result = pipe.run(Request(prompts=(Prompt(),), samples=12, seed=4, sampling=SampleOptions(steps=10)))
-    for row, template in enumerate(plan.templates):  # past its window a row stays PAD
-        assert (result.trajectory.tokens[row, template.window:] == pipe.tokenizer.pad_id).all()
-        assert len(result.trajectory.words[row]) <= template.window - 1
+    assert [t.window for t in pipe.plan(Request(prompts=(Prompt(),), samples=3)).templates] == [None] * 3
+    plan = pipe.plan(Request.one(length=4, samples=2))
+    assert [t.window for t in plan.templates] == [4 + 2 + SAMPLED_PAD] * 2
+    result = pipe.run(Request.one(length=4, samples=2, seed=4, sampling=SampleOptions(steps=10)))
+    assert [len(w) for w in result.trajectory.words] == [4, 4]
+    assert (result.trajectory.tokens[:, 4 + 2:] == pipe.tokenizer.pad_id).all()  # END, then PAD to the end
 
 
 def test_steered_rows_and_unwindowed_models_run_whole_rows(windowed, tiny_model):

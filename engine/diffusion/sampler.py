@@ -28,11 +28,13 @@ from engine.text.tokenizer import Tokenizer
 
 @dataclass
 class SampleOptions:
+    # defaults: the setting that read best (docs/quality.md, step rules and step counts)
     steps: int = field(default=50, metadata={"help": "denoising steps, strided over the schedule's T"})
     step_rule: str = field(default="ancestral", metadata={"choices": tuple(STEP_RULES),
                                                           "help": "how x_t moves to the next time"})
     clamp: bool = field(default=True, metadata={
-        "help": "replace x0_hat by its most likely word's vector (Diffusion-LM's clamping trick)"})
+        "help": "replace x0_hat by its most likely word's vector (Diffusion-LM's clamping trick: it reads "
+                "better, with less varied free text)"})
     temperature: float = field(default=1.0, metadata={"help": "softmax temperature behind an unclamped x0_hat"})
     noise_scale: float = field(default=1.0, metadata={"help": "scale of each ancestral step's noise"})
     locked_noise: float = field(default=0.0, metadata={

@@ -1,11 +1,12 @@
 """`python -m engine.evaluate quality`: free samples and infilling, scored with numbers.
 
-Free samples and infills of valid sentences, with four blank patterns (BLANK_PATTERNS: the middle
-third, the first words, the last words before the final punctuation, three scattered single words),
-are scored by the fluency judge's perplexity (beside the same figure for the real sentences),
-well-formedness, copying from the training set, diversity (distinct-2), how many locked words were
-kept and how often a locked name comes back in the fill. The `infill_best_of_N` figures draw N
-candidates per middle-third infill and keep the best by the pipeline's ranking.
+Free samples and infills of n valid sentences (evenly spread over the file), with four blank
+patterns (BLANK_PATTERNS: the middle third, the first words, the last words before the final
+punctuation, three scattered single words), are scored by the fluency judge's perplexity (beside
+the same figure for the real sentences), well-formedness, copying from the training set, diversity
+(distinct-2), how many locked words were kept and how often a locked name comes back in the fill.
+The `infill_best_of_N` figures draw N candidates per middle-third infill and keep the best by the
+pipeline's ranking.
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ def quality(args: argparse.Namespace, sampling: SampleOptions) -> dict:
     sampling.record_latents = False
     train = {tuple(split_words(s)) for s in read_sentences(Path(args.train))}
     valid = [split_words(s) for s in read_sentences(Path(args.valid))]
-    valid = [w for w in valid if all(x in pipe.tokenizer for x in w) and 4 <= len(w) <= pipe.seq_len - 2][: args.n]
+    usable = [w for w in valid if all(x in pipe.tokenizer for x in w) and 4 <= len(w) <= pipe.seq_len - 2]
+    # evenly spread over the file: consecutive lines share one meaning representation
+    valid = [usable[i * len(usable) // args.n] for i in range(min(args.n, len(usable)))]
     report = {"real_valid": {"judge_ppl": round(pipe.judge.perplexity(valid), 2),
                              "distinct_2": round(distinct_n(valid), 3), "n": len(valid)}}
     texts = {}
