@@ -1,4 +1,11 @@
-from engine.scoring.metrics import copied_fraction, distinct_n, has_repeated_trigram, locked_kept, well_formed
+from engine.scoring.metrics import (
+    copied_fraction,
+    distinct_n,
+    has_repeated_trigram,
+    locked_kept,
+    repeated_names,
+    well_formed,
+)
 from engine.text.template import template_from_ids
 from engine.text.tokenizer import Tokenizer
 
@@ -33,3 +40,14 @@ def test_locked_kept_counts_only_locked_words():
     assert locked_kept([template], [["a", "x", "c"]], TOK) == 0.5
     assert locked_kept([template], [["a"]], TOK) == 0.5
     assert locked_kept([template_from_ids([None, None], 8)], [["x", "y"]], TOK) is None
+
+
+def test_repeated_names_counts_a_locked_name_written_again_in_the_fill():
+    tok = Tokenizer.build(["Alimentum is a place by the river . The Aromi the"])
+    index = tok.index
+    template = template_from_ids([None, index["is"], index["a"], None, index["by"], index["Aromi"], None], 16)
+    assert repeated_names([template], [["The", "is", "a", "Aromi", "by", "Aromi", "."]], tok) == 1.0
+    assert repeated_names([template], [["Alimentum", "is", "a", "place", "by", "Aromi", "."]], tok) == 0.0
+    # "The" is a common word (lower case in the vocabulary): written twice it is no name repeated
+    middle = template_from_ids([None, index["The"], None], 16)
+    assert repeated_names([middle], [["place", "The", "The"]], tok) == 0.0

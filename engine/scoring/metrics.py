@@ -47,12 +47,15 @@ def locked_kept(templates: list[Template], outputs: list[list[str]], tokenizer: 
     return kept / total if total else None
 
 
-def repeated_names(templates: list[Template], outputs: list[list[str]]) -> float:
-    """Share of outputs whose filled words repeat a locked name: a capitalised locked word (not the
-    sentence's first) written again at a free position, as in "Alimentum is ... Alimentum Aromi"."""
+def repeated_names(templates: list[Template], outputs: list[list[str]], tokenizer: Tokenizer) -> float:
+    """Share of outputs whose filled words repeat a locked name, as in "Alimentum is ... Alimentum
+    Aromi": a name is a capitalised locked word that does not start a sentence and is not a
+    capitalised common word (its lower-case form is not in the vocabulary, unlike "The" or "It")."""
     repeated = 0
     for template, words in zip(templates, outputs, strict=True):
-        locked = [template.locked[i + 1] if i + 1 < len(template.locked) else False for i in range(len(words))]
-        names = {w for i, (w, held) in enumerate(zip(words, locked, strict=True)) if held and i > 0 and w[:1].isupper()}
-        repeated += any(w in names for w, held in zip(words, locked, strict=True) if not held)
+        held = [i + 1 < len(template.locked) and template.locked[i + 1] for i in range(len(words))]
+        names = {w for i, w in enumerate(words)
+                 if held[i] and w[:1].isupper() and w.lower() not in tokenizer
+                 and i > 0 and words[i - 1] not in (".", "!", "?")}
+        repeated += any(w in names for w, h in zip(words, held, strict=True) if not h)
     return repeated / len(outputs) if outputs else 0.0

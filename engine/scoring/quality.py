@@ -81,7 +81,7 @@ def score(pipe: Pipeline, templates: list[Template], args: argparse.Namespace, s
         "copied_from_train": round(copied_fraction(words, train), 3),
         "distinct_2": round(distinct_n(words, 2), 3),
         "locked_kept": locked_kept(templates, words, pipe.tokenizer),
-        "repeated_name": round(repeated_names(templates, words), 3),
+        "repeated_name": round(repeated_names(templates, words, pipe.tokenizer), 3),
         "seconds_per_sample": round(seconds / len(templates), 4),
     }
     return metrics, [" ".join(w) for w in words]
