@@ -118,12 +118,24 @@ def test_evaluate_control_reports_success_fluency_cost_and_samples(control_model
     assert free["classifier_passes_per_sample"] == 0 and free["passes_per_sample"] == 6
 
 
-def test_evaluate_control_names_the_bad_line(control_model, tmp_path):
+def test_evaluate_control_reports_each_unusable_line_and_goes_on(control_model, tmp_path):
     targets = tmp_path / "semantic.jsonl"
-    targets.write_text('["food", ":", "Italian"]\n["food", ":", "Italian"\n')
+    targets.write_text('["food", ":", "Italian"]\n["food", ":", "Italian"\n["name", ":", "The", "Blue", "Lantern"]\n')
+    proc = run("engine.evaluate", "control", "--kind", "semantic", "--targets", str(targets), "--steps", "4",
+               "--model", str(control_model), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["n_targets"] == 3 and report["n_used"] == 1 and report["coverage"] == round(1 / 3, 4)
+    assert [u["line"] for u in report["unusable"]] == [2, 3]
+    assert "not valid JSON" in report["unusable"][0]["reason"]
+    assert "unknown value 'The Blue Lantern' for name" in report["unusable"][1]["reason"]
+    used = report["samples"][0]["text"]
+    assert report["success"] == round(("italian" in used.lower().split()) / 3, 4)  # unusable lines count as failures
+    targets.write_text('["food", ":", "Italian"\n["flavour", ":", "sweet"]\n')
     proc = run("engine.evaluate", "control", "--kind", "semantic", "--targets", str(targets), "--model",
                str(control_model))
-    assert proc.returncode == 2 and "line 2: not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "none of its 2 targets can be used, e.g. line 1: not valid JSON" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_train_control_cli_saves_a_classifier_beside_the_model(tiny_model, labelled_csv, tmp_path):

@@ -115,7 +115,7 @@ def test_commands_give_one_line_errors(tiny_model, tmp_path):
     binary = tmp_path / "b.bin"
     binary.write_bytes(b"\x80\xff\xfe" * 100 + bytes(range(256)))
     one_line_error(run("engine.evaluate", "control", "--kind", "pos", "--targets", str(binary), "--model",
-                       str(tiny_model)), "b.bin, line 1: not UTF-8 text")
+                       str(tiny_model)), "b.bin: none of its 2 targets can be used, e.g. line 1: not UTF-8 text")
     one_line_error(run("engine.generate", "--model", str(tiny_model), "--temperature", "nan"),
                    "--temperature must be a finite number")
     one_line_error(run("engine.generate", "--model", str(tiny_model), "--noise-scale", "inf"),
@@ -126,14 +126,21 @@ def test_commands_give_one_line_errors(tiny_model, tmp_path):
 
 
 def test_evaluate_names_the_line_the_model_cannot_use(control_model, tmp_path):
-    cases = [("semantic", '["food", ":", "Italian"]\n["food", ":", "Thai"]\n', "line 2: unknown value 'Thai'"),
-             ("spans", '{"spans": [[20, 30, "NP"]]}\n', "line 1: span [20, 30] is out of range"),
-             ("length", "5\n1000\n", "line 2: length asks for 1000 words: impossible")]
-    for kind, text, message in cases:
+    cases = [("semantic", '["food", ":", "Italian"]\n["food", ":", "Thai"]\n', 2, "unknown value 'Thai'"),
+             ("length", "5\n1000\n", 2, "length asks for 1000 words: impossible")]
+    for kind, text, line, message in cases:
         path = tmp_path / f"{kind}.txt"
         path.write_text(text)
-        one_line_error(run("engine.evaluate", "control", "--kind", kind, "--targets", str(path), "--model",
-                           str(control_model), "--steps", "2"), str(path), message)
+        proc = run("engine.evaluate", "control", "--kind", kind, "--targets", str(path), "--model",
+                   str(control_model), "--steps", "2", "--json")
+        assert proc.returncode == 0, proc.stderr
+        (unusable,) = json.loads(proc.stdout)["unusable"]
+        assert unusable["line"] == line and message in unusable["reason"]
+    path = tmp_path / "spans.txt"
+    path.write_text('{"spans": [[20, 30, "NP"]]}\n')
+    one_line_error(run("engine.evaluate", "control", "--kind", "spans", "--targets", str(path), "--model",
+                       str(control_model), "--steps", "2"), str(path),
+                   "none of its 1 targets can be used, e.g. line 1: span [20, 30] is out of range")
 
 
 def test_training_errors_are_one_line(corpus_files, tmp_path):

@@ -1,6 +1,7 @@
 """Parts of speech: a Universal POS tag for every word.
 
-Target file line: {"pos": [...], "words_": [...]} (START / END / newline entries dropped).
+Target file line: {"pos": [...], "words_": [...]} (START / END / newline entries dropped, whatever
+their tag: the release tags its newline entry INTJ or SPACE).
 Oracle: spaCy's tags, truncated or padded to the target's length, per-position accuracy
 (Diffusion-LM's definition). The tags fix the number of words.
 """
@@ -32,6 +33,8 @@ from engine.controls.classifier import ControlClassifier, LabelledCorpus
 from engine.errors import TargetError
 from engine.text.syntax import UPOS, parse
 
+NEWLINE_TAG = "SPACE"  # spaCy's tag of the newline entry in the release's files (dropped with it)
+
 
 @dataclass(frozen=True)
 class PosTarget:
@@ -46,7 +49,8 @@ def pos_target(tags: list, words: list | None) -> PosTarget:
     words = word_list(words)
     if words and len(words) != len(tags):
         raise TargetError(f'"pos" has {len(tags)} tags but "words_" has {len(words)} entries')
-    keep = [i for i in range(len(tags)) if tags[i] not in NOT_WORDS and (not words or words[i] not in NOT_WORDS)]
+    keep = [i for i in range(len(tags))
+            if tags[i] not in (*NOT_WORDS, NEWLINE_TAG) and (not words or words[i] not in NOT_WORDS)]
     kept = tuple(tags[i] for i in keep)
     unknown = sorted(set(kept) - set(UPOS))
     if unknown:

@@ -24,6 +24,8 @@ from engine.text.tokenizer import bounded_words
 
 E2E_FIELDS = ("name", "eatType", "food", "priceRange", "customer rating", "area", "familyFriendly", "near")
 UNJUDGEABLE_FIELDS = ("familyFriendly",)  # its values yes/no are not words a sentence contains
+# the Diffusion-LM release's spellings of E2E fields, after spaces and case are ignored
+RELEASE_FIELDS = {"type": "eatType", "price": "priceRange"}
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,11 @@ def canonical_value(text: str) -> str:
 
 
 def canonical_field(name: str) -> str:
-    """An E2E field from any spelling ("customer rating", "customerRating", "eattype")."""
+    """An E2E field from any spelling ("customer rating", "customerRating", "eattype") and the
+    Diffusion-LM release's ("Type", "price", "family friendly")."""
     key = re.sub(r"[\s_]", "", name).lower()
+    if key in RELEASE_FIELDS:
+        return RELEASE_FIELDS[key]
     for known in E2E_FIELDS:
         if known.replace(" ", "").lower() == key:
             return known

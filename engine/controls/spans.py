@@ -1,7 +1,10 @@
 """Syntactic spans: constituents (i, j, label), 0-based inclusive word positions.
 
-Target file line: {"words_": [...], "spans": [[i, j, "PP"]]}. Oracle: the span is among those
-`text.syntax.constituent_spans` derives from spaCy's parse of the output (the fraction found).
+Target file line: {"words_": [...], "spans": [[i, j, "PP"]]}, positions counted from the first
+word; as in the Diffusion-LM release, j may be the position of the newline entry (the span runs to
+the last word), and a label is any Penn Treebank label or a unary chain "S::ADJP". Oracle: the
+span is among those `text.syntax.constituent_spans` derives from spaCy's parse of the output,
+with either label of a chain, ignoring punctuation at its edges (the fraction found).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from engine.controls.base import (
 )
 from engine.controls.classifier import ControlClassifier, LabelledCorpus
 from engine.errors import TargetError
-from engine.text.syntax import SPAN_LABELS, constituent_spans, parse
+from engine.text.syntax import CHAIN, PTB_LABELS, SPAN_LABELS, constituent_spans, has_constituent, parse
 
 NONE_LABEL = "NONE"  # a pair of positions that is no constituent
 SPAN_SAMPLES = (8, 16)  # per training row and step: gold spans drawn, random (mostly NONE) pairs drawn
@@ -41,7 +44,9 @@ class SpanTarget:
 
 
 def span_target(spans: list, words: list | None) -> SpanTarget:
-    words = [w for w in word_list(words) if w not in NOT_WORDS]
+    entries = word_list(words)
+    entries = entries[1:] if entries[:1] == ["START"] else entries  # positions count from the first word
+    real = [w for w in entries if w not in NOT_WORDS]
     if not isinstance(spans, list) or not spans:
         raise TargetError('"spans" must be a non-empty list of [i, j, label]')
     result = []
@@ -51,13 +56,17 @@ def span_target(spans: list, words: list | None) -> SpanTarget:
                 or not isinstance(span[2], str)):
             raise TargetError(f"a span must be [i, j, label] with integer positions, got {span!r}")
         i, j, label = span
-        if label not in SPAN_LABELS:
-            raise TargetError(f"unknown span label {label!r}: the labels are {' '.join(SPAN_LABELS)}")
-        if not 0 <= i <= j or (words and j >= len(words)):
-            limit = f" (the sentence has {len(words)} words, positions 0..{len(words) - 1})" if words else ""
-            raise TargetError(f"span [{i}, {j}] is out of range{limit}")
+        unknown = [name for name in label.split(CHAIN) if name not in PTB_LABELS]
+        if unknown or not label:
+            raise TargetError(f"unknown span label {label!r}: a label is a Penn Treebank constituent label "
+                              f"({' '.join(PTB_LABELS)}) or a unary chain of two, such as S{CHAIN}ADJP")
+        if entries and 0 <= j < len(entries) and entries[j] == "\n":  # runs to the end of the text
+            j = sum(w not in NOT_WORDS for w in entries[:j]) - 1
+        if not 0 <= i <= j or (entries and j >= len(real)):
+            limit = f" (the sentence has {len(real)} words, positions 0..{len(real) - 1})" if entries else ""
+            raise TargetError(f"span [{span[0]}, {span[1]}] is out of range{limit}")
         result.append((i, j, label))
-    return SpanTarget(tuple(result), tuple(words))
+    return SpanTarget(tuple(result), tuple(real))
 
 
 def parse_field(text: str) -> SpanTarget:
@@ -112,13 +121,28 @@ class SpanControl(ClassifierControl):
                     raise TargetError(f"span [{i}, {j}] is out of range: the model writes at most "
                                       f"{self.seq_len - 2} words")
                 spans[row, k] = torch.tensor([i + 1, j + 1])
-                labels[row, k] = self.label_index(label)
+                labels[row, k] = self.label_index(self.known_label(label))
         return Labels({"spans": spans, "span_labels": labels}, claimed=("span_labels",))
 
+    def known_label(self, label: str) -> str:
+        """The label the classifier steers towards: the first of a chain that it knows."""
+        names = self.classifier.config.labels
+        for name in label.split(CHAIN):
+            if name in names:
+                return name
+        raise TargetError(f"the spans classifier cannot steer towards {label!r}: it knows "
+                          f"{' '.join(n for n in names if n != NONE_LABEL)} (run unguided, or retrain it)")
+
     def evaluate(self, words: Sequence[Sequence[str]]) -> list[float | None]:
-        trees = parse(words)
-        return [sum(span in constituent_spans(tree) for span in t.spans) / len(t.spans) if t else None
-                for t, tree in zip(self.targets, trees, strict=True)]
+        scores: list[float | None] = []
+        for target, tree in zip(self.targets, parse(words), strict=True):
+            if target is None:
+                scores.append(None)
+                continue
+            found = constituent_spans(tree)
+            scores.append(sum(has_constituent(tree, found, i, j, label) for i, j, label in target.spans)
+                          / len(target.spans))
+        return scores
 
 
 class SpanClassifier(ControlClassifier):

@@ -81,10 +81,18 @@ def parse_target_line(kind: str, text: str) -> TargetLine:
     return TargetLine((target,), raw)
 
 
-def read_targets(kind: str, path: Path | str, limit: int | None = None) -> list[TargetLine]:
-    """The first `limit` targets of a file (blank lines skipped), read line by line; a line longer
-    than MAX_LINE_BYTES, a file over MAX_FILE_BYTES, text that is not UTF-8 and every malformed
-    target are TargetErrors naming the file (and the line)."""
+@dataclass(frozen=True)
+class Unusable:
+    """A line of a target file that asks for nothing usable, and why."""
+
+    line: int
+    reason: str
+
+
+def scan_targets(kind: str, path: Path | str, limit: int | None = None) -> tuple[list[TargetLine], list[Unusable]]:
+    """The first `limit` non-blank lines of a target file, read line by line: those that parse,
+    and those that do not (too long, not UTF-8, malformed), each with its line and reason. Only
+    the file itself can fail: not found, over MAX_FILE_BYTES, or holding no line at all."""
     path = Path(path)
     if kind not in FILE_KINDS:
         raise TargetError(f"unknown control kind {kind!r}: the kinds are {', '.join(FILE_KINDS)}")
@@ -92,35 +100,50 @@ def read_targets(kind: str, path: Path | str, limit: int | None = None) -> list[
         raise TargetError(f"target file not found: {path}")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise TargetError(f"{path} is {path.stat().st_size:,} bytes: target files hold at most {MAX_FILE_BYTES:,}")
-    lines = []
+    lines, unusable = [], []
     with path.open("rb") as file:
-        for number, text in enumerate(file_lines(file, path), start=1):
-            if not text.strip():
+        for number, text in file_lines(file):
+            if isinstance(text, str) and not text.strip():
                 continue
             try:
+                if isinstance(text, TargetError):
+                    raise text
                 line = parse_target_line(kind, text.strip())
+                lines.append(TargetLine(line.targets, line.raw, number))
             except TargetError as exc:
-                raise TargetError(f"{path}, line {number}: {exc}") from exc
-            lines.append(TargetLine(line.targets, line.raw, number))
-            if limit and len(lines) >= limit:
+                unusable.append(Unusable(number, str(exc)))
+            if limit and len(lines) + len(unusable) >= limit:
                 break
-    if not lines:
+    if not lines and not unusable:
         raise TargetError(f"{path} holds no targets")
+    return lines, unusable
+
+
+def read_targets(kind: str, path: Path | str, limit: int | None = None) -> list[TargetLine]:
+    """The first `limit` targets of a file (blank lines skipped); the first unusable line is a
+    TargetError naming the file and the line."""
+    lines, unusable = scan_targets(kind, path, limit)
+    if unusable:
+        raise TargetError(f"{path}, line {unusable[0].line}: {unusable[0].reason}")
     return lines
 
 
-def file_lines(file: BinaryIO, path: Path) -> Iterator[str]:
-    """The lines of a binary file as text, each refused past MAX_LINE_BYTES before it is read whole."""
+def file_lines(file: BinaryIO) -> Iterator[tuple[int, str | TargetError]]:
+    """(number, text) for each line of a binary file, or (number, the error) for a line longer than
+    MAX_LINE_BYTES (refused before it is read whole, then skipped) or not UTF-8."""
     number = 0
     while chunk := file.readline(MAX_LINE_BYTES + 1):
         number += 1
         if len(chunk) > MAX_LINE_BYTES:
-            raise TargetError(f"{path}, line {number}: longer than {MAX_LINE_BYTES:,} bytes (a target describes "
-                              f"one sentence of at most {MAX_WORDS} words)")
+            while chunk and not chunk.endswith(b"\n"):  # skip the rest of the line
+                chunk = file.readline(MAX_LINE_BYTES + 1)
+            yield number, TargetError(f"longer than {MAX_LINE_BYTES:,} bytes (a target describes one "
+                                      f"sentence of at most {MAX_WORDS} words)")
+            continue
         try:
-            yield chunk.decode("utf-8")
+            yield number, chunk.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise TargetError(f"{path}, line {number}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+            yield number, TargetError(f"not UTF-8 text ({exc.reason} at byte {exc.start})")
 
 
 def build_controls(rows: Sequence[Sequence[Target]], classifier_for: Callable, weights: Mapping[str, float]

