@@ -79,7 +79,7 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
                      "seed": args.seed, "targets": str(args.targets), "model": str(pipe.directory)},
         "samples": samples,
     }
-    report["settings"].pop("record_latents")
+    report["settings"].pop("record_latents")  # success_by_control below: over the targets used
     if len(by_control) > 1:
         report["success_by_control"] = {k: round(mean(v), 4) for k, v in by_control.items()}
     return report
