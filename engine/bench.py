@@ -120,10 +120,11 @@ def side_by_side(pipes: list[Pipeline], steps: list[int], repeats: int) -> list[
                                       sampling=SampleOptions(steps=n_steps, record_latents=False),
                                       guidance=GuidanceOptions(reads=reads))
                 result = pipe.run(request)
-                positions[m, s] = pipe.plan(request).templates[0].window or pipe.seq_len
                 if seed:
                     best[m, s] = min(best.get((m, s), float("inf")), result.cost.seconds)
-                passes[m, s] = result.cost.denoiser_passes
+                else:  # the warm-up round: what every round runs
+                    positions[m, s] = pipe.plan(request).templates[0].window or pipe.seq_len
+                    passes[m, s] = result.cost.denoiser_passes
     rows = []
     for m, (pipe, n_steps) in enumerate(zip(pipes, steps, strict=True)):
         for s, (name, template, _, batch, _) in enumerate(settings):

@@ -42,7 +42,7 @@ from engine.text.tokenizer import Tokenizer
 
 ELLIPSIS_LENGTHS = (1, 2, 3, 4, 5, 6, 8)  # words tried for each `...` blank
 ELLIPSIS_ROWS = 32  # at most this many rows for one prompt's '...' lengths together
-WINDOW_PAD = 2  # positions after END a windowed model samples on (it trained on 0 .. losses.WINDOW_PAD)
+SAMPLE_PAD = 2  # positions after END a windowed model samples on (it trained on 0 .. losses.WINDOW_PAD)
 
 
 @dataclass
@@ -143,7 +143,7 @@ class Pipeline:
 
     def windowed(self, templates: list[Template]) -> list[Template]:
         """Each template of a known length cut to the positions it needs, for a model trained on
-        such windows: its words, START, END and WINDOW_PAD more. Free text keeps the whole row and
+        such windows: its words, START, END and SAMPLE_PAD more. Free text keeps the whole row and
         the model picks its length: drawing a length first and running at that size read worse
         (9 of 20 fluent against 15 of 20, docs/quality.md)."""
         if not self.model.config.windows:
@@ -152,7 +152,7 @@ class Pipeline:
         for template in templates:
             length = fixed_length(template)
             known = template.window is None and length is not None
-            windowed.append(template.with_window(length + 2 + WINDOW_PAD) if known else template)
+            windowed.append(template.with_window(length + 2 + SAMPLE_PAD) if known else template)
         return windowed
 
     def prompt_templates(self, prompt: Prompt, rows: int) -> list[Template]:

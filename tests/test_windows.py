@@ -12,8 +12,7 @@ from engine.diffusion.losses import FULL_WINDOWS, WINDOW_PAD, diffusion_loss, tr
 from engine.diffusion.model import Denoiser, DenoiserConfig
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import TemplateError
-from engine.pipeline import WINDOW_PAD as SAMPLED_PAD
-from engine.pipeline import Pipeline
+from engine.pipeline import SAMPLE_PAD, Pipeline
 from engine.request import Prompt, Request
 from engine.text.template import free_template, length_template
 from engine.train import TrainConfig, train
@@ -65,7 +64,7 @@ def test_windowed_loss_ignores_what_lies_past_each_window():
 def test_a_template_runs_on_the_positions_it_needs(windowed):
     pipe = windowed
     plan = pipe.plan(Request.one("The Eagle is a _ near _ .", samples=2))
-    assert [t.window for t in plan.templates] == [8 + 2 + SAMPLED_PAD] * 2
+    assert [t.window for t in plan.templates] == [8 + 2 + SAMPLE_PAD] * 2
     result = pipe.run(Request.one("The Eagle is a _ near _ .", samples=2, seed=3,
                                   sampling=SampleOptions(steps=10)))
     assert result.trajectory.tokens.shape == (2, pipe.seq_len)  # whole rows for every caller
@@ -80,7 +79,7 @@ def test_free_text_keeps_the_whole_row_and_a_length_hint_cuts_it(windowed):
     pipe = windowed
     assert [t.window for t in pipe.plan(Request(prompts=(Prompt(),), samples=3)).templates] == [None] * 3
     plan = pipe.plan(Request.one(length=4, samples=2))
-    assert [t.window for t in plan.templates] == [4 + 2 + SAMPLED_PAD] * 2
+    assert [t.window for t in plan.templates] == [4 + 2 + SAMPLE_PAD] * 2
     result = pipe.run(Request.one(length=4, samples=2, seed=4, sampling=SampleOptions(steps=10)))
     assert [len(w) for w in result.trajectory.words] == [4, 4]
     assert (result.trajectory.tokens[:, 4 + 2:] == pipe.tokenizer.pad_id).all()  # END, then PAD to the end

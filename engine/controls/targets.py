@@ -103,15 +103,14 @@ def scan_targets(kind: str, path: Path | str, limit: int | None = None) -> tuple
     lines, unusable = [], []
     with path.open("rb") as file:
         for number, text in file_lines(file):
-            if isinstance(text, str) and not text.strip():
-                continue
-            try:
-                if isinstance(text, TargetError):
-                    raise text
-                line = parse_target_line(kind, text.strip())
-                lines.append(TargetLine(line.targets, line.raw, number))
-            except TargetError as exc:
-                unusable.append(Unusable(number, str(exc)))
+            if isinstance(text, TargetError):
+                unusable.append(Unusable(number, str(text)))
+            elif text.strip():
+                try:
+                    line = parse_target_line(kind, text.strip())
+                    lines.append(TargetLine(line.targets, line.raw, number))
+                except TargetError as exc:
+                    unusable.append(Unusable(number, str(exc)))
             if limit and len(lines) + len(unusable) >= limit:
                 break
     if not lines and not unusable:

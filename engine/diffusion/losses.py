@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from engine.diffusion.model import Denoiser
+from engine.diffusion.model import Denoiser, window_positions
 from engine.diffusion.schedule import alpha_bar, q_sample
 from engine.text.tokenizer import Tokenizer
 
@@ -29,11 +29,6 @@ def training_windows(tokens: torch.Tensor, generator: torch.Generator | None = N
     pad = (torch.rand(B, generator=generator, device=device) * (WINDOW_PAD + 1)).long()
     full = torch.rand(B, generator=generator, device=device) < FULL_WINDOWS
     return torch.where(full, L, (end + 1 + pad).clamp(max=L))
-
-
-def window_mask(windows: torch.Tensor, length: int) -> torch.Tensor:
-    """[B, length] True at the positions inside each row's window."""
-    return torch.arange(length, device=windows.device)[None] < windows[:, None]
 
 
 def given_positions(tokens: torch.Tensor, conditioned: float, generator: torch.Generator | None = None
@@ -85,8 +80,7 @@ def diffusion_loss(
         length = int(windows.max())
         tokens = tokens[:, :length]
         given = given[:, :length] if given is not None else None
-        counted = window_mask(windows, length)
-        attention_mask = None if bool(counted.all()) else counted.long()
+        counted, attention_mask = window_positions(windows, length)
     if given is not None:
         counted = ~given if counted is None else counted & ~given
     c = model.config

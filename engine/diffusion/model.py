@@ -77,6 +77,14 @@ def check_network_config(config, what: str, whole: tuple[str, ...]) -> None:
         raise ConfigError(f"{what} dropout must be a number from 0 to below 1, got {config.dropout!r}")
 
 
+def window_positions(windows: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """[B, length] True inside each row's window (its first `windows[b]` positions), and the
+    network's attention mask for them: None when every row fills the length, so whole rows pay
+    nothing for windows."""
+    inside = torch.arange(length, device=windows.device)[None] < windows[:, None]
+    return inside, None if bool(inside.all()) else inside.long()
+
+
 def timestep_features(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:
     """Sinusoidal features of t in [0, T] (one row per batch entry)."""
     half = dim // 2

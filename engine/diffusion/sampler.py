@@ -18,7 +18,7 @@ from functools import partial
 
 import torch
 
-from engine.diffusion.model import Denoised, Denoiser
+from engine.diffusion.model import Denoised, Denoiser, window_positions
 from engine.diffusion.schedule import alpha_bar, q_sample, strided_timesteps
 from engine.diffusion.steps import STEP_RULES
 from engine.errors import ConfigError
@@ -172,8 +172,8 @@ class Sampler:
         B, full_length = full_ids.shape
         windows = torch.tensor([t.window or full_length for t in templates], device=device)
         L = int(windows.max())
-        inside = torch.arange(L, device=device)[None] < windows[:, None]
-        attention_mask = None if bool(inside.all()) else inside.long()
+        past = L < full_length  # positions past every window keep their template's word, with certainty
+        inside, attention_mask = window_positions(windows, L)
         ids, mask = full_ids[:, :L], full_mask[:, :L] | ~inside
         locks = Locks(ids, mask, E[ids])
         banned = self.banned_words(locks)
@@ -183,19 +183,20 @@ class Sampler:
 
         def whole(part: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
             """A [B, L, ...] tensor widened to every position: `rest` [B, full_length, ...] past L."""
-            return part if L == full_length else torch.cat([part, rest[:, L:]], dim=1)
+            return torch.cat([part, rest[:, L:]], dim=1) if past else part
 
         x = torch.randn((B, L, E.shape[1]), generator=generator, device=device)
         x = locks.apply(x, self.locked_latent(locks, times[0], options, x))
         x0_prev, scores = None, {}
         locked_cpu = full_mask.cpu()
-        full_vectors = E[full_ids] if options.record_latents and L < full_length else None
+        full_vectors = E[full_ids] if options.record_latents and past else None
+        full_confidence = torch.ones(full_ids.shape, device=device) if past else None
         for i, t in enumerate(times):
             t_batch = torch.full((B,), t, device=device)
             est = estimate(network(x, t_batch, x0_prev), E, banned, locks, temperature=options.temperature,
                            clamp=options.clamp)
             tokens = whole(est.tokens, full_ids)
-            confidence = whole(est.confidence, torch.ones_like(full_ids, dtype=est.confidence.dtype))
+            confidence = whole(est.confidence, full_confidence)
             latents = whole(x, full_vectors).cpu() if options.record_latents else None
             yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(torch.tensor(t), T)), tokens=tokens.cpu(),
                         confidence=confidence.cpu(), latents=latents, locked=locked_cpu,

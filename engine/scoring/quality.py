@@ -103,12 +103,13 @@ def quality(args: argparse.Namespace, sampling: SampleOptions) -> dict:
                              "distinct_2": round(distinct_n(valid), 3), "n": len(valid)}}
     texts = {}
     report["free"], texts["free"] = score(pipe, [free_template(pipe.seq_len)] * args.n, args, sampling, train=train)
-    for pattern in BLANK_PATTERNS:
+    blanked = {pattern: infill_templates(valid, pipe, pattern) for pattern in BLANK_PATTERNS}
+    for pattern, templates in blanked.items():
         name = "infill" if pattern == "middle" else f"infill_{pattern}"
-        report[name], texts[name] = score(pipe, infill_templates(valid, pipe, pattern), args, sampling, train=train)
+        report[name], texts[name] = score(pipe, templates, args, sampling, train=train)
     if args.candidates > 1:
         best = f"infill_best_of_{args.candidates}"
-        report[best], texts[best] = score(pipe, infill_templates(valid, pipe), args, sampling, train=train,
+        report[best], texts[best] = score(pipe, blanked["middle"], args, sampling, train=train,
                                           candidates=args.candidates)
     report["settings"] = {"n": args.n, **{k: v for k, v in vars(sampling).items() if k != "record_latents"},
                           "seed": args.seed, "model": str(pipe.directory)}

@@ -152,18 +152,19 @@ def constituent_spans(tree: Parse) -> set[tuple[int, int, str]]:
             add(left, right, "ADJP")
         elif pos == "ADV":
             add(left, right, "ADVP")
-        phrase_rules(tree, h, add)
+        phrase_rules(tree, h, kids, (left, right), add)
     if len(tree):
         add(0, len(tree) - 1, "S")
     return spans
 
 
-def phrase_rules(tree: Parse, h: int, add) -> None:
-    """The QP, WHNP, WHADVP, NML and FRAG rules of the module docstring, for head word h."""
-    pos, dep, kids, word = tree.pos[h], tree.deps[h], tree.children(h), tree.words[h].lower()
-    left, right = tree.edges(h)
+def phrase_rules(tree: Parse, h: int, kids: list[int], edges: tuple[int, int], add) -> None:
+    """The QP, WHNP, WHADVP, NML and FRAG rules of the module docstring, for head word h with its
+    children `kids` and its subtree's `edges`."""
+    pos, dep, word = tree.pos[h], tree.deps[h], tree.words[h].lower()
+    left, right = edges
     if pos == "NUM" and any(tree.deps[c] == "quantmod" for c in kids):
-        add(min(c for c in kids if c < h) if any(c < h for c in kids) else h, h, "QP")
+        add(min((c for c in kids if c < h), default=h), h, "QP")
     if pos in ("NOUN", "PROPN") and tree.words[left].lower() in WH_DETERMINERS and left < h:
         add(left, h, "WHNP")
     if word in RELATIVE_PRONOUNS and dep in ("nsubj", "nsubjpass", "dobj") and tree.deps[tree.heads[h]] == "relcl":
