@@ -83,7 +83,7 @@ def kind_input(kind: ControlKind, pipe: Pipeline, offered: bool) -> gr.component
 def build_panel(pipe: Pipeline) -> GuidancePanel:
     """The panel's inputs; kinds this model has no classifier for are hidden."""
     offered = pipe.control_kinds()
-    with gr.Accordion("Guidance: steer with classifiers", open=True):
+    with gr.Accordion("Guidance: steer with classifiers and the denoiser's own word odds", open=True):
         fields = {name: kind_input(KINDS[name], pipe, name in offered) for name in STEERED}
         strength = gr.Slider(0, 1, value=DEFAULT_GUIDANCE.strength, step=0.01, label="guidance strength (0 = off)",
                              elem_id="ctl-strength")

@@ -15,12 +15,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from engine.controls import KINDS
 from engine.controls.base import Control
 from engine.controls.classifier import ControlClassifier, classifier_path, load_classifier
 from engine.controls.guidance import Guidance
+from engine.controls.include import WordPosterior
 from engine.controls.targets import build_controls, constrain
 from engine.diffusion.checkpoint import BUNDLED_MODEL, load_denoiser
 from engine.diffusion.model import Denoiser
@@ -80,12 +82,22 @@ class Pipeline:
     def control_kinds(self) -> list[str]:
         """The controls this model directory offers: those with a trained classifier, and those needing none."""
         return [name for name, kind in KINDS.items()
-                if not kind.steered or classifier_path(self.directory, name).is_file()]
+                if not kind.trained or classifier_path(self.directory, name).is_file()]
 
     def classifier(self, kind: str) -> ControlClassifier:
         if kind not in self.classifiers:
             self.classifiers[kind] = load_classifier(self.directory, kind)
         return self.classifiers[kind]
+
+    def control_source(self, kind: str) -> ControlClassifier | WordPosterior | None:
+        """What steers a control of `kind`: its trained classifier, else the denoiser's word posterior."""
+        if KINDS[kind].trained:
+            return self.classifier(kind)
+        return self.word_posterior if KINDS[kind].steers else None
+
+    @cached_property
+    def word_posterior(self) -> WordPosterior:
+        return WordPosterior(self.model.embeddings().detach(), self.model.config.T, self.tokenizer)
 
     # --- the path ----------------------------------------------------------------------------
     def run(self, request: Request) -> Result:
@@ -130,13 +142,13 @@ class Pipeline:
             raise ConfigError(f"the request needs {len(templates)} rows, more than the {MAX_ROWS} one batch holds")
         if not any(targets):
             return Plan(self.windowed(templates), prompt_rows, [])
-        controls = build_controls(targets, self.classifier, request.weights)
+        controls = build_controls(targets, self.control_source, request.weights)
         if request.steer:
             kept = constrain(templates, controls, self.seq_len, droppable)
             if len(kept) != len(templates):
                 templates = [templates[r] for r in kept]
                 prompt_rows = [prompt_rows[r] for r in kept]
-                controls = build_controls([targets[r] for r in kept], self.classifier, request.weights)
+                controls = build_controls([targets[r] for r in kept], self.control_source, request.weights)
         else:  # the classifiers read whole rows: only unsteered runs are cut to their windows
             templates = self.windowed(templates)
         return Plan(templates, prompt_rows, controls)

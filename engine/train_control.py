@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from engine.cli import add_options, option, options_from, parser_for, run_command
-from engine.controls import KINDS, STEERED
+from engine.controls import KINDS, TRAINED
 from engine.controls.classifier import ClassifierConfig, ControlClassifier, LabelledCorpus, save_classifier
 from engine.diffusion.checkpoint import load_denoiser
 from engine.diffusion.schedule import q_sample
@@ -33,7 +33,7 @@ from engine.train import check_optimisation, learning_rate
 
 @dataclass
 class ControlTrainConfig:
-    kind: str = field(metadata={"choices": STEERED, "help": "the kind of control the classifier serves"})
+    kind: str = field(metadata={"choices": TRAINED, "help": "the kind of control the classifier serves"})
     model: str = field(metadata={"help": "the diffusion model directory; the classifier is saved into it"})
     data: str = field(metadata={"help": "CSV with 'ref' (and 'mr' for kinds labelled from meaning representations)"})
     valid: str = option("", "held-out CSV for the held-out scores")
@@ -48,8 +48,8 @@ class ControlTrainConfig:
     quiet: bool = option(False, "no progress bar or messages")
 
     def __post_init__(self) -> None:
-        if self.kind not in STEERED:
-            raise ConfigError(f"--kind must be one of {', '.join(STEERED)}, got {self.kind!r}")
+        if self.kind not in TRAINED:
+            raise ConfigError(f"--kind must be one of {', '.join(TRAINED)}, got {self.kind!r}")
         check_optimisation(self, ("batch_size", "max_steps", "eval_every"))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.controls import STEERED
+from engine.controls import TRAINED
 from engine.controls.classifier import ClassifierConfig
 from engine.diffusion.model import DenoiserConfig
 from engine.train import TrainConfig, train
@@ -66,7 +66,7 @@ def control_model(tmp_path_factory, tiny_model, labelled_csv) -> Path:
     """The tiny model with a tiny classifier of every kind trained beside it."""
     out = tmp_path_factory.mktemp("control_model")
     shutil.copytree(tiny_model, out, dirs_exist_ok=True)
-    for kind in STEERED:
+    for kind in TRAINED:
         train_control(ControlTrainConfig(kind=kind, model=str(out), data=str(labelled_csv), max_steps=60,
                                          **TINY_CLASSIFIER))
     return out

@@ -232,13 +232,14 @@ def test_api_arguments_keep_their_names_and_defaults(client):
     assert list(write) == ["text", "length", "steps", "samples", "seed", *STEERED, "strength", "fluency", "weights",
                            "reads"]
     assert write == {"text": "required", "length": 0, "steps": 50, "samples": 4, "seed": 0, "pos": "", "tree": "",
-                     "spans": "", "semantic": None, **guidance, "weights": None, "reads": DEFAULT_GUIDANCE.reads}
+                     "spans": "", "semantic": None, "include": "", **guidance, "weights": None,
+                     "reads": DEFAULT_GUIDANCE.reads}
     generate = arguments("/generate")
     weights = [f"weight_{kind}" for kind in STEERED]
     assert list(generate) == ["text", "row", "length", "steps", "samples", "seed", *STEERED, "strength", "fluency",
                               *weights, "reads"]
     assert generate == {"text": "required", "row": {"html": "", "cells": []}, "length": 0, "steps": 50, "samples": 4,
-                        "seed": 0, "pos": "", "tree": "", "spans": "", "semantic": [], **guidance,
+                        "seed": 0, "pos": "", "tree": "", "spans": "", "semantic": [], "include": "", **guidance,
                         **dict.fromkeys(weights, 1.0), "reads": DEFAULT_GUIDANCE.reads}
 
 

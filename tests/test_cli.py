@@ -94,7 +94,7 @@ def test_bench_times_guided_samples_when_classifiers_exist(control_model):
     proc = run("engine.bench", "--model", str(control_model), "--repeats", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     guided = {g["controls"]: g for g in json.loads(proc.stdout)["guided"]}
-    assert set(guided) == {"pos", "tree", "spans", "semantic", "pos+semantic", "semantic, reads x0_hat"}
+    assert set(guided) == {"pos", "tree", "spans", "semantic", "include", "pos+semantic", "semantic, reads x0_hat"}
     assert guided["pos"]["denoiser_passes"] == 50 and guided["pos"]["classifier_passes"] == 49 * 3
     assert guided["pos+semantic"]["classifier_passes"] == 2 * 49 * 3
     assert guided["semantic, reads x0_hat"]["denoiser_passes"] == 50 + 49 * 3

@@ -7,6 +7,7 @@ import torch
 
 from engine.controls.classifier import load_classifier
 from engine.controls.guidance import Guidance, GuidanceOptions
+from engine.controls.include import parse_field as parse_include
 from engine.controls.length import LengthControl, LengthTarget
 from engine.controls.pos import PosTarget
 from engine.controls.semantic import SemanticTarget, mentions, parse_mr
@@ -92,7 +93,7 @@ def test_attachment_f1_counts_labelled_arcs():
 
 
 def controls_for(pipe, rows, weights=None):
-    return build_controls(rows, pipe.classifier, weights or {})
+    return build_controls(rows, pipe.control_source, weights or {})
 
 
 def fit(templates, controls, seq_len):
@@ -161,7 +162,8 @@ def pipe(control_model):
 
 def one_target_per_kind(pipe):
     tree = tree_target("The Eagle is a pub near the river .")
-    return [PosTarget(tree.tree.pos), tree, SpanTarget(((5, 7, "PP"),)), SemanticTarget("food", "Italian")]
+    return [PosTarget(tree.tree.pos), tree, SpanTarget(((5, 7, "PP"),)), SemanticTarget("food", "Italian"),
+            parse_include("Italian, the river")]
 
 
 def test_each_controls_gradient_step_raises_its_log_prob(pipe):
@@ -180,10 +182,10 @@ def test_each_controls_gradient_step_raises_its_log_prob(pipe):
 def test_composition_sums_weighted_log_probs(pipe):
     targets = one_target_per_kind(pipe)
     controls = controls_for(pipe, [targets] * 2, {"pos": 2.0, "semantic": 0.5})
-    assert [c.name for c in controls] == ["pos", "tree", "spans", "semantic"]
+    assert [c.name for c in controls] == ["pos", "tree", "spans", "semantic", "include"]
     x, t = torch.randn((2, pipe.seq_len, pipe.model.config.embed_dim)), torch.full((2,), 300)
     total, each = Guidance(controls).log_prob(x, t)
-    expected = 2.0 * each["pos"] + each["tree"] + each["spans"] + 0.5 * each["semantic"]
+    expected = 2.0 * each["pos"] + each["tree"] + each["spans"] + 0.5 * each["semantic"] + each["include"]
     assert torch.allclose(total, expected)
     for control in controls:
         assert torch.allclose(each[control.name], control.log_prob(x, t))
@@ -233,4 +235,4 @@ def test_controls_fix_the_length_and_conflicts_are_errors(pipe):
 def test_missing_classifier_is_a_clear_error(tiny_model):
     with pytest.raises(CheckpointError, match="no pos classifier in .*train one with python -m engine.train_cont"):
         load_classifier(tiny_model, "pos")
-    assert Pipeline.load(tiny_model).control_kinds() == ["length"]
+    assert Pipeline.load(tiny_model).control_kinds() == ["include", "length"]  # those needing no classifier

@@ -9,7 +9,7 @@ from editor.cells import apply_action, cells_for, cells_from_text, cells_from_wo
 from editor.form import Form, GuidanceForm
 from editor.layout import build
 from editor.render import edit_row, frame_row
-from engine.controls import KINDS, STEERED
+from engine.controls import KINDS, STEERED, TRAINED
 from engine.controls.guidance import DEFAULT_GUIDANCE
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import CellActionError, ConfigError
@@ -197,8 +197,9 @@ def test_guidance_panel_has_an_input_and_a_weight_per_steered_kind(editor, guide
         if KINDS[name].choices_from_classifier:
             labels = guided_editor.pipe.classifier(name).config.labels
             assert [c[1] for c in field.choices] == labels and field.multiselect == KINDS[name].many
-    assert not any(f.visible for f in editor.page.panel.fields.values()), "no classifiers in the tiny model"
-    assert not any(w.visible for w in editor.page.panel.weights.values())
+    # the tiny model has no classifier: only the kinds needing none are offered
+    assert [name for name, f in editor.page.panel.fields.items() if f.visible] == [*set(STEERED) - set(TRAINED)]
+    assert [name for name, w in editor.page.panel.weights.items() if w.visible] == ["include"]
 
 
 def test_plots_from_a_recorded_run(tiny_model):

@@ -4,7 +4,7 @@ The registry below is the only place that lists the kinds; a kind is one module 
 `ControlKind` record (see `base`). Adding a kind: write its module, add it here.
 """
 
-from engine.controls import length, pos, semantic, spans, tree
+from engine.controls import include, length, pos, semantic, spans, tree
 from engine.controls.base import ControlKind
 
 KINDS: dict[str, ControlKind] = {kind.name: kind for kind in (
@@ -12,7 +12,9 @@ KINDS: dict[str, ControlKind] = {kind.name: kind for kind in (
     tree.KIND,
     spans.KIND,
     semantic.KIND,
+    include.KIND,
     length.KIND,
 )}
-STEERED = tuple(name for name, kind in KINDS.items() if kind.steered)  # the kinds with a classifier
+STEERED = tuple(name for name, kind in KINDS.items() if kind.steers)  # the kinds guidance steers (a panel input each)
+TRAINED = tuple(name for name, kind in KINDS.items() if kind.trained)  # the kinds steered by a trained classifier
 COMPOSED = ("pos", "semantic")  # Diffusion-LM's composition task: parts of speech and semantic content together

@@ -79,14 +79,16 @@ class ControlKind:
     write_target: Callable[[Example], str | None]  # a line of its target file for `make_targets`
     compose_entry: Callable[[Example], dict]  # its keys in a composition line for `make_targets`
     file_name: str  # the target file `make_targets` writes
-    control: Callable[[ControlClassifier | None, list, float], Control]  # (classifier, targets per row, weight)
-    classifier: type[ControlClassifier] | None = None  # the network with this kind's head; None: not steered
+    control: Callable[[Any, list, float], Control]  # (what steers it, targets per row, weight): see `source`
+    classifier: type[ControlClassifier] | None = None  # the network with this kind's head; None: needs none
+    steers: bool = True  # False: met by the template alone (length), no input in the guidance panel
     many: bool = False  # several targets of this kind per sample (a list of values)
     choices_from_classifier: bool = False  # the editor offers the classifier's labels to pick from
     weight: float = 1.0  # default weight when combined with other controls
 
     @property
-    def steered(self) -> bool:
+    def trained(self) -> bool:
+        """Whether it steers with a trained classifier (else with the denoiser's word vectors)."""
         return self.classifier is not None
 
 

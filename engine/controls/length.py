@@ -61,5 +61,5 @@ KIND = ControlKind(
     compose_key="length", from_compose=lambda raw: length_target(raw["length"]),
     write_target=lambda example: str(len(example.words)),
     compose_entry=lambda example: {"length": len(example.words)},
-    file_name="length.txt", control=lambda classifier, targets, weight: LengthControl(targets, weight),
+    file_name="length.txt", control=lambda source, targets, weight: LengthControl(targets, weight), steers=False,
 )

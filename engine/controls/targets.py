@@ -145,11 +145,12 @@ def file_lines(file: BinaryIO) -> Iterator[tuple[int, str | TargetError]]:
             yield number, TargetError(f"not UTF-8 text ({exc.reason} at byte {exc.start})")
 
 
-def build_controls(rows: Sequence[Sequence[Target]], classifier_for: Callable, weights: Mapping[str, float]
+def build_controls(rows: Sequence[Sequence[Target]], source_for: Callable, weights: Mapping[str, float]
                    ) -> list[Control]:
     """One control per kind named in any row, holding each row's target of that kind (or None; a
-    kind that takes several holds a tuple per row). `classifier_for(kind)` supplies the trained
-    classifier; `weights` maps kind -> weight (else the kind's default)."""
+    kind that takes several holds a tuple per row). `source_for(kind)` supplies what steers it
+    (its trained classifier, or the denoiser's word posterior); `weights` maps kind -> weight (else
+    the kind's default)."""
     per_kind: dict[str, list] = {}
     for r, targets in enumerate(rows):
         for target in targets:
@@ -163,8 +164,7 @@ def build_controls(rows: Sequence[Sequence[Target]], classifier_for: Callable, w
     controls = []
     for name, per_row in per_kind.items():
         kind = KINDS[name]
-        classifier = classifier_for(name) if kind.steered else None
-        controls.append(kind.control(classifier, per_row, weights.get(name, kind.weight)))
+        controls.append(kind.control(source_for(name), per_row, weights.get(name, kind.weight)))
     return controls
 
 

@@ -1,0 +1,171 @@
+"""Include these words: phrases that must appear, in order, anywhere in the sample. Needs no trained
+classifier, so it serves any words of the vocabulary (a restaurant the semantic classifier never saw).
+
+The diffusion itself says how likely each word is at each position: a latent x_i at time t is the
+word's vector e_w scaled and noised, x_i ~ N(sqrt(alpha_bar_t) e_w, (1 - alpha_bar_t) I), so
+
+    log p(w | x_i) = log_softmax over w of  -||x_i - sqrt(alpha_bar_t) e_w||^2 / (2 (1 - alpha_bar_t)).
+
+Read through x0_hat (`--reads x0_hat`, t ~ 0) this is the denoiser's own word distribution. A
+placement of the target's phrases in order (each phrase on consecutive positions) scores the
+product of its words' probabilities; log p(target) is the best placement's log-score (Viterbi, by
+dynamic programming, differentiable in x through the probabilities it picks). Summing over
+placements instead rewards a word written twice ("a high high rating"; docs/controls.md); the best
+placement stops pushing once one placement is sure.
+
+Written as comma-separated phrases, "Italian, city centre" (editor, --include). Target file line:
+a JSON list of phrases ["Italian", "city centre"], or a semantic target line ["food", ":", "Italian"]
+(its value), so the semantic target files measure this control too. Oracle: the share of the
+phrases found in order, each on consecutive words, ignoring case.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+
+from engine.controls.base import ControlKind, json_value
+from engine.diffusion.schedule import alpha_bar
+from engine.errors import TargetError, TemplateError
+from engine.text.tokenizer import MAX_WORDS, Tokenizer, bounded_words
+
+NEVER = -1e9  # log-score of a placement that cannot be (finite, so no NaN reaches a gradient)
+
+
+@dataclass(frozen=True)
+class IncludeTarget:
+    phrases: tuple[tuple[str, ...], ...]  # in order; each phrase's words consecutive
+    kind: ClassVar[str] = "include"
+
+    @property
+    def words(self) -> list[str]:
+        return [w for phrase in self.phrases for w in phrase]
+
+
+def include_target(phrases: Sequence[str]) -> IncludeTarget:
+    words = [tuple(bounded_words(p, "a phrase to include", error=TargetError)) for p in phrases]
+    words = tuple(p for p in words if p)
+    if not words:
+        raise TargetError("nothing to include: give at least one word")
+    if sum(map(len, words)) > MAX_WORDS:
+        raise TargetError(f"at most {MAX_WORDS} words can be included")
+    return IncludeTarget(words)
+
+
+def parse_field(text: str) -> IncludeTarget:
+    """Comma-separated phrases: "Italian, city centre"."""
+    return include_target(text.split(","))
+
+
+def from_json(raw: object) -> IncludeTarget:
+    if not isinstance(raw, list) or not raw or not all(isinstance(x, str) for x in raw):
+        raise TargetError(f'an include target is a list of phrases like ["Italian", "city centre"], got {raw!r}')
+    return include_target([" ".join(raw[raw.index(":") + 1:])] if ":" in raw else raw)
+
+
+def read_line(text: str) -> tuple[IncludeTarget, list]:
+    raw = json_value(text)
+    return from_json(raw), raw
+
+
+def found_in_order(words: Sequence[str], phrases: Sequence[Sequence[str]]) -> int:
+    """How many phrases appear in `words` in order, each on consecutive words, ignoring case
+    (each phrase taken at its first occurrence after the previous one)."""
+    have, start, found = [w.lower() for w in words], 0, 0
+    for phrase in phrases:
+        wanted = [w.lower() for w in phrase]
+        at = next((i for i in range(start, len(have) - len(wanted) + 1) if have[i:i + len(wanted)] == wanted), None)
+        if at is not None:
+            found, start = found + 1, at + len(wanted)
+    return found
+
+
+@dataclass
+class WordPosterior:
+    """p(word | latent) at each position, from the denoiser's word vectors and noise schedule alone."""
+
+    embeddings: torch.Tensor  # [V, D] the word vectors x0 is made of
+    T: int
+    tokenizer: Tokenizer
+
+    def log_probs(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """[B, L, V] log p(w | x_i) at times t [B]."""
+        ab = alpha_bar(t, self.T).to(x)[:, None, None]
+        E = self.embeddings.to(x)
+        distance = (x * x).sum(-1, keepdim=True) - 2 * ab.sqrt() * (x @ E.T) + ab * (E * E).sum(-1)
+        return (-distance / (2 * (1 - ab))).log_softmax(-1)
+
+    def ids(self, words: list[str]) -> list[int]:
+        try:
+            self.tokenizer.check_known(words)
+        except TemplateError as exc:
+            raise TargetError(f"include: {exc}") from exc
+        return self.tokenizer.encode_words(words)
+
+
+@dataclass
+class IncludeControl:
+    posterior: WordPosterior
+    targets: list[IncludeTarget | None]
+    weight: float = 1.0
+    word_ids: torch.Tensor = field(init=False)  # [B, K] the target words, padded with 0
+    continues: torch.Tensor = field(init=False)  # [B, K] the word continues the previous one's phrase
+    counts: torch.Tensor = field(init=False)  # [B] words per row (0: no target)
+    name = "include"
+    steers = True
+
+    def __post_init__(self) -> None:
+        most = max((len(t.words) for t in self.targets if t), default=0)
+        self.word_ids = torch.zeros(len(self.targets), most, dtype=torch.long)
+        self.continues = torch.zeros(len(self.targets), most, dtype=torch.bool)
+        self.counts = torch.zeros(len(self.targets), dtype=torch.long)
+        for row, target in enumerate(self.targets):
+            if target is None:
+                continue
+            ids = self.posterior.ids(target.words)
+            self.word_ids[row, :len(ids)] = torch.tensor(ids)
+            self.continues[row, :len(ids)] = torch.tensor([i > 0 for p in target.phrases for i in range(len(p))])
+            self.counts[row] = len(ids)
+
+    def log_prob(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """[B] the log-probability of the best in-order placement of each row's target words."""
+        log_p = self.posterior.log_probs(x_t, t)  # [B, L, V]
+        B, L, _ = log_p.shape
+        picked = log_p.gather(-1, self.word_ids.to(x_t.device)[:, None, :].expand(B, L, -1))  # [B, L, K]
+        never = torch.full((B, 1), NEVER, device=x_t.device, dtype=log_p.dtype)
+        result = torch.zeros(B, device=x_t.device, dtype=log_p.dtype)
+        placed = None  # [B, L] the best placement of words 1..k with word k at position i
+        for k in range(picked.shape[-1]):
+            if placed is None:
+                placed = picked[:, :, 0]
+            else:
+                right_after = torch.cat([never, placed[:, :-1]], dim=1)
+                anywhere_before = torch.cat([never, placed.cummax(dim=1).values[:, :-1]], dim=1)
+                placed = picked[:, :, k] + torch.where(self.continues[:, k, None], right_after, anywhere_before)
+            done = self.counts == k + 1
+            result = torch.where(done, placed.max(dim=1).values, result)
+        return result
+
+    def claims(self) -> torch.Tensor:
+        return self.counts.float()
+
+    def lengths(self) -> list[int | None]:
+        return [None] * len(self.targets)
+
+    def evaluate(self, words: Sequence[Sequence[str]]) -> list[float | None]:
+        return [found_in_order(row, t.phrases) / len(t.phrases) if t else None
+                for t, row in zip(self.targets, words, strict=True)]
+
+
+KIND = ControlKind(
+    name="include", label="include these words, in order (comma between phrases)", placeholder="Italian, city centre",
+    parse_field=parse_field, read_line=read_line, compose_key="include",
+    from_compose=lambda raw: from_json(raw["include"]),
+    write_target=lambda example: json.dumps([example.meaning.value], ensure_ascii=False),
+    compose_entry=lambda example: {"include": [example.meaning.value]}, file_name="include.jsonl",
+    control=IncludeControl,
+)
