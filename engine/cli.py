@@ -30,10 +30,13 @@ def option(default: Any, help: str, **metadata: Any) -> Any:
 
 
 def _fields(cls: type) -> Iterator[tuple[dataclasses.Field, Any]]:
+    """(field, its type) for each field set by flags; an optional `float | None` reads as float
+    (its flag's default None: the program decides)."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if not f.metadata.get("derived"):
-            yield f, hints[f.name]
+            kinds = [k for k in typing.get_args(hints[f.name]) if k is not type(None)]
+            yield f, kinds[0] if len(kinds) == 1 else hints[f.name]
 
 
 def add_options(parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = ()) -> None:
@@ -58,7 +61,7 @@ def options_from(cls: type, args: argparse.Namespace) -> Any:
     values = {}
     for f, kind in _fields(cls):
         values[f.name] = options_from(kind, args) if dataclasses.is_dataclass(kind) else getattr(args, f.name)
-        if kind is float and not math.isfinite(values[f.name]):
+        if kind is float and values[f.name] is not None and not math.isfinite(values[f.name]):
             raise ConfigError(f"--{f.name.replace('_', '-')} must be a finite number, got {values[f.name]}")
     return cls(**values)
 

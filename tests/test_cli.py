@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.controls.guidance import GuidanceOptions
+from engine.controls.guidance import GuidanceOptions, default_guidance
 from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
 from engine.pipeline import Pipeline
@@ -114,7 +114,11 @@ def test_evaluate_control_reports_success_fluency_cost_and_samples(control_model
         assert 0 <= report["success"] <= 1 and report["fluency_ppl"] > 1 and len(report["samples"]) == 4
     assert guided["samples"][0]["target"] == {"pos": ["PROPN", "AUX", "DET", "NOUN", "PUNCT"]}
     assert [len(s["text"].split()) for s in guided["samples"]] == [5, 5, 3, 3]  # the tags fix the length
-    assert guided["classifier_passes_per_sample"] == 5 * 3 and guided["passes_per_sample"] == 6 + 15
+    setting = default_guidance(["pos"])  # no flag given: the kind's measured setting, reported in full
+    assert {name: guided["settings"][name] for name in setting} == setting
+    steps, reads_x0 = setting["gradient_steps"], setting["reads"] == "x0_hat"
+    assert guided["classifier_passes_per_sample"] == 5 * steps
+    assert guided["passes_per_sample"] == 6 + 5 * steps * (1 + reads_x0)
     assert free["classifier_passes_per_sample"] == 0 and free["passes_per_sample"] == 6
 
 

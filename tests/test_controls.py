@@ -1,5 +1,6 @@
 """Controls: span rules, oracles, target files, classifier gradients, composition, guidance."""
 
+import dataclasses
 import json
 
 import pytest
@@ -15,7 +16,7 @@ from engine.controls.spans import SpanTarget
 from engine.controls.targets import build_controls, constrain, read_targets
 from engine.controls.tree import tree_target
 from engine.diffusion.sampler import GuideStep, SampleOptions
-from engine.errors import CheckpointError, TargetError, TemplateError
+from engine.errors import CheckpointError, ConfigError, TargetError, TemplateError
 from engine.pipeline import Pipeline
 from engine.request import Request
 from engine.text.syntax import Parse, attachment_f1, constituent_spans, parse
@@ -236,3 +237,22 @@ def test_missing_classifier_is_a_clear_error(tiny_model):
     with pytest.raises(CheckpointError, match="no pos classifier in .*train one with python -m engine.train_cont"):
         load_classifier(tiny_model, "pos")
     assert Pipeline.load(tiny_model).control_kinds() == ["include", "length"]  # those needing no classifier
+
+
+def test_guidance_defaults_come_from_the_kinds_measured_settings(monkeypatch):
+    from engine.controls import KINDS
+    from engine.controls.guidance import BASE_GUIDANCE, default_guidance
+
+    cheap = {"strength": 3.0, "reads": "x_t"}
+    dear, gentler = ({"strength": s, "reads": "x0_hat", "gradient_steps": 1} for s in (0.3, 0.1))
+    for name, setting in (("pos", cheap), ("semantic", dear), ("include", gentler)):
+        monkeypatch.setitem(KINDS, name, dataclasses.replace(KINDS[name], guidance=setting))
+    assert default_guidance([]) == BASE_GUIDANCE and default_guidance(["tree"]) == BASE_GUIDANCE
+    assert default_guidance(["pos"]) == BASE_GUIDANCE | cheap
+    assert default_guidance(["pos", "semantic"]) == BASE_GUIDANCE | dear  # the dearer reading wins
+    assert default_guidance(["semantic", "include"]) == BASE_GUIDANCE | gentler  # then the gentler strength
+    options = GuidanceOptions(fluency=0.5).resolved(["pos"])
+    assert (options.strength, options.fluency, options.gradient_steps, options.reads) == (3.0, 0.5, 3, "x_t")
+    assert Guidance([], GuidanceOptions()).options == GuidanceOptions(**BASE_GUIDANCE)
+    with pytest.raises(ConfigError, match="guidance strength must be a number from 0 to 10"):
+        GuidanceOptions(strength=float("nan"))

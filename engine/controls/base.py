@@ -85,6 +85,7 @@ class ControlKind:
     many: bool = False  # several targets of this kind per sample (a list of values)
     choices_from_classifier: bool = False  # the editor offers the classifier's labels to pick from
     weight: float = 1.0  # default weight when combined with other controls
+    guidance: dict = field(default_factory=dict)  # its measured guidance setting (GuidanceOptions fields)
 
     @property
     def trained(self) -> bool:

@@ -12,40 +12,65 @@ clean estimate, which is differentiable in x but costs a denoiser pass forward a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
+from engine.controls import KINDS
 from engine.controls.base import Control
 from engine.diffusion.sampler import GuideStep
 from engine.errors import ConfigError
 
 READS = ("x_t", "x0_hat")
+BASE_GUIDANCE = {"strength": 0.3, "fluency": 0.01, "gradient_steps": 3, "reads": "x_t"}  # a kind that sets none
+COST = {"x_t": 0, "x0_hat": 1}  # what the classifiers read, cheap to dear
 
 
 @dataclass
 class GuidanceOptions:
-    strength: float = field(default=0.3, metadata={
-        "help": "guidance step size (Adagrad); 0 turns guidance off (0.3: measured, see docs/controls.md)"})
-    fluency: float = field(default=0.01, metadata={"help": "lambda of the term tying x to the denoiser's proposal"})
-    gradient_steps: int = field(default=3, metadata={"help": "gradient steps on the latent per denoising step"})
-    reads: str = field(default="x_t", metadata={
-        "choices": READS, "help": "what the classifiers read: x_t itself (fast) or the denoiser's x0_hat"})
+    """How hard and how guidance steers. A field left None takes the controls' measured default
+    (`resolved`): each kind of control records its own (`ControlKind.guidance`, docs/controls.md)."""
+
+    strength: float | None = field(default=None, metadata={
+        "help": "guidance step size (Adagrad); 0 turns guidance off (default: each control's measured setting)"})
+    fluency: float | None = field(default=None, metadata={
+        "help": "lambda of the term tying x to the denoiser's proposal (default: each control's)"})
+    gradient_steps: int | None = field(default=None, metadata={
+        "help": "gradient steps on the latent per denoising step (default: each control's)"})
+    reads: str | None = field(default=None, metadata={
+        "choices": READS, "help": "what the classifiers read: x_t itself (fast) or the denoiser's x0_hat "
+                                  "(default: each control's)"})
 
     def __post_init__(self) -> None:
         for name, high in (("strength", 10.0), ("fluency", 100.0)):
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= high):
+            number = isinstance(value, int | float) and math.isfinite(value)
+            if value is not None and not (number and 0 <= value <= high):
                 raise ConfigError(f"guidance {name} must be a number from 0 to {high:g}, got {value!r}")
-        if not 0 <= self.gradient_steps <= 20:
+        if self.gradient_steps is not None and not 0 <= self.gradient_steps <= 20:
             raise ConfigError(f"guidance gradient steps must be from 0 to 20, got {self.gradient_steps}")
-        if self.reads not in READS:
+        if self.reads is not None and self.reads not in READS:
             raise ConfigError(f"guidance reads one of {', '.join(READS)}, got {self.reads!r}")
 
+    def resolved(self, kinds: Sequence[str]) -> GuidanceOptions:
+        """Every field set: those left None from `default_guidance(kinds)`."""
+        defaults = default_guidance(kinds)
+        return GuidanceOptions(**{name: defaults[name] if value is None else value
+                                  for name, value in dataclasses.asdict(self).items()})
 
-DEFAULT_GUIDANCE = GuidanceOptions()
+
+def default_guidance(kinds: Sequence[str]) -> dict:
+    """The measured setting of these kinds of control together: one kind's own; for several, that of
+    the kind whose setting costs most (x0_hat over x_t, then more gradient steps), the gentler
+    strength among equals."""
+    settings = [BASE_GUIDANCE | KINDS[kind].guidance for kind in kinds] or [BASE_GUIDANCE]
+    return max(settings, key=lambda g: (COST[g["reads"]], g["gradient_steps"], -g["strength"]))
+
+
+DEFAULT_GUIDANCE = GuidanceOptions(**BASE_GUIDANCE)  # the editor's sliders start here
 
 
 class Guidance:
@@ -53,7 +78,7 @@ class Guidance:
 
     def __init__(self, controls: Sequence[Control], options: GuidanceOptions | None = None):
         self.controls = [c for c in controls if c.steers]  # a length is a template constraint, not steered
-        self.options = options or GuidanceOptions()
+        self.options = (options or GuidanceOptions()).resolved([c.name for c in self.controls])
         self.classifier_passes = 0  # classifier forward+backward passes over the whole batch
         self.denoiser_passes = 0  # extra denoiser forward+backward passes (reads="x0_hat")
 

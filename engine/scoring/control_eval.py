@@ -18,8 +18,9 @@ from __future__ import annotations
 import argparse
 from statistics import mean
 
+from engine.controls import KINDS
 from engine.controls.guidance import GuidanceOptions
-from engine.controls.targets import Unusable, scan_targets
+from engine.controls.targets import TargetLine, Unusable, scan_targets
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError, TargetError
 from engine.pipeline import Pipeline
@@ -75,11 +76,18 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
         "denoiser_passes_per_sample": round(denoiser_passes / batches, 1),
         "classifier_passes_per_sample": round(classifier_passes / batches, 1),
         "n_targets": total, "n_used": len(lines), "samples_per_target": spt,
-        "settings": {**vars(sampling), **vars(guidance), "weights": weights, "batch": args.batch,
-                     "seed": args.seed, "targets": str(args.targets), "model": str(pipe.directory)},
+        "settings": {**vars(sampling), **vars(guidance.resolved(steered_kinds(lines))), "weights": weights,
+                     "batch": args.batch, "seed": args.seed, "targets": str(args.targets),
+                     "model": str(pipe.directory)},
         "samples": samples,
     }
     report["settings"].pop("record_latents")  # success_by_control below: over the targets used
     if len(by_control) > 1:
         report["success_by_control"] = {k: round(mean(v), 4) for k, v in by_control.items()}
     return report
+
+
+def steered_kinds(lines: list[TargetLine]) -> list[str]:
+    """The kinds of control these target lines steer with, in registry order."""
+    named = {target.kind for line in lines for target in line.targets}
+    return [name for name, kind in KINDS.items() if name in named and kind.steers]
