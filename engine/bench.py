@@ -18,6 +18,7 @@ writing the same number of tokens left to right with its KV cache, in the same p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import resource
@@ -55,13 +56,14 @@ def measure(pipe: Pipeline, steps: int, batch: int, repeats: int) -> dict:
             "positions": pipe.seq_len}
 
 
-def measure_guided(pipe: Pipeline, name: str, kinds: tuple[str, ...], reads: str, repeats: int) -> dict:
+def measure_guided(pipe: Pipeline, name: str, kinds: tuple[str, ...], repeats: int) -> dict:
+    """One guided sample at batch 1 with the kinds' placeholder targets and their default settings."""
     targets = targets_from_fields({k: [KINDS[k].placeholder] if KINDS[k].many else KINDS[k].placeholder
                                    for k in kinds})
-    request = Request.one(targets=targets, samples=1, sampling=SampleOptions(steps=50, record_latents=False),
-                          guidance=GuidanceOptions(reads=reads))
+    request = Request.one(targets=targets, samples=1, sampling=SampleOptions(steps=50, record_latents=False))
     best, result = timed(pipe, request, repeats)
     return {"controls": name, "targets": {k: KINDS[k].placeholder for k in kinds}, "steps": 50, "batch": 1,
+            "guidance": dataclasses.asdict(request.guidance.resolved(kinds)),
             "seconds_per_sample": round(best, 4), "denoiser_passes": result.cost.denoiser_passes,
             "classifier_passes": result.cost.classifier_passes, "positions": pipe.seq_len}
 
@@ -158,10 +160,9 @@ def bench(args) -> int:
         return 0
     runs = [measure(pipe, steps, batch, args.repeats) for steps in (200, 50) for batch in (1, 16)]
     offered = pipe.control_kinds()
-    settings = [(name, (name,), "x_t") for name in STEERED]
-    settings += [("+".join(COMPOSED), COMPOSED, "x_t"), (f"{COMPOSED[-1]}, reads x0_hat", COMPOSED[-1:], "x0_hat")]
-    guided = [measure_guided(pipe, name, kinds, reads, args.repeats)
-              for name, kinds, reads in settings if all(k in offered for k in kinds)]
+    settings = [(name, (name,)) for name in STEERED] + [("+".join(COMPOSED), COMPOSED)]
+    guided = [measure_guided(pipe, name, kinds, args.repeats)
+              for name, kinds in settings if all(k in offered for k in kinds)]
     report = {
         "runs": runs, "guided": guided,
         "peak_rss_mb": peak_rss_mb(),

@@ -94,10 +94,12 @@ def test_bench_times_guided_samples_when_classifiers_exist(control_model):
     proc = run("engine.bench", "--model", str(control_model), "--repeats", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     guided = {g["controls"]: g for g in json.loads(proc.stdout)["guided"]}
-    assert set(guided) == {"pos", "tree", "spans", "semantic", "include", "pos+semantic", "semantic, reads x0_hat"}
-    assert guided["pos"]["denoiser_passes"] == 50 and guided["pos"]["classifier_passes"] == 49 * 3
-    assert guided["pos+semantic"]["classifier_passes"] == 2 * 49 * 3
-    assert guided["semantic, reads x0_hat"]["denoiser_passes"] == 50 + 49 * 3
+    assert set(guided) == {"pos", "tree", "spans", "semantic", "include", "pos+semantic"}
+    for name, kinds in (("pos", ["pos"]), ("semantic", ["semantic"]), ("pos+semantic", ["pos", "semantic"])):
+        setting = default_guidance(kinds)  # each at its kinds' default setting
+        assert guided[name]["guidance"] == setting
+        assert guided[name]["classifier_passes"] == len(kinds) * 49 * setting["gradient_steps"]
+        assert guided[name]["denoiser_passes"] == 50 + 49 * setting["gradient_steps"] * (setting["reads"] == "x0_hat")
 
 
 def test_evaluate_control_reports_success_fluency_cost_and_samples(control_model, tmp_path):

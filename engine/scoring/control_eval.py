@@ -10,7 +10,9 @@ as a failure. A line that cannot be used (malformed, or asking what this model c
 its classifier never saw, a length it cannot write) stops nothing: `unusable` lists each with its
 line and reason, and `coverage` is the share of targets used. `fluency_ppl` is the judge's
 perplexity of all samples. With --no-guidance nothing steers or constrains the samples (free
-text): chance level.
+text): chance level. With --candidates K every sample kept is the best of K drawn, ranked as the
+editor ranks them (independent checks, the control's own oracle, then the judge): what a user
+gets, not the paper's protocol of one draw per sample.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from engine.request import Prompt, Request
 def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance: GuidanceOptions,
                      weights: dict[str, float]) -> dict:
     spt = args.samples_per_target
-    if args.n_targets < 1 or spt < 1 or args.batch < 1:
-        raise EngineError("--n-targets, --samples-per-target and --batch must be at least 1")
+    if min(args.n_targets, spt, args.batch, args.candidates) < 1:
+        raise EngineError("--n-targets, --samples-per-target, --candidates and --batch must be at least 1")
     pipe = Pipeline.load(args.model)
     read, unusable = scan_targets(args.kind, args.targets, limit=args.n_targets)
     sampling.record_latents = False
@@ -47,13 +49,14 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
     if not lines:
         raise TargetError(f"{args.targets}: none of its {total} targets can be used, e.g. line "
                           f"{unusable[0].line}: {unusable[0].reason}")
-    per_batch = max(1, args.batch // spt)
+    per_batch = max(1, args.batch // (spt * args.candidates))
     samples, per_target, by_control = [], [], {}
     seconds = denoiser_passes = classifier_passes = batches = 0
     for first in range(0, len(lines), per_batch):
         batch = lines[first:first + per_batch]
         result = pipe.run(Request(prompts=tuple(Prompt(targets=line.targets) for line in batch), samples=spt,
-                                  seed=args.seed + first * spt, sampling=sampling, guidance=guidance,
+                                  candidates=args.candidates, seed=args.seed + first * spt, sampling=sampling,
+                                  guidance=guidance,
                                   weights=weights, steer=not args.no_guidance))
         seconds += result.cost.seconds
         denoiser_passes += result.cost.denoiser_passes
@@ -75,7 +78,7 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
         "passes_per_sample": round((denoiser_passes + classifier_passes) / batches, 1),
         "denoiser_passes_per_sample": round(denoiser_passes / batches, 1),
         "classifier_passes_per_sample": round(classifier_passes / batches, 1),
-        "n_targets": total, "n_used": len(lines), "samples_per_target": spt,
+        "n_targets": total, "n_used": len(lines), "samples_per_target": spt, "candidates": args.candidates,
         "settings": {**vars(sampling), **vars(guidance.resolved(steered_kinds(lines))), "weights": weights,
                      "batch": args.batch, "seed": args.seed, "targets": str(args.targets),
                      "model": str(pipe.directory)},
