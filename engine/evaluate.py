@@ -37,9 +37,10 @@ def build_parser():
     c.add_argument("--targets", required=True, help="target file in the format of the kind (see engine.controls)")
     c.add_argument("--n-targets", type=int, default=50, help="use the first K targets of the file")
     c.add_argument("--samples-per-target", type=int, default=1)
-    c.add_argument("--candidates", type=int, default=1,
+    c.add_argument("--candidates", type=int, default=None,
                    help="draw this many per sample kept, the best kept by the pipeline's ranking (checks, the "
-                        "control's oracle, then the judge), as the editor and engine.generate do")
+                        "control's oracle, then the judge), as the editor and engine.generate do (default: "
+                        "the controls' own; 1 is the paper's protocol)")
     c.add_argument("--no-guidance", action="store_true", help="free samples, no control at all (chance level)")
     c.add_argument("--weights", default="", help="composition weights, e.g. pos=1,semantic=2")
     c.add_argument("--batch", type=int, default=32)

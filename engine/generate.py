@@ -30,7 +30,8 @@ def build_parser():
     p.add_argument("--template", help="text with '_' for each word the model fills, '...' for a blank of any length")
     p.add_argument("--length", type=int, help="no template: sample exactly this many words")
     p.add_argument("--samples", type=int, default=4, help="how many samples to print")
-    p.add_argument("--candidates", type=int, default=1, help="draw this many per sample printed; the best are kept")
+    p.add_argument("--candidates", type=int, help="draw this many per sample printed, the best kept (default: "
+                                                  "the controls' own, 1 without controls)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="model directory (default: the bundled model in assets/model)")
     add_options(p, SampleOptions)

@@ -133,7 +133,7 @@ class Pipeline:
             raise ConfigError(f"steps must be from 1 to {T} (the schedule's T), got {request.sampling.steps}")
         templates, prompt_rows, droppable, targets = [], [], [], []
         for p, prompt in enumerate(request.prompts):
-            rows = self.prompt_templates(prompt, request.samples * request.candidates)
+            rows = self.prompt_templates(prompt, request.samples * request.drawn(prompt))
             templates += rows
             prompt_rows += [p] * len(rows)
             droppable += [len(set(rows)) > 1] * len(rows)

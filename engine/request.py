@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.controls import KINDS
 from engine.controls.base import Control
 from engine.controls.guidance import GuidanceOptions
 from engine.diffusion.sampler import SampleOptions, Trajectory
@@ -32,11 +33,19 @@ class Prompt:
     targets: tuple = ()
 
 
+def drawn_per_result(targets: tuple, candidates: int | None, steer: bool) -> int:
+    """`candidates` if set, else the most any kind among `targets` draws by default
+    (`ControlKind.candidates`); 1 without steering."""
+    if candidates is not None:
+        return candidates
+    return max((KINDS[t.kind].candidates for t in targets), default=1) if steer else 1
+
+
 @dataclass
 class Request:
     prompts: tuple[Prompt, ...] = (Prompt(),)
     samples: int = 4  # results kept per prompt
-    candidates: int = 1  # rows drawn per result kept: the ranking keeps the best `samples` of samples x candidates
+    candidates: int | None = None  # rows drawn per result kept (the best kept); None: the controls' default
     seed: int = 0
     sampling: SampleOptions = field(default_factory=SampleOptions)
     guidance: GuidanceOptions = field(default_factory=GuidanceOptions)
@@ -48,16 +57,21 @@ class Request:
             raise ConfigError("a request needs at least one prompt")
         if not 1 <= self.samples <= MAX_SAMPLES:
             raise ConfigError(f"samples must be between 1 and {MAX_SAMPLES}, got {self.samples}")
-        if not 1 <= self.candidates <= MAX_ROWS:
+        if self.candidates is not None and not 1 <= self.candidates <= MAX_ROWS:
             raise ConfigError(f"candidates must be between 1 and {MAX_ROWS}, got {self.candidates}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
-        if self.samples * self.candidates * len(self.prompts) > MAX_ROWS:
+        drawn = max(map(self.drawn, self.prompts))
+        if self.samples * drawn * len(self.prompts) > MAX_ROWS:
             raise ConfigError(f"samples x candidates x prompts must be at most {MAX_ROWS} rows, got "
-                              f"{self.samples} x {self.candidates} x {len(self.prompts)}")
+                              f"{self.samples} x {drawn} x {len(self.prompts)}")
         for kind, weight in self.weights.items():
             if not isinstance(weight, int | float) or not 0 <= weight <= 100:
                 raise ConfigError(f"the {kind} weight must be a number from 0 to 100, got {weight!r}")
+
+    def drawn(self, prompt: Prompt) -> int:
+        """Rows drawn per result kept for `prompt`."""
+        return drawn_per_result(prompt.targets, self.candidates, self.steer)
 
     @classmethod
     def one(cls, template: str | Template | None = None, length: int | None = None, targets: tuple = (),

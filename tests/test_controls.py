@@ -256,3 +256,23 @@ def test_guidance_defaults_come_from_the_kinds_measured_settings(monkeypatch):
     assert Guidance([], GuidanceOptions()).options == GuidanceOptions(**BASE_GUIDANCE)
     with pytest.raises(ConfigError, match="guidance strength must be a number from 0 to 10"):
         GuidanceOptions(strength=float("nan"))
+
+
+def test_steered_requests_draw_the_kinds_default_candidates(monkeypatch, pipe):
+    from engine.controls import KINDS
+
+    monkeypatch.setitem(KINDS, "include", dataclasses.replace(KINDS["include"], candidates=3))
+    monkeypatch.setitem(KINDS, "length", dataclasses.replace(KINDS["length"], candidates=2))
+    include, length = parse_include("pub"), LengthTarget(4)
+    assert Request.one(targets=(include, length)).drawn(Request.one().prompts[0]) == 1  # no targets: one each
+    for targets, candidates, steer, drawn in (((include,), None, True, 3), ((include, length), None, True, 3),
+                                              ((length,), None, True, 2), ((include,), 5, True, 5),
+                                              ((include,), None, False, 1)):
+        request = Request.one(targets=targets, samples=2, candidates=candidates, steer=steer)
+        assert request.drawn(request.prompts[0]) == drawn
+        assert len(pipe.plan(request).templates) == 2 * drawn
+        result = pipe.run(dataclasses.replace(request, sampling=SampleOptions(steps=3)))
+        assert len(result.best) == 2 and result.cost.rows == 2 * drawn
+    with pytest.raises(ConfigError, match="samples x candidates x prompts must be at most 256 rows, got 32 x 9 x 1"):
+        monkeypatch.setitem(KINDS, "include", dataclasses.replace(KINDS["include"], candidates=9))
+        Request.one(targets=(include,), samples=32)

@@ -86,6 +86,7 @@ class ControlKind:
     choices_from_classifier: bool = False  # the editor offers the classifier's labels to pick from
     weight: float = 1.0  # default weight when combined with other controls
     guidance: dict = field(default_factory=dict)  # its measured guidance setting (GuidanceOptions fields)
+    candidates: int = 1  # rows drawn per sample kept by default, the best by the ranking (its oracle, the judge)
 
     @property
     def trained(self) -> bool:

@@ -26,13 +26,13 @@ from engine.controls.targets import TargetLine, Unusable, scan_targets
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError, TargetError
 from engine.pipeline import Pipeline
-from engine.request import Prompt, Request
+from engine.request import Prompt, Request, drawn_per_result
 
 
 def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance: GuidanceOptions,
                      weights: dict[str, float]) -> dict:
     spt = args.samples_per_target
-    if min(args.n_targets, spt, args.batch, args.candidates) < 1:
+    if min(args.n_targets, spt, args.batch, args.candidates or 1) < 1:
         raise EngineError("--n-targets, --samples-per-target, --candidates and --batch must be at least 1")
     pipe = Pipeline.load(args.model)
     read, unusable = scan_targets(args.kind, args.targets, limit=args.n_targets)
@@ -49,7 +49,8 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
     if not lines:
         raise TargetError(f"{args.targets}: none of its {total} targets can be used, e.g. line "
                           f"{unusable[0].line}: {unusable[0].reason}")
-    per_batch = max(1, args.batch // (spt * args.candidates))
+    drawn = max(drawn_per_result(line.targets, args.candidates, not args.no_guidance) for line in lines)
+    per_batch = max(1, args.batch // (spt * drawn))
     samples, per_target, by_control = [], [], {}
     seconds = denoiser_passes = classifier_passes = batches = 0
     for first in range(0, len(lines), per_batch):
@@ -78,7 +79,7 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
         "passes_per_sample": round((denoiser_passes + classifier_passes) / batches, 1),
         "denoiser_passes_per_sample": round(denoiser_passes / batches, 1),
         "classifier_passes_per_sample": round(classifier_passes / batches, 1),
-        "n_targets": total, "n_used": len(lines), "samples_per_target": spt, "candidates": args.candidates,
+        "n_targets": total, "n_used": len(lines), "samples_per_target": spt, "candidates": drawn,
         "settings": {**vars(sampling), **vars(guidance.resolved(steered_kinds(lines))), "weights": weights,
                      "batch": args.batch, "seed": args.seed, "targets": str(args.targets),
                      "model": str(pipe.directory)},
