@@ -128,4 +128,5 @@ KIND = ControlKind(
     compose_key="pos", from_compose=from_compose, write_target=write_target,
     compose_entry=lambda example: json.loads(write_target(example)), file_name="pos.jsonl",
     control=PosControl, classifier=PosClassifier,
+    candidates=4,  # measured: docs/controls.md, "Defaults per kind"
 )

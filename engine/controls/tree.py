@@ -108,4 +108,5 @@ KIND = ControlKind(
     write_target=lambda example: " ".join(example.words),
     compose_entry=lambda example: {"tree": " ".join(example.words)}, file_name="tree.txt",
     control=TreeControl, classifier=TreeClassifier,
+    candidates=4,  # measured: docs/controls.md, "Defaults per kind"
 )
