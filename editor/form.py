@@ -13,7 +13,6 @@ built.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import math
 import re
@@ -23,7 +22,7 @@ from typing import Any
 
 from editor.limits import DEFAULT_LIMITS, Limits, shown
 from engine.controls import KINDS, STEERED
-from engine.controls.guidance import DEFAULT_GUIDANCE, READS, GuidanceOptions
+from engine.controls.guidance import READS, GuidanceOptions
 from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import ConfigError, TargetError, TemplateError
@@ -68,7 +67,7 @@ def whole_number(value: object, name: str, default: int) -> int:
     return int(value)
 
 
-def number(value: object, name: str, default: float) -> float:
+def number(value: object, name: str, default: float | None) -> float | None:
     """`value` as a finite float (an int, a float or a string holding one); None: `default`.
     A bool, NaN and ±inf are not numbers here."""
     if value is None:
@@ -162,13 +161,12 @@ class GuidanceForm:
         return targets_from_fields({name: kind_value(name, value, self.limits) for name, value in self.fields.items()})
 
     def options(self) -> GuidanceOptions:
-        reads = DEFAULT_GUIDANCE.reads if self.reads is None else self.reads
-        if not isinstance(reads, str) or len(reads) > max(map(len, READS)):  # the engine checks the rest
+        """The options asked for; a value left out (None) takes the controls' measured default."""
+        reads = self.reads
+        if reads is not None and (not isinstance(reads, str) or len(reads) > max(map(len, READS))):
             raise ConfigError(f"guidance reads one of {', '.join(READS)}, got {shown(reads)}")
-        return dataclasses.replace(
-            DEFAULT_GUIDANCE, reads=reads,
-            strength=number(self.strength, "guidance strength", DEFAULT_GUIDANCE.strength),
-            fluency=number(self.fluency, "fluency", DEFAULT_GUIDANCE.fluency))
+        return GuidanceOptions(reads=reads, strength=number(self.strength, "guidance strength", None),
+                               fluency=number(self.fluency, "fluency", None))
 
     def weight_values(self) -> dict[str, float]:
         return {kind: number(value, f"{kind} weight", KINDS[kind].weight) for kind, value in self.weights.items()}
@@ -220,10 +218,10 @@ def kind_parameter(name: str) -> inspect.Parameter:
 
 def write_parameters() -> list[inspect.Parameter]:
     """The /write API's arguments, in order, with their defaults: the template, the sampling
-    settings, one argument per steered kind (from the registry), then how hard to steer."""
+    settings, one argument per steered kind (from the registry), then how hard to steer (None:
+    the controls' measured defaults)."""
     return [parameter("text", str), parameter("length", int, DEFAULT_LENGTH), parameter("steps", int, DEFAULT_STEPS),
             parameter("samples", int, DEFAULT_SAMPLES), parameter("seed", int, DEFAULT_SEED),
             *map(kind_parameter, STEERED),
-            parameter("strength", float, DEFAULT_GUIDANCE.strength),
-            parameter("fluency", float, DEFAULT_GUIDANCE.fluency),
-            parameter("weights", dict[str, float] | None, None), parameter("reads", str, DEFAULT_GUIDANCE.reads)]
+            parameter("strength", float | None, None), parameter("fluency", float | None, None),
+            parameter("weights", dict[str, float] | None, None), parameter("reads", str | None, None)]

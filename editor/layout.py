@@ -85,7 +85,7 @@ def build_panel(pipe: Pipeline) -> GuidancePanel:
     offered = pipe.control_kinds()
     with gr.Accordion("Guidance: steer with classifiers and the denoiser's own word odds", open=True):
         fields = {name: kind_input(KINDS[name], pipe, name in offered) for name in STEERED}
-        strength = gr.Slider(0, 1, value=DEFAULT_GUIDANCE.strength, step=0.01, label="guidance strength (0 = off)",
+        strength = gr.Slider(0, 5, value=DEFAULT_GUIDANCE.strength, step=0.01, label="guidance strength (0 = off)",
                              elem_id="ctl-strength")
         fluency = gr.Slider(0, 1, value=DEFAULT_GUIDANCE.fluency, step=0.005,
                             label="fluency λ (keeps each step near the model's own proposal)", elem_id="ctl-fluency")

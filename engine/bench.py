@@ -62,8 +62,8 @@ def measure_guided(pipe: Pipeline, name: str, kinds: tuple[str, ...], repeats: i
                                    for k in kinds})
     request = Request.one(targets=targets, samples=1, sampling=SampleOptions(steps=50, record_latents=False))
     best, result = timed(pipe, request, repeats)
-    return {"controls": name, "targets": {k: KINDS[k].placeholder for k in kinds}, "steps": 50, "batch": 1,
-            "guidance": dataclasses.asdict(request.guidance.resolved(kinds)),
+    return {"controls": name, "targets": {k: KINDS[k].placeholder for k in kinds}, "steps": 50, "samples": 1,
+            "rows": result.cost.rows, "guidance": dataclasses.asdict(request.guidance.resolved(kinds)),
             "seconds_per_sample": round(best, 4), "denoiser_passes": result.cost.denoiser_passes,
             "classifier_passes": result.cost.classifier_passes, "positions": pipe.seq_len}
 
@@ -120,7 +120,7 @@ def side_by_side(pipes: list[Pipeline], steps: list[int], repeats: int) -> list[
                 request = Request.one(template, length, samples=batch, seed=seed,
                                       targets=targets_from_fields(fields) if fields else (),
                                       sampling=SampleOptions(steps=n_steps, record_latents=False),
-                                      guidance=GuidanceOptions(reads=reads))
+                                      guidance=GuidanceOptions(reads=reads), candidates=1)
                 result = pipe.run(request)
                 if seed:
                     best[m, s] = min(best.get((m, s), float("inf")), result.cost.seconds)

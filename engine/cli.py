@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import math
 import sys
+import types
 import typing
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -35,8 +36,10 @@ def _fields(cls: type) -> Iterator[tuple[dataclasses.Field, Any]]:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if not f.metadata.get("derived"):
-            kinds = [k for k in typing.get_args(hints[f.name]) if k is not type(None)]
-            yield f, kinds[0] if len(kinds) == 1 else hints[f.name]
+            hint = hints[f.name]
+            optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+            kinds = [k for k in typing.get_args(hint) if k is not type(None)] if optional else [hint]
+            yield f, kinds[0] if len(kinds) == 1 else hint
 
 
 def add_options(parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = ()) -> None:

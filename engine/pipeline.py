@@ -97,7 +97,7 @@ class Pipeline:
 
     @cached_property
     def word_posterior(self) -> WordPosterior:
-        return WordPosterior(self.model.embeddings().detach(), self.model.config.T, self.tokenizer)
+        return WordPosterior(self.model.embeddings().detach(), self.model.config.T, self.tokenizer, self.seq_len)
 
     # --- the path ----------------------------------------------------------------------------
     def run(self, request: Request) -> Result:

@@ -227,13 +227,13 @@ def test_api_arguments_keep_their_names_and_defaults(client):
         return {p["parameter_name"]: p["parameter_default"] if p["parameter_has_default"] else "required"
                 for p in endpoints[name]["parameters"]}
 
-    guidance = {"strength": DEFAULT_GUIDANCE.strength, "fluency": DEFAULT_GUIDANCE.fluency}
+    guidance = {"strength": DEFAULT_GUIDANCE.strength, "fluency": DEFAULT_GUIDANCE.fluency}  # the page's sliders
     write = arguments("/write")
     assert list(write) == ["text", "length", "steps", "samples", "seed", *STEERED, "strength", "fluency", "weights",
                            "reads"]
     assert write == {"text": "required", "length": 0, "steps": 50, "samples": 4, "seed": 0, "pos": "", "tree": "",
-                     "spans": "", "semantic": None, "include": "", **guidance, "weights": None,
-                     "reads": DEFAULT_GUIDANCE.reads}
+                     "spans": "", "semantic": None, "include": "", "strength": None, "fluency": None,
+                     "weights": None, "reads": None}  # None: each control's measured default
     generate = arguments("/generate")
     weights = [f"weight_{kind}" for kind in STEERED]
     assert list(generate) == ["text", "row", "length", "steps", "samples", "seed", *STEERED, "strength", "fluency",

@@ -196,7 +196,8 @@ def test_strength_zero_equals_unguided_sampling(pipe):
     target = (SemanticTarget("food", "Italian"),)
 
     def run(**options):
-        return pipe.run(Request.one(samples=3, seed=5, sampling=SampleOptions(steps=12), **options)).trajectory
+        return pipe.run(Request.one(samples=3, seed=5, sampling=SampleOptions(steps=12), candidates=1,
+                                    **options)).trajectory
 
     plain = run()
     off = run(targets=target, guidance=GuidanceOptions(strength=0.0))
@@ -239,6 +240,16 @@ def test_missing_classifier_is_a_clear_error(tiny_model):
     assert Pipeline.load(tiny_model).control_kinds() == ["include", "length"]  # those needing no classifier
 
 
+def test_every_kinds_measured_setting_is_a_valid_guidance_setting():
+    from engine.controls import KINDS
+    from engine.controls.guidance import BASE_GUIDANCE
+
+    for kind in KINDS.values():
+        assert set(kind.guidance) <= set(BASE_GUIDANCE), kind.name
+        GuidanceOptions(**kind.guidance)  # raises on a value out of range
+        assert 1 <= kind.candidates <= 16
+
+
 def test_guidance_defaults_come_from_the_kinds_measured_settings(monkeypatch):
     from engine.controls import KINDS
     from engine.controls.guidance import BASE_GUIDANCE, default_guidance
@@ -273,6 +284,6 @@ def test_steered_requests_draw_the_kinds_default_candidates(monkeypatch, pipe):
         assert len(pipe.plan(request).templates) == 2 * drawn
         result = pipe.run(dataclasses.replace(request, sampling=SampleOptions(steps=3)))
         assert len(result.best) == 2 and result.cost.rows == 2 * drawn
-    with pytest.raises(ConfigError, match="samples x candidates x prompts must be at most 256 rows, got 32 x 9 x 1"):
+    with pytest.raises(ConfigError, match=r"at most 256 rows, got 288 \(32 samples, 9 candidates, 1 prompts\)"):
         monkeypatch.setitem(KINDS, "include", dataclasses.replace(KINDS["include"], candidates=9))
         Request.one(targets=(include,), samples=32)

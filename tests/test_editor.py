@@ -10,7 +10,7 @@ from editor.form import Form, GuidanceForm
 from editor.layout import build
 from editor.render import edit_row, frame_row
 from engine.controls import KINDS, STEERED, TRAINED
-from engine.controls.guidance import DEFAULT_GUIDANCE
+from engine.controls.guidance import GuidanceOptions
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import CellActionError, ConfigError
 from engine.pipeline import Pipeline
@@ -158,7 +158,7 @@ def test_form_reads_values_and_leaves_ranges_to_the_engine():
     assert (request.sampling.steps, request.samples, request.seed) == (20, 3, 5)
     defaults = Form(None).request()
     assert (defaults.sampling.steps, defaults.samples, defaults.seed) == (SampleOptions().steps, Request().samples, 0)
-    assert defaults.guidance == DEFAULT_GUIDANCE and defaults.prompts[0].targets == ()
+    assert defaults.guidance == GuidanceOptions() and defaults.prompts[0].targets == ()  # the kinds' defaults
     assert Form(None, length=7).request().prompts[0].length == 7
     for form, expected in [(Form(None, steps=2.5), "steps must be a whole number, got 2.5"),
                            (Form(None, samples=float("nan")), "samples must be a whole number"),
@@ -176,7 +176,7 @@ def test_guidance_form_takes_every_steered_kind_by_name():
     form = GuidanceForm.from_values(page_values | {"strength": 0.5, "fluency": None, "reads": "x0_hat"})
     assert form.weight_values() == {name: 2.0 for name in STEERED} and form.targets() == ()
     options = form.options()
-    assert (options.strength, options.fluency, options.reads) == (0.5, DEFAULT_GUIDANCE.fluency, "x0_hat")
+    assert (options.strength, options.fluency, options.reads) == (0.5, None, "x0_hat")  # None: the kinds' default
     api = GuidanceForm.from_values({"weights": {STEERED[0]: 3}})
     assert api.weight_values() == {STEERED[0]: 3.0}
     assert GuidanceForm.from_values({"weights": {STEERED[0]: None}}).weight_values() == {
@@ -198,7 +198,8 @@ def test_guidance_panel_has_an_input_and_a_weight_per_steered_kind(editor, guide
             labels = guided_editor.pipe.classifier(name).config.labels
             assert [c[1] for c in field.choices] == labels and field.multiselect == KINDS[name].many
     # the tiny model has no classifier: only the kinds needing none are offered
-    assert [name for name, f in editor.page.panel.fields.items() if f.visible] == [*set(STEERED) - set(TRAINED)]
+    assert [name for name, f in editor.page.panel.fields.items() if f.visible] == [
+        name for name in STEERED if name not in TRAINED]
     assert [name for name, w in editor.page.panel.weights.items() if w.visible] == ["include"]
 
 

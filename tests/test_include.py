@@ -39,13 +39,15 @@ def test_oracle_finds_phrases_in_order_on_consecutive_words():
     assert found_in_order(words, [["city", "centre"], ["Italian"]]) == 1  # out of order: only the first
     assert found_in_order(words, [["Italian", "centre"]]) == 0  # not consecutive
     assert found_in_order(words, [["Eagle"], ["Eagle"]]) == 1  # one occurrence serves one phrase
+    assert found_in_order("b c a".split(), [["a"], ["b"], ["c"]]) == 2  # skipping the first finds two
+    assert found_in_order("a b".split(), [["a", "b", "c"]]) == 0 and found_in_order([], [["a"]]) == 0
 
 
 class Fixed:
     """A posterior with given per-position log-probabilities (to check the alignment by hand)."""
 
     def __init__(self, log_p: torch.Tensor):
-        self.log_p = log_p
+        self.log_p, self.seq_len = log_p, log_p.shape[1]
 
     def log_probs(self, x, t):
         return self.log_p
@@ -76,6 +78,7 @@ def test_alignment_finds_the_best_placement():
     rows = IncludeControl(Fixed(log_p.expand(3, -1, -1)), [parse_field("1"), None, parse_field("2 4, 0")])
     scores = rows.log_prob(torch.zeros(3, 7, 2), torch.zeros(3))
     assert scores[1] == 0 and scores[0].item() == pytest.approx(brute_force(log_p[0], [[1]]))
+    assert scores[2].item() == pytest.approx(brute_force(log_p[0], [[2, 4], [0]]))
     assert rows.claims().tolist() == [1, 0, 3]
 
 
@@ -102,11 +105,15 @@ def test_include_steers_without_a_classifier(pipe):
 def test_guided_run_includes_the_words_more_often(pipe):
     def found(strength: float) -> float:
         request = Request.one(targets=(parse_field("pub"),), samples=12, seed=2, sampling=SampleOptions(steps=20),
-                              guidance=GuidanceOptions(strength=strength))
+                              guidance=GuidanceOptions(strength=strength), candidates=1)  # guidance alone
         return sum(c.control_scores["include"] for c in pipe.run(request).best) / 12
     assert found(1.0) > found(0.0) + 0.3
 
 
-def test_unknown_words_are_named(pipe):
+def test_unknown_words_and_words_past_the_window_are_refused(pipe):
     with pytest.raises(TargetError, match="include: not in the model's vocabulary: 'Thai'"):
         pipe.plan(Request.one(targets=(parse_field("Thai"),)))
+    too_many = ", ".join(["pub"] * (pipe.seq_len - 1))
+    with pytest.raises(TargetError, match=f"include: {pipe.seq_len - 1} words cannot fit: the model writes at most "
+                                          f"{pipe.seq_len - 2}"):
+        pipe.plan(Request.one(targets=(parse_field(too_many),)))

@@ -15,8 +15,8 @@ placement stops pushing once one placement is sure.
 
 Written as comma-separated phrases, "Italian, city centre" (editor, --include). Target file line:
 a JSON list of phrases ["Italian", "city centre"], or a semantic target line ["food", ":", "Italian"]
-(its value), so the semantic target files measure this control too. Oracle: the share of the
-phrases found in order, each on consecutive words, ignoring case.
+(its value), so the semantic target files measure this control too. Oracle: the largest share of
+the phrases found in order, each on consecutive words, ignoring case.
 """
 
 from __future__ import annotations
@@ -73,15 +73,20 @@ def read_line(text: str) -> tuple[IncludeTarget, list]:
 
 
 def found_in_order(words: Sequence[str], phrases: Sequence[Sequence[str]]) -> int:
-    """How many phrases appear in `words` in order, each on consecutive words, ignoring case
-    (each phrase taken at its first occurrence after the previous one)."""
-    have, start, found = [w.lower() for w in words], 0, 0
+    """The most phrases that appear in `words` in their order, each on consecutive words and none
+    overlapping, ignoring case (a phrase may be skipped to find more of those after it)."""
+    have = [w.lower() for w in words]
+    # most[i]: the most phrases (of those seen so far) placed, in order, within the first i words
+    most = [0] * (len(have) + 1)
     for phrase in phrases:
-        wanted = [w.lower() for w in phrase]
-        at = next((i for i in range(start, len(have) - len(wanted) + 1) if have[i:i + len(wanted)] == wanted), None)
-        if at is not None:
-            found, start = found + 1, at + len(wanted)
-    return found
+        wanted, n = [w.lower() for w in phrase], len(phrase)
+        after = most[:]
+        for end in range(n, len(have) + 1):
+            if have[end - n:end] == wanted:
+                after[end] = max(after[end], most[end - n] + 1)
+            after[end] = max(after[end], after[end - 1])
+        most = after
+    return most[-1]
 
 
 @dataclass
@@ -91,10 +96,11 @@ class WordPosterior:
     embeddings: torch.Tensor  # [V, D] the word vectors x0 is made of
     T: int
     tokenizer: Tokenizer
+    seq_len: int  # positions per row: START, the words, END
 
     def log_probs(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """[B, L, V] log p(w | x_i) at times t [B]."""
-        ab = alpha_bar(t, self.T).to(x)[:, None, None]
+        ab = alpha_bar(t, self.T).to(x)[:, None, None].clamp(max=1 - 1e-6)
         E = self.embeddings.to(x)
         distance = (x * x).sum(-1, keepdim=True) - 2 * ab.sqrt() * (x @ E.T) + ab * (E * E).sum(-1)
         return (-distance / (2 * (1 - ab))).log_softmax(-1)
@@ -127,6 +133,9 @@ class IncludeControl:
             if target is None:
                 continue
             ids = self.posterior.ids(target.words)
+            if len(ids) + 2 > self.posterior.seq_len:
+                raise TargetError(f"include: {len(ids)} words cannot fit: the model writes at most "
+                                  f"{self.posterior.seq_len - 2}")
             self.word_ids[row, :len(ids)] = torch.tensor(ids)
             self.continues[row, :len(ids)] = torch.tensor([i > 0 for p in target.phrases for i in range(len(p))])
             self.counts[row] = len(ids)
@@ -138,6 +147,7 @@ class IncludeControl:
         picked = log_p.gather(-1, self.word_ids.to(x_t.device)[:, None, :].expand(B, L, -1))  # [B, L, K]
         never = torch.full((B, 1), NEVER, device=x_t.device, dtype=log_p.dtype)
         result = torch.zeros(B, device=x_t.device, dtype=log_p.dtype)
+        continues, counts = self.continues.to(x_t.device), self.counts.to(x_t.device)
         placed = None  # [B, L] the best placement of words 1..k with word k at position i
         for k in range(picked.shape[-1]):
             if placed is None:
@@ -145,8 +155,8 @@ class IncludeControl:
             else:
                 right_after = torch.cat([never, placed[:, :-1]], dim=1)
                 anywhere_before = torch.cat([never, placed.cummax(dim=1).values[:, :-1]], dim=1)
-                placed = picked[:, :, k] + torch.where(self.continues[:, k, None], right_after, anywhere_before)
-            done = self.counts == k + 1
+                placed = picked[:, :, k] + torch.where(continues[:, k, None], right_after, anywhere_before)
+            done = counts == k + 1
             result = torch.where(done, placed.max(dim=1).values, result)
         return result
 

@@ -32,7 +32,7 @@ from engine.request import Prompt, Request, drawn_per_result
 def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance: GuidanceOptions,
                      weights: dict[str, float]) -> dict:
     spt = args.samples_per_target
-    if min(args.n_targets, spt, args.batch, args.candidates or 1) < 1:
+    if min(args.n_targets, spt, args.batch, 1 if args.candidates is None else args.candidates) < 1:
         raise EngineError("--n-targets, --samples-per-target, --candidates and --batch must be at least 1")
     pipe = Pipeline.load(args.model)
     read, unusable = scan_targets(args.kind, args.targets, limit=args.n_targets)
