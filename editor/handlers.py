@@ -181,7 +181,7 @@ class Editor:
         ranking = "ranked by the fluency judge" if self.pipe.judge else "no fluency judge in this model folder"
         passes = f"{cost.denoiser_passes} denoiser passes"
         if cost.classifier_passes:
-            passes += f" + {cost.classifier_passes} classifier passes"
+            passes += f" + {cost.classifier_passes} guide passes"
         return (f"best {len(result.best)} of {cost.rows} samples, {steps} steps, {passes}, "
                 f"{cost.seconds:.2f} s of model time; {ranking}")
 

@@ -2,7 +2,8 @@
 
 Type or click a template, lock words, pick controls, watch the text condense. The guidance panel
 has one input and one weight per steered control kind of the engine's registry (shown when the
-model has that kind's classifier); the /generate and /write APIs take them by the kinds' names.
+model has that kind's classifier, or the kind needs none); the /generate and /write APIs take them
+by the kinds' names.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def kind_input(kind: ControlKind, pipe: Pipeline, offered: bool) -> gr.component
 
 
 def build_panel(pipe: Pipeline) -> GuidancePanel:
-    """The panel's inputs; kinds this model has no classifier for are hidden."""
+    """The panel's inputs; kinds whose classifier this model lacks are hidden."""
     offered = pipe.control_kinds()
     with gr.Accordion("Guidance: steer with classifiers and the denoiser's own word odds", open=True):
         fields = {name: kind_input(KINDS[name], pipe, name in offered) for name in STEERED}

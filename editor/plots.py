@@ -49,14 +49,14 @@ def projection(sample: dict, step: int | None = None) -> go.Figure:
 
 def step_scores(sample: dict) -> dict[str, list[float | None]]:
     """Per-step scores: mean confidence of free positions; share of positions already at their final
-    word; and in a guided run, each control's classifier belief in its target (per claim)."""
+    word; and in a guided run, each control's belief in its target (per claim) by what steers it."""
     positions = [p for p in visible_positions(sample) if not sample["locked"][p]] or visible_positions(sample)
     final = sample["frames"][-1]["words"]
     confidence = [sum(f["confidence"][p] for p in positions) / len(positions) for f in sample["frames"]]
     settled = [sum(f["words"][p] == final[p] for p in positions) / len(positions) for f in sample["frames"]]
     scores = {"mean confidence (free positions)": confidence, "settled (word = final word)": settled}
     for name, values in sample.get("control_scores", {}).items():
-        scores[f"{name}: classifier belief"] = values
+        scores[f"{name}: guide's belief"] = values
     return scores
 
 

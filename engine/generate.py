@@ -6,7 +6,8 @@
 
 Every `_` is one free word and `...` a blank of any length (several lengths are tried in one batch);
 every other word comes out exactly as written, in order. Target flags (one per kind of control)
-steer the samples with classifier guidance. The samples are ranked by independent checks, then
+steer the samples by guidance (a trained classifier's gradient, or for --include the denoiser's
+word posterior); flags left out take each control's measured default. The samples are ranked by independent checks, then
 by how well an oracle finds the targets met, then by the fluency judge; `--candidates N` draws N
 per sample kept.
 """

@@ -282,7 +282,7 @@ def test_guided_generate_scores_controls_and_plots_their_belief(guided_editor):
     outputs = list(guided_editor.generate(text, {"cells": cells_from_text(text)}, length=0, steps=8, samples=2,
                                           seed=3, **panel))
     final = outputs[-1]
-    assert "8 denoiser passes + 42 classifier passes" in final[page.msg]  # 2 controls x 3 steps x 7 steps
+    assert "8 denoiser passes + 42 guide passes" in final[page.msg]  # 2 controls x 3 steps x 7 steps
     for row in final[page.results]:
         assert len(row[1].split()) == 5 and "pos " in row[3] and "semantic " in row[3]
     candidates = final[page.state]["candidates"]
@@ -290,7 +290,7 @@ def test_guided_generate_scores_controls_and_plots_their_belief(guided_editor):
     sample = final[page.state]["record"]["samples"][0]
     assert sample["control_scores"]["pos"][0] is None and 0 < sample["control_scores"]["pos"][-1] <= 1
     names = [trace.name for trace in final[page.score].data]
-    assert "pos: classifier belief" in names and "semantic: classifier belief" in names
+    assert "pos: guide's belief" in names and "semantic: guide's belief" in names
 
 
 @pytest.mark.parametrize("kwargs, expected", [

@@ -1,4 +1,5 @@
-"""Controls: what a sample must satisfy, steered by classifier gradients and judged by oracles.
+"""Controls: what a sample must satisfy, steered by gradients (of a trained classifier, or of the
+denoiser's own word posterior) and judged by oracles.
 
 The registry below is the only place that lists the kinds; a kind is one module ending in a
 `ControlKind` record (see `base`). Adding a kind: write its module, add it here.

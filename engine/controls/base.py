@@ -39,7 +39,7 @@ class Control(Protocol):
     steers: bool  # False for a control met by the template alone (its log_prob is never asked)
 
     def log_prob(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """[B] log p(target | x_t) under the control's classifier, differentiable in x_t."""
+        """[B] log p(target | x_t) under what steers it (classifier or word posterior), differentiable in x_t."""
         ...
 
     def claims(self) -> torch.Tensor:
@@ -79,7 +79,7 @@ class ControlKind:
     write_target: Callable[[Example], str | None]  # a line of its target file for `make_targets`
     compose_entry: Callable[[Example], dict]  # its keys in a composition line for `make_targets`
     file_name: str  # the target file `make_targets` writes
-    control: Callable[[Any, list, float], Control]  # (what steers it, targets per row, weight): see `source`
+    control: Callable[[Any, list, float], Control]  # (what steers it, targets per row, weight): Pipeline.control_source
     classifier: type[ControlClassifier] | None = None  # the network with this kind's head; None: needs none
     steers: bool = True  # False: met by the template alone (length), no input in the guidance panel
     many: bool = False  # several targets of this kind per sample (a list of values)

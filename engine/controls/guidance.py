@@ -35,7 +35,8 @@ class GuidanceOptions:
     (`resolved`): each kind of control records its own (`ControlKind.guidance`, docs/controls.md)."""
 
     strength: float | None = field(default=None, metadata={
-        "help": "guidance step size (Adagrad); 0 turns guidance off (default: each control's measured setting)"})
+        "help": "guidance step size (Adagrad); 0 turns the gradient off, candidates are still drawn and ranked "
+                "(default: each control's measured setting)"})
     fluency: float | None = field(default=None, metadata={
         "help": "lambda of the term tying x to the denoiser's proposal (default: each control's)"})
     gradient_steps: int | None = field(default=None, metadata={

@@ -10,7 +10,7 @@ as a failure. A line that cannot be used (malformed, or asking what this model c
 its classifier never saw, a length it cannot write) stops nothing: `unusable` lists each with its
 line and reason, and `coverage` is the share of targets used. `fluency_ppl` is the judge's
 perplexity of all samples. With --no-guidance nothing steers or constrains the samples (free
-text): chance level. With --candidates K every sample kept is the best of K drawn, ranked as the
+text, one draw per sample): chance level. With --candidates K every sample kept is the best of K drawn, ranked as the
 editor ranks them (independent checks, the control's own oracle, then the judge): what a user
 gets, not the paper's protocol of one draw per sample.
 """
