@@ -204,7 +204,10 @@ class Form:
         return Request.one(template, length, self.guidance.targets(),
                            samples=whole_number(self.samples, "samples", DEFAULT_SAMPLES),
                            seed=whole_number(self.seed, "seed", DEFAULT_SEED), sampling=sampling,
-                           guidance=self.guidance.options(), weights=self.guidance.weight_values())
+                           guidance=self.guidance.options(), weights=self.guidance.weight_values(),
+                           candidates=1 if self.record_latents else None)
+        # the page streams and plots every row it draws, so it draws one per sample (a guided run as
+        # quick as before); the API takes each control's default number of candidates
 
 
 def parameter(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:

@@ -56,7 +56,7 @@ def step_scores(sample: dict) -> dict[str, list[float | None]]:
     settled = [sum(f["words"][p] == final[p] for p in positions) / len(positions) for f in sample["frames"]]
     scores = {"mean confidence (free positions)": confidence, "settled (word = final word)": settled}
     for name, values in sample.get("control_scores", {}).items():
-        scores[f"{name}: guide's belief"] = values
+        scores[f"{name}: guide belief"] = values
     return scores
 
 

@@ -229,7 +229,7 @@ def test_guidance_panel_steers_and_scores_each_control(open_page):
         assert len(text.split()) == len(tags.split()), f"result #{rank} {text!r}: the tags fix the length"
         assert "pos " in checks and "semantic " in checks, f"result #{rank}: checks say {checks!r}"
     assert "guide passes" in page.locator("#message").inner_text()
-    page.wait_for_function("() => document.querySelector('#scores').textContent.includes(\"pos: guide's belief\")")
+    page.wait_for_function("() => document.querySelector('#scores').textContent.includes('pos: guide belief')")
 
 
 def test_scrub_slider_shows_recorded_steps(open_page):

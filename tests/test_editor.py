@@ -290,7 +290,7 @@ def test_guided_generate_scores_controls_and_plots_their_belief(guided_editor):
     sample = final[page.state]["record"]["samples"][0]
     assert sample["control_scores"]["pos"][0] is None and 0 < sample["control_scores"]["pos"][-1] <= 1
     names = [trace.name for trace in final[page.score].data]
-    assert "pos: guide's belief" in names and "semantic: guide's belief" in names
+    assert "pos: guide belief" in names and "semantic: guide belief" in names
 
 
 @pytest.mark.parametrize("kwargs, expected", [
