@@ -77,7 +77,7 @@ def test_wrong_types_for_targets_are_refused():
 
 
 def test_rows_and_seeds_are_bounded(pipe):
-    with pytest.raises(ConfigError, match="at most 256 rows, got 8 x 50 x 1"):
+    with pytest.raises(ConfigError, match=r"at most 256 rows, got 400 \(8 samples, 50 candidates, 1 prompts\)"):
         Request.one(samples=8, candidates=50)
     with pytest.raises(ConfigError, match=f"seed must be a whole number from 0 to {MAX_SEED}"):
         Request.one(seed=MAX_SEED + 1)
