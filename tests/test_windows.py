@@ -86,7 +86,8 @@ def test_free_text_keeps_the_whole_row_and_a_length_hint_cuts_it(windowed):
 
 
 def test_steered_rows_and_unwindowed_models_run_whole_rows(windowed, tiny_model):
-    request = Request.one("_ _ _ _ _ .", targets=targets_from_fields({"semantic": ["food=Italian"]}), samples=2)
+    request = Request.one("_ _ _ _ _ .", targets=targets_from_fields({"semantic": ["food=Italian"]}), samples=2,
+                          candidates=1)
     assert [t.window for t in windowed.plan(request).templates] == [None, None]
     plain = Pipeline.load(tiny_model, bf16=False)
     assert [t.window for t in plain.plan(Request.one("_ _ _ .", samples=2)).templates] == [None, None]
