@@ -13,7 +13,7 @@ from engine.controls.length import LengthControl, LengthTarget
 from engine.controls.pos import PosTarget
 from engine.controls.semantic import SemanticTarget, mentions, parse_mr
 from engine.controls.spans import SpanTarget
-from engine.controls.targets import build_controls, constrain, read_targets
+from engine.controls.targets import build_controls, constrain, read_targets, targets_from_fields
 from engine.controls.tree import tree_target
 from engine.diffusion.sampler import GuideStep, SampleOptions
 from engine.errors import CheckpointError, ConfigError, TargetError, TemplateError
@@ -174,10 +174,31 @@ def test_each_controls_gradient_step_raises_its_log_prob(pipe):
         guide = Guidance([control], GuidanceOptions(strength=0.05, fluency=0.0, gradient_steps=1))
         t = 600
         before = control.log_prob(x, torch.full((2,), t))
-        moved, _ = guide(GuideStep(x=x, mean=x, variance=torch.ones(2, 1, 1), t=t, estimate=lambda z: z))
+        moved, _ = guide(GuideStep(x=x, mean=x, variance=torch.ones(2, 1, 1), t=t, T=max(t, pipe.model.config.T),
+                                   estimate=lambda z: z))
         after = control.log_prob(moved, torch.full((2,), t))
         assert (after > before).all(), control.name
         assert guide.classifier_passes == 1
+
+
+def test_guidance_window_guides_only_its_part_of_the_schedule(pipe):
+    from engine.diffusion.schedule import strided_timesteps
+
+    T = pipe.model.config.T
+    times = strided_timesteps(20, T)[1:]  # the times guidance steps to (every step but the last)
+    targets = targets_from_fields({"pos": "DET NOUN VERB ADV"})
+    for t_min, t_max in ((0.0, 1.0), (0.0, 0.5), (0.3, 0.8)):
+        options = GuidanceOptions(strength=0.3, gradient_steps=2, t_min=t_min, t_max=t_max)
+        result = pipe.run(Request.one(targets=targets, samples=1, candidates=1, guidance=options,
+                                      sampling=SampleOptions(steps=20, record_latents=False)))
+        guided = [t for t in times if t_min * T <= t <= t_max * T]
+        assert 0 < len(guided) <= len(times)
+        assert result.cost.classifier_passes == 2 * len(guided), (t_min, t_max)
+        scored = [frame.t for frame in result.trajectory.frames if frame.scores]
+        assert len(scored) == len(guided)  # a frame carries the guide's belief only after a guided step
+    for bad in ({"t_min": 0.6, "t_max": 0.4}, {"t_max": 1.5}, {"t_min": -0.1}):
+        with pytest.raises(ConfigError, match="t_m"):
+            GuidanceOptions(**bad)
 
 
 def test_composition_sums_weighted_log_probs(pipe):

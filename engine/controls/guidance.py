@@ -25,7 +25,8 @@ from engine.diffusion.sampler import GuideStep
 from engine.errors import ConfigError
 
 READS = ("x_t", "x0_hat")
-BASE_GUIDANCE = {"strength": 0.3, "fluency": 0.01, "gradient_steps": 3, "reads": "x_t"}  # a kind that sets none
+BASE_GUIDANCE = {"strength": 0.3, "fluency": 0.01, "gradient_steps": 3, "reads": "x_t",
+                 "t_min": 0.0, "t_max": 1.0}  # a kind that sets none
 COST = {"x_t": 0, "x0_hat": 1}  # what the classifiers read, cheap to dear
 
 
@@ -44,6 +45,12 @@ class GuidanceOptions:
     reads: str | None = field(default=None, metadata={
         "choices": READS, "help": "what the classifiers read: x_t itself (fast) or the denoiser's x0_hat "
                                   "(default: each control's)"})
+    t_min: float | None = field(default=None, metadata={
+        "help": "guide only the steps to times t >= t_min * T: 0 guides down to the last step, more leaves "
+                "the cleanest steps unguided (default: each control's)"})
+    t_max: float | None = field(default=None, metadata={
+        "help": "guide only the steps to times t <= t_max * T: 1 guides from the first step, less leaves the "
+                "noisiest steps unguided (default: each control's)"})
 
     def __post_init__(self) -> None:
         for name, high in (("strength", 10.0), ("fluency", 100.0)):
@@ -55,6 +62,13 @@ class GuidanceOptions:
             raise ConfigError(f"guidance gradient steps must be from 0 to 20, got {self.gradient_steps}")
         if self.reads is not None and self.reads not in READS:
             raise ConfigError(f"guidance reads one of {', '.join(READS)}, got {self.reads!r}")
+        for name in ("t_min", "t_max"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
+                raise ConfigError(f"guidance {name} is a fraction of the schedule from 0 to 1, got {value!r}")
+        if self.t_min is not None and self.t_max is not None and self.t_min >= self.t_max:
+            raise ConfigError(f"guidance t_min ({self.t_min}) must be below t_max ({self.t_max}): "
+                              "no step would be guided")
 
     def resolved(self, kinds: Sequence[str]) -> GuidanceOptions:
         """Every field set: those left None from `default_guidance(kinds)`."""
@@ -62,13 +76,18 @@ class GuidanceOptions:
         return GuidanceOptions(**{name: defaults[name] if value is None else value
                                   for name, value in dataclasses.asdict(self).items()})
 
+    def guides(self, t: int, T: int) -> bool:
+        """Whether the step to time t is guided (a resolved option's window over the schedule)."""
+        return self.t_min * T <= t <= self.t_max * T
+
 
 def default_guidance(kinds: Sequence[str]) -> dict:
     """The measured setting of these kinds of control together: one kind's own; for several, that of
-    the kind whose setting costs most (x0_hat over x_t, then more gradient steps), the gentler
-    strength among equals."""
+    the kind whose setting costs most (x0_hat over x_t, then more gradient steps, then more of the
+    schedule guided), the gentler strength among equals."""
     settings = [BASE_GUIDANCE | KINDS[kind].guidance for kind in kinds] or [BASE_GUIDANCE]
-    return max(settings, key=lambda g: (COST[g["reads"]], g["gradient_steps"], -g["strength"]))
+    return max(settings, key=lambda g: (COST[g["reads"]], g["gradient_steps"], g["t_max"] - g["t_min"],
+                                        -g["strength"]))
 
 
 DEFAULT_GUIDANCE = GuidanceOptions(**BASE_GUIDANCE)  # the editor's sliders start here
@@ -97,7 +116,7 @@ class Guidance:
         """The guided latent, and for each control the classifier's probability of its target per
         claim (geometric mean over the claims) at the latent before the last update."""
         options = self.options
-        if not self.active:
+        if not self.active or not options.guides(step.t, step.T):
             return step.x, {}
         t = torch.full((step.x.shape[0],), step.t, device=step.x.device)
         read_t = t if options.reads == "x_t" else torch.ones_like(t)  # x0_hat: the least noise trained on

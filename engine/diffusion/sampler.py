@@ -118,6 +118,7 @@ class GuideStep:
     mean: torch.Tensor  # the ancestral posterior's mean and variance: the guide's trust region
     variance: torch.Tensor  # [B, 1, 1]
     t: int
+    T: int  # the schedule's length
     estimate: Callable[[torch.Tensor], torch.Tensor]  # x -> x0_hat(x), differentiable (one denoiser pass)
 
 
@@ -209,7 +210,7 @@ class Sampler:
                              options.noise_scale)
             x = step.x
             if guide is not None:
-                x, scores = guide(GuideStep(x=x, mean=step.mean, variance=step.variance, t=t_next,
+                x, scores = guide(GuideStep(x=x, mean=step.mean, variance=step.variance, t=t_next, T=T,
                                             estimate=self.estimator(t_next, est.soft, E, banned, locks,
                                                                         attention_mask=attention_mask)))
             relock_noise = torch.randn(x.shape, generator=generator, device=device)
