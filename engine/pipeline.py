@@ -149,9 +149,8 @@ class Pipeline:
                 templates = [templates[r] for r in kept]
                 prompt_rows = [prompt_rows[r] for r in kept]
                 controls = build_controls([targets[r] for r in kept], self.control_source, request.weights)
-        else:  # the classifiers read whole rows: only unsteered runs are cut to their windows
-            templates = self.windowed(templates)
-        return Plan(templates, prompt_rows, controls)
+        # the network runs on each row's window; the classifiers read whole rows (GuideStep.whole)
+        return Plan(self.windowed(templates), prompt_rows, controls)
 
     def windowed(self, templates: list[Template]) -> list[Template]:
         """Each template of a known length cut to the positions it needs, for a model trained on

@@ -61,11 +61,11 @@ class Request:
             raise ConfigError(f"candidates must be between 1 and {MAX_ROWS}, got {self.candidates}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
-        rows = sum(self.samples * self.drawn(prompt) for prompt in self.prompts)
+        drawn = [self.drawn(prompt) for prompt in self.prompts]
+        rows = self.samples * sum(drawn)
         if rows > MAX_ROWS:
             raise ConfigError(f"samples x candidates x prompts must be at most {MAX_ROWS} rows, got {rows} "
-                              f"({self.samples} samples, {max(map(self.drawn, self.prompts))} candidates, "
-                              f"{len(self.prompts)} prompts)")
+                              f"({self.samples} samples, {max(drawn)} candidates, {len(self.prompts)} prompts)")
         for kind, weight in self.weights.items():
             if not isinstance(weight, int | float) or not 0 <= weight <= 100:
                 raise ConfigError(f"the {kind} weight must be a number from 0 to 100, got {weight!r}")

@@ -85,10 +85,24 @@ def test_free_text_keeps_the_whole_row_and_a_length_hint_cuts_it(windowed):
     assert (result.trajectory.tokens[:, 4 + 2:] == pipe.tokenizer.pad_id).all()  # END, then PAD to the end
 
 
-def test_steered_rows_and_unwindowed_models_run_whole_rows(windowed, tiny_model):
+def test_steered_rows_run_on_windows_while_classifiers_read_whole_rows(windowed, tiny_model, monkeypatch):
+    from engine.controls.base import ClassifierControl
+
     request = Request.one("_ _ _ _ _ .", targets=targets_from_fields({"semantic": ["food=Italian"]}), samples=2,
-                          candidates=1)
-    assert [t.window for t in windowed.plan(request).templates] == [None, None]
+                          candidates=1, sampling=SampleOptions(steps=5, record_latents=False))
+    assert [t.window for t in windowed.plan(request).templates] == [6 + 2 + SAMPLE_PAD] * 2
+    read_lengths = []
+    log_prob = ClassifierControl.log_prob
+
+    def recording(self, x, t):
+        read_lengths.append(x.shape[1])
+        return log_prob(self, x, t)
+
+    monkeypatch.setattr(ClassifierControl, "log_prob", recording)
+    result = windowed.run(request)
+    assert read_lengths and set(read_lengths) == {windowed.seq_len}  # the window widened by the held PAD
+    assert result.cost.classifier_passes > 0
+    assert (result.trajectory.tokens[:, 6 + 2:] == windowed.tokenizer.pad_id).all()
     plain = Pipeline.load(tiny_model, bf16=False)
     assert [t.window for t in plain.plan(Request.one("_ _ _ .", samples=2)).templates] == [None, None]
 

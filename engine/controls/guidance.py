@@ -124,7 +124,7 @@ class Guidance:
         optimizer = torch.optim.Adagrad([x], lr=options.strength)
         with torch.enable_grad():
             for _ in range(options.gradient_steps):
-                seen = x if options.reads == "x_t" else step.estimate(x)
+                seen = step.whole(x if options.reads == "x_t" else step.estimate(x))
                 total, each = self.log_prob(seen, read_t)
                 tether = ((x - step.mean) ** 2 / (2 * step.variance.clamp(min=1e-8))).flatten(1).sum(-1)
                 loss = (-total + options.fluency * tether).sum()

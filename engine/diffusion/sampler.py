@@ -114,12 +114,17 @@ def estimate(out: Denoised, E: torch.Tensor, banned: torch.Tensor, locks: Locks,
 class GuideStep:
     """What the sampler hands a guide after a step to time t."""
 
-    x: torch.Tensor  # [B, L, D] the new latent
+    x: torch.Tensor  # [B, L, D] the new latent over the positions the network runs on
     mean: torch.Tensor  # the ancestral posterior's mean and variance: the guide's trust region
     variance: torch.Tensor  # [B, 1, 1]
     t: int
     T: int  # the schedule's length
     estimate: Callable[[torch.Tensor], torch.Tensor]  # x -> x0_hat(x), differentiable (one denoiser pass)
+    rest: torch.Tensor | None = None  # [B, seq_len - L, D] the word vectors past every window, held as written
+
+    def whole(self, part: torch.Tensor) -> torch.Tensor:
+        """A latent over the window widened to the whole row, as classifiers trained on whole rows read it."""
+        return part if self.rest is None else torch.cat([part, self.rest], dim=1)
 
 
 # a guide returns the adjusted x and each control's score: see engine.controls.guidance
@@ -190,7 +195,7 @@ class Sampler:
         x = locks.apply(x, self.locked_latent(locks, times[0], options, x))
         x0_prev, scores = None, {}
         locked_cpu = full_mask.cpu()
-        full_vectors = E[full_ids] if options.record_latents and past else None
+        full_vectors = E[full_ids] if past else None
         full_confidence = torch.ones(full_ids.shape, device=device) if past else None
         for i, t in enumerate(times):
             t_batch = torch.full((B,), t, device=device)
@@ -212,7 +217,8 @@ class Sampler:
             if guide is not None:
                 x, scores = guide(GuideStep(x=x, mean=step.mean, variance=step.variance, t=t_next, T=T,
                                             estimate=self.estimator(t_next, est.soft, E, banned, locks,
-                                                                        attention_mask=attention_mask)))
+                                                                    attention_mask=attention_mask),
+                                            rest=full_vectors[:, L:] if past else None))
             relock_noise = torch.randn(x.shape, generator=generator, device=device)
             x = locks.apply(x, self.locked_latent(locks, t_next, options, relock_noise))
             x0_prev = est.soft
