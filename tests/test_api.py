@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import html
 import inspect
+import json
 import os
 import re
 import tempfile
@@ -205,7 +206,9 @@ def test_readme_client_example_runs_verbatim(app_url, tmp_path, monkeypatch):  #
     assert (result["denoiser_passes"], result["classifier_passes"]) == (50, 0)
     assert result["rows"] > 4  # the '...' blank tries several lengths
     assert all(set(r["control_scores"]) == {"semantic"} for r in guided["results"])
-    assert guided["classifier_passes"] == 49 * DEFAULT_GUIDANCE.gradient_steps  # one control, every step but the last
+    setting = GuidanceOptions(strength=1.0, reads="x0_hat").resolved(["semantic"])  # the rest: the kind's own
+    bundled_T = json.loads((ROOT / "assets/model/denoiser.json").read_text())["config"]["T"]
+    assert guided["classifier_passes"] == setting.steps_guided(50, bundled_T) * setting.gradient_steps
     assert guided["denoiser_passes"] == 50 + guided["classifier_passes"]  # reads x0_hat: a denoiser pass each
 
     assert job.status().success

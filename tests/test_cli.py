@@ -13,8 +13,10 @@ from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
 from engine.pipeline import Pipeline
 from engine.request import Request
+from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TINY["model"].T  # the tiny models' schedule
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -98,8 +100,9 @@ def test_bench_times_guided_samples_when_classifiers_exist(control_model):
     for name, kinds in (("pos", ["pos"]), ("semantic", ["semantic"]), ("pos+semantic", ["pos", "semantic"])):
         setting = default_guidance(kinds)  # each at its kinds' default setting
         assert guided[name]["guidance"] == setting
-        assert guided[name]["classifier_passes"] == len(kinds) * 49 * setting["gradient_steps"]
-        assert guided[name]["denoiser_passes"] == 50 + 49 * setting["gradient_steps"] * (setting["reads"] == "x0_hat")
+        updates = GuidanceOptions(**setting).steps_guided(50, T) * setting["gradient_steps"]
+        assert guided[name]["classifier_passes"] == len(kinds) * updates
+        assert guided[name]["denoiser_passes"] == 50 + updates * (setting["reads"] == "x0_hat")
 
 
 def test_evaluate_control_reports_success_fluency_cost_and_samples(control_model, tmp_path):
@@ -118,9 +121,9 @@ def test_evaluate_control_reports_success_fluency_cost_and_samples(control_model
     assert [len(s["text"].split()) for s in guided["samples"]] == [5, 5, 3, 3]  # the tags fix the length
     setting = default_guidance(["pos"])  # no flag given: the kind's measured setting, reported in full
     assert {name: guided["settings"][name] for name in setting} == setting
-    steps, reads_x0 = setting["gradient_steps"], setting["reads"] == "x0_hat"
-    assert guided["classifier_passes_per_sample"] == 5 * steps
-    assert guided["passes_per_sample"] == 6 + 5 * steps * (1 + reads_x0)
+    updates = GuidanceOptions(**setting).steps_guided(6, T) * setting["gradient_steps"]
+    assert guided["classifier_passes_per_sample"] == updates
+    assert guided["passes_per_sample"] == 6 + updates * (1 + (setting["reads"] == "x0_hat"))
     assert free["classifier_passes_per_sample"] == 0 and free["passes_per_sample"] == 6
 
 
@@ -188,5 +191,8 @@ def test_one_request_gives_the_same_texts_and_costs_through_cli_evaluate_and_pyt
     assert [s["text"] for s in cli["samples"]] == texts == [s["text"] for s in evaluated["samples"]]
     cost = result.cost
     assert (cli["denoiser_passes"], cli["classifier_passes"]) == (cost.denoiser_passes, cost.classifier_passes)
-    assert evaluated["denoiser_passes_per_sample"] == cost.denoiser_passes == 6 + 5 * 3
-    assert evaluated["classifier_passes_per_sample"] == cost.classifier_passes == 5 * 3
+    setting = GuidanceOptions(reads="x0_hat").resolved(["pos"])  # the rest: the kind's own
+    updates = setting.steps_guided(6, T) * setting.gradient_steps
+    assert updates > 0
+    assert evaluated["denoiser_passes_per_sample"] == cost.denoiser_passes == 6 + updates
+    assert evaluated["classifier_passes_per_sample"] == cost.classifier_passes == updates

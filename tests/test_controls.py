@@ -171,7 +171,7 @@ def test_each_controls_gradient_step_raises_its_log_prob(pipe):
     x = torch.randn((2, pipe.seq_len, pipe.model.config.embed_dim), generator=torch.Generator().manual_seed(0))
     for target in one_target_per_kind(pipe):
         (control,) = controls_for(pipe, [[target]] * 2)
-        guide = Guidance([control], GuidanceOptions(strength=0.05, fluency=0.0, gradient_steps=1))
+        guide = Guidance([control], GuidanceOptions(strength=0.05, fluency=0.0, gradient_steps=1, t_min=0.0))
         t = 600
         before = control.log_prob(x, torch.full((2,), t))
         moved, _ = guide(GuideStep(x=x, mean=x, variance=torch.ones(2, 1, 1), t=t, T=max(t, pipe.model.config.T),
@@ -182,20 +182,16 @@ def test_each_controls_gradient_step_raises_its_log_prob(pipe):
 
 
 def test_guidance_window_guides_only_its_part_of_the_schedule(pipe):
-    from engine.diffusion.schedule import strided_timesteps
-
     T = pipe.model.config.T
-    times = strided_timesteps(20, T)[1:]  # the times guidance steps to (every step but the last)
     targets = targets_from_fields({"pos": "DET NOUN VERB ADV"})
-    for t_min, t_max in ((0.0, 1.0), (0.0, 0.5), (0.3, 0.8)):
+    for t_min, t_max, guided in ((0.0, 1.0, 19), (0.0, 0.5, 10), (0.3, 0.8, 11)):  # of 20 steps at T/20 apart
         options = GuidanceOptions(strength=0.3, gradient_steps=2, t_min=t_min, t_max=t_max)
+        assert options.steps_guided(20, T) == guided
         result = pipe.run(Request.one(targets=targets, samples=1, candidates=1, guidance=options,
                                       sampling=SampleOptions(steps=20, record_latents=False)))
-        guided = [t for t in times if t_min * T <= t <= t_max * T]
-        assert 0 < len(guided) <= len(times)
-        assert result.cost.classifier_passes == 2 * len(guided), (t_min, t_max)
+        assert result.cost.classifier_passes == 2 * guided, (t_min, t_max)
         scored = [frame.t for frame in result.trajectory.frames if frame.scores]
-        assert len(scored) == len(guided)  # a frame carries the guide's belief only after a guided step
+        assert len(scored) == guided  # a frame carries the guide's belief only after a guided step
     for bad in ({"t_min": 0.6, "t_max": 0.4}, {"t_max": 1.5}, {"t_min": -0.1}):
         with pytest.raises(ConfigError, match="t_m"):
             GuidanceOptions(**bad)
@@ -221,8 +217,8 @@ def test_strength_zero_equals_unguided_sampling(pipe):
                                     **options)).trajectory
 
     plain = run()
-    off = run(targets=target, guidance=GuidanceOptions(strength=0.0))
-    on = run(targets=target, guidance=GuidanceOptions(strength=0.5))
+    off = run(targets=target, guidance=GuidanceOptions(strength=0.0, t_min=0.0))
+    on = run(targets=target, guidance=GuidanceOptions(strength=0.5, t_min=0.0))  # guided to the last step
     assert torch.equal(plain.tokens, off.tokens)
     assert torch.equal(plain.frames[-1].latents, off.frames[-1].latents)
     assert not torch.equal(plain.frames[-1].latents, on.frames[-1].latents)
@@ -232,7 +228,7 @@ def test_strength_zero_equals_unguided_sampling(pipe):
 def test_guidance_through_the_denoisers_estimate_costs_denoiser_passes(pipe):
     request = Request.one(targets=(PosTarget(("PROPN", "AUX", "DET", "NOUN", "PUNCT")),), samples=1, seed=1,
                           sampling=SampleOptions(steps=6),
-                          guidance=GuidanceOptions(strength=0.1, gradient_steps=2, reads="x0_hat"))
+                          guidance=GuidanceOptions(strength=0.1, gradient_steps=2, reads="x0_hat", t_min=0.0))
     result = pipe.run(request)
     assert len(result.best[0].words) == 5
     # every step but the last takes two gradient steps, each one denoiser and one classifier pass
@@ -277,11 +273,13 @@ def test_guidance_defaults_come_from_the_kinds_measured_settings(monkeypatch):
 
     cheap = {"strength": 3.0, "reads": "x_t"}
     dear, gentler = ({"strength": s, "reads": "x0_hat", "gradient_steps": 1} for s in (0.3, 0.1))
-    for name, setting in (("pos", cheap), ("semantic", dear), ("include", gentler)):
+    narrow = {"strength": 0.1, "t_min": 0.7}
+    for name, setting in (("pos", cheap), ("semantic", dear), ("include", gentler), ("tree", {}), ("spans", narrow)):
         monkeypatch.setitem(KINDS, name, dataclasses.replace(KINDS[name], guidance=setting))
     assert default_guidance([]) == BASE_GUIDANCE and default_guidance(["tree"]) == BASE_GUIDANCE
     assert default_guidance(["pos"]) == BASE_GUIDANCE | cheap
     assert default_guidance(["pos", "semantic"]) == BASE_GUIDANCE | dear  # the dearer reading wins
+    assert default_guidance(["pos", "spans"]) == BASE_GUIDANCE | cheap  # then more of the schedule guided
     assert default_guidance(["semantic", "include"]) == BASE_GUIDANCE | gentler  # then the gentler strength
     options = GuidanceOptions(fluency=0.5).resolved(["pos"])
     assert (options.strength, options.fluency, options.gradient_steps, options.reads) == (3.0, 0.5, 3, "x_t")

@@ -22,6 +22,7 @@ import torch
 from engine.controls import KINDS
 from engine.controls.base import Control
 from engine.diffusion.sampler import GuideStep
+from engine.diffusion.schedule import strided_timesteps
 from engine.errors import ConfigError
 
 READS = ("x_t", "x0_hat")
@@ -79,6 +80,11 @@ class GuidanceOptions:
     def guides(self, t: int, T: int) -> bool:
         """Whether the step to time t is guided (a resolved option's window over the schedule)."""
         return self.t_min * T <= t <= self.t_max * T
+
+    def steps_guided(self, steps: int, T: int) -> int:
+        """How many of `steps` denoising steps a resolved option guides: the steps to each sampled
+        time after the first (the last step, to t = 0, is never guided) inside its window."""
+        return sum(self.guides(t, T) for t in strided_timesteps(steps, T)[1:])
 
 
 def default_guidance(kinds: Sequence[str]) -> dict:

@@ -128,5 +128,5 @@ KIND = ControlKind(
     compose_key="pos", from_compose=from_compose, write_target=write_target,
     compose_entry=lambda example: json.loads(write_target(example)), file_name="pos.jsonl",
     control=PosControl, classifier=PosClassifier,
-    candidates=4,  # measured: docs/controls.md, "Defaults per kind"
+    guidance={"strength": 0.8, "t_min": 0.7}, candidates=8,  # measured: docs/controls.md, "Defaults per kind"
 )

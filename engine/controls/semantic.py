@@ -161,5 +161,5 @@ KIND = ControlKind(
     write_target=lambda example: json.dumps(example.meaning.tokens(), ensure_ascii=False),
     compose_entry=lambda example: {"attr": example.meaning.tokens()}, file_name="semantic.jsonl",
     control=SemanticControl, classifier=SemanticClassifier, many=True, choices_from_classifier=True,
-    guidance={"strength": 1.0}, candidates=4,  # measured: docs/controls.md, "Defaults per kind"
+    guidance={"strength": 1.0, "t_min": 0.7}, candidates=4,  # measured: docs/controls.md, "Defaults per kind"
 )

@@ -108,5 +108,5 @@ KIND = ControlKind(
     write_target=lambda example: " ".join(example.words),
     compose_entry=lambda example: {"tree": " ".join(example.words)}, file_name="tree.txt",
     control=TreeControl, classifier=TreeClassifier,
-    candidates=4,  # measured: docs/controls.md, "Defaults per kind"
+    guidance={"t_min": 0.7}, candidates=8,  # measured: docs/controls.md, "Defaults per kind"
 )
