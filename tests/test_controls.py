@@ -306,3 +306,11 @@ def test_steered_requests_draw_the_kinds_default_candidates(monkeypatch, pipe):
     with pytest.raises(ConfigError, match=r"at most 256 rows, got 288 \(32 samples, 9 candidates, 1 prompts\)"):
         monkeypatch.setitem(KINDS, "include", dataclasses.replace(KINDS["include"], candidates=9))
         Request.one(targets=(include,), samples=32)
+
+
+def test_spans_steer_towards_the_first_label_of_a_chain_the_classifier_knows(pipe):
+    names = pipe.classifier("spans").config.labels
+    (chain,) = controls_for(pipe, [[SpanTarget(((1, 3, "PRN::NP"),))]])
+    assert chain.labels["span_labels"][0, 0] == names.index("NP")  # PRN is read, but no rule derives it
+    with pytest.raises(TargetError, match="cannot steer towards 'PRN'"):
+        controls_for(pipe, [[SpanTarget(((1, 3, "PRN"),))]])
