@@ -45,7 +45,8 @@ def test_guided_texts_and_costs_are_pinned(pipe, name):
     fields, reads, template, steps, seed = CASES[name]
     request = Request.one(template, targets=targets_from_fields(fields), samples=2, seed=seed, candidates=1,
                           sampling=SampleOptions(steps=steps, record_latents=False),
-                          guidance=GuidanceOptions(strength=0.3, fluency=0.01, gradient_steps=3, reads=reads))
+                          guidance=GuidanceOptions(strength=0.3, fluency=0.01, gradient_steps=3, reads=reads,
+                                                    t_min=0.0, t_max=1.0))
     result = pipe.run(request)
     pinned = PINNED[name]
     assert texts(result) == pinned["all"] and [c.text for c in result.best] == pinned["ranked"]
