@@ -118,6 +118,13 @@ def test_evaluate_control_reports_success_fluency_cost_and_samples(control_model
         assert set(report) >= {"success", "fluency_ppl", "seconds_per_sample", "passes_per_sample", "samples"}
         assert 0 <= report["success"] <= 1 and report["fluency_ppl"] > 1 and len(report["samples"]) == 4
     assert guided["samples"][0]["target"] == {"pos": ["PROPN", "AUX", "DET", "NOUN", "PUNCT"]}
+    scores = [s["scores"]["pos"] for s in guided["samples"]]  # each sample's oracle score
+    assert all(0 <= v <= 1 for v in scores) and abs(sum(scores) / 4 - guided["success"]) < 1e-3
+    per_target = sorted([(scores[0] + scores[1]) / 2, (scores[2] + scores[3]) / 2])
+    spread = guided["spread"]
+    assert (spread["min"], spread["max"]) == (round(per_target[0], 4), round(per_target[1], 4))
+    assert spread["min"] <= spread["q1"] <= spread["median"] <= spread["q3"] <= spread["max"]
+    assert spread["fully_met"] == sum(v == 1.0 for v in per_target) / 2
     assert [len(s["text"].split()) for s in guided["samples"]] == [5, 5, 3, 3]  # the tags fix the length
     setting = default_guidance(["pos"])  # no flag given: the kind's measured setting, reported in full
     assert {name: guided["settings"][name] for name in setting} == setting

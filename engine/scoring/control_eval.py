@@ -18,7 +18,7 @@ gets, not the paper's protocol of one draw per sample.
 from __future__ import annotations
 
 import argparse
-from statistics import mean
+from statistics import mean, quantiles
 
 from engine.controls import KINDS
 from engine.controls.guidance import GuidanceOptions
@@ -66,7 +66,7 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
         for line, group in zip(batch, result.ranked, strict=True):
             per_target.append(mean(mean(c.control_scores.values()) for c in group))
             for c in group:
-                samples.append({"target": line.raw, "text": c.text, "words": c.words})
+                samples.append({"target": line.raw, "text": c.text, "words": c.words, "scores": c.control_scores})
                 for name, value in c.control_scores.items():
                     by_control.setdefault(name, []).append(value)
     report = {
@@ -79,6 +79,7 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
         "passes_per_sample": round((denoiser_passes + classifier_passes) / batches, 1),
         "denoiser_passes_per_sample": round(denoiser_passes / batches, 1),
         "classifier_passes_per_sample": round(classifier_passes / batches, 1),
+        "spread": spread(per_target, unusable=len(unusable)),
         "n_targets": total, "n_used": len(lines), "samples_per_target": spt, "candidates": drawn,
         "settings": {**vars(sampling), **vars(guidance.resolved(steered_kinds(lines))), "weights": weights,
                      "batch": args.batch, "seed": args.seed, "targets": str(args.targets),
@@ -89,6 +90,15 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
     if len(by_control) > 1:
         report["success_by_control"] = {k: round(mean(v), 4) for k, v in by_control.items()}
     return report
+
+
+def spread(per_target: list[float], unusable: int) -> dict:
+    """How success varies over targets (each target's mean over its samples, an unusable one 0):
+    the quartiles, the extremes, and the share of targets fully met."""
+    scores = sorted(per_target + [0.0] * unusable)
+    q1, median, q3 = quantiles(scores, n=4, method="inclusive") if len(scores) > 1 else scores * 3
+    return {"min": round(scores[0], 4), "q1": round(q1, 4), "median": round(median, 4), "q3": round(q3, 4),
+            "max": round(scores[-1], 4), "fully_met": round(sum(s == 1.0 for s in scores) / len(scores), 4)}
 
 
 def steered_kinds(lines: list[TargetLine]) -> list[str]:
