@@ -54,9 +54,10 @@ def run_view(result: Result, tokenizer: Tokenizer) -> dict:
                        for f in trajectory.frames],
             "projection": project_latents(trajectory, row),
             # per control, the classifier's per-claim probability of its target at each step (None
-            # before guidance first ran); END/PAD positions count as claims, so it starts high
+            # at steps guidance did not run: before it first ran, or outside its part of the
+            # schedule); END/PAD positions count as claims, so it starts high
             "control_scores": {name: [round(float(f.scores[name][row]), 4) if name in f.scores else None
                                       for f in trajectory.frames]
-                               for name in trajectory.frames[-1].scores},
+                               for name in dict.fromkeys(n for f in trajectory.frames for n in f.scores)},
         } for row in rows],
     }

@@ -24,6 +24,8 @@ from engine.pipeline import Pipeline
 from engine.request import Request
 from tests.server import ROOT, app_url  # noqa: F401  (a fixture)
 
+BUNDLED_T = json.loads((ROOT / "assets/model/denoiser.json").read_text())["config"]["T"]  # the app's schedule
+
 EAGLE = "The Eagle is a _ _ coffee shop near _ _ ."
 RESULT_KEYS = {"text", "words", "judge_ppl", "checks", "control_scores"}
 COST_KEYS = {"seconds", "denoiser_passes", "classifier_passes", "rows"}
@@ -91,7 +93,8 @@ def test_write_with_controls_scores_them(client):
     out = client.predict("The Eagle is a _ _ _ .", 0, 30, 2, 1, pos="", tree="", spans="3 5 NP",
                          semantic=["food=Italian"], strength=0.3, api_name="/write")
     assert "error" not in out, out
-    assert out["classifier_passes"] == 29 * 3 * 2  # two steered controls, 3 steps at each of 29 steps
+    setting = GuidanceOptions(strength=0.3).resolved(["spans", "semantic"])  # the rest: the kinds' own
+    assert out["classifier_passes"] == 2 * setting.gradient_steps * setting.steps_guided(30, BUNDLED_T)
     assert out["denoiser_passes"] == 30  # the classifiers read x_t: no extra pass through the denoiser
     for result in out["results"]:
         assert_keeps(result["words"], "The Eagle is a _ _ _ .")
@@ -207,8 +210,7 @@ def test_readme_client_example_runs_verbatim(app_url, tmp_path, monkeypatch):  #
     assert result["rows"] > 4  # the '...' blank tries several lengths
     assert all(set(r["control_scores"]) == {"semantic"} for r in guided["results"])
     setting = GuidanceOptions(strength=1.0, reads="x0_hat").resolved(["semantic"])  # the rest: the kind's own
-    bundled_T = json.loads((ROOT / "assets/model/denoiser.json").read_text())["config"]["T"]
-    assert guided["classifier_passes"] == setting.steps_guided(50, bundled_T) * setting.gradient_steps
+    assert guided["classifier_passes"] == setting.steps_guided(50, BUNDLED_T) * setting.gradient_steps
     assert guided["denoiser_passes"] == 50 + guided["classifier_passes"]  # reads x0_hat: a denoiser pass each
 
     assert job.status().success
