@@ -34,11 +34,17 @@ class Prompt:
 
 
 def drawn_per_result(targets: tuple, candidates: int | None, steer: bool) -> int:
-    """`candidates` if set, else the most any kind among `targets` draws by default
-    (`ControlKind.candidates`); 1 without steering."""
+    """`candidates` if set, else the kinds' defaults (`ControlKind.candidates`): the fewest any
+    steered kind among `targets` asks for (each steered control adds its classifier's passes to
+    every row drawn, so a composition draws fewer: docs/controls.md), else the most of the rest;
+    1 without steering."""
     if candidates is not None:
         return candidates
-    return max((KINDS[t.kind].candidates for t in targets), default=1) if steer else 1
+    if not steer:
+        return 1
+    kinds = {t.kind for t in targets}
+    steered = [KINDS[k].candidates for k in kinds if KINDS[k].steers]
+    return min(steered) if steered else max((KINDS[k].candidates for k in kinds), default=1)
 
 
 @dataclass

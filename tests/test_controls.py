@@ -295,9 +295,11 @@ def test_steered_requests_draw_the_kinds_default_candidates(monkeypatch, pipe):
     monkeypatch.setitem(KINDS, "length", dataclasses.replace(KINDS["length"], candidates=2))
     include, length = parse_include("pub"), LengthTarget(4)
     assert Request.one(targets=(include, length)).drawn(Request.one().prompts[0]) == 1  # no targets: one each
+    semantic = SemanticTarget("food", "Italian")
+    monkeypatch.setitem(KINDS, "semantic", dataclasses.replace(KINDS["semantic"], candidates=2))
     for targets, candidates, steer, drawn in (((include,), None, True, 3), ((include, length), None, True, 3),
                                               ((length,), None, True, 2), ((include,), 5, True, 5),
-                                              ((include,), None, False, 1)):
+                                              ((include,), None, False, 1), ((include, semantic), None, True, 2)):
         request = Request.one(targets=targets, samples=2, candidates=candidates, steer=steer)
         assert request.drawn(request.prompts[0]) == drawn
         assert len(pipe.plan(request).templates) == 2 * drawn
