@@ -194,5 +194,5 @@ KIND = ControlKind(
     parse_field=parse_field, read_line=read_line, compose_key="spans", from_compose=from_compose,
     write_target=write_target, compose_entry=lambda example: json.loads(write_target(example) or "{}"),
     file_name="spans.jsonl", control=SpanControl, classifier=SpanClassifier,
-    guidance={"strength": 3.0, "t_min": 0.5}, candidates=4,  # measured: docs/controls.md, "Defaults per kind"
+    guidance={"strength": 3.0, "t_min": 0.6}, candidates=4,  # measured: docs/controls.md, "Defaults per kind"
 )
