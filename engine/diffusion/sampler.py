@@ -120,11 +120,9 @@ class GuideStep:
     t: int
     T: int  # the schedule's length
     estimate: Callable[[torch.Tensor], torch.Tensor]  # x -> x0_hat(x), differentiable (one denoiser pass)
-    rest: torch.Tensor | None = None  # [B, seq_len - L, D] the word vectors past every window, held as written
-
-    def whole(self, part: torch.Tensor) -> torch.Tensor:
-        """A latent over the window widened to the whole row, as classifiers trained on whole rows read it."""
-        return part if self.rest is None else torch.cat([part, self.rest], dim=1)
+    # a latent over the window -> the whole row, the word vectors past every window held as written
+    # (what classifiers trained on whole rows read); the identity when the network runs on whole rows
+    whole: Callable[[torch.Tensor], torch.Tensor] = lambda part: part
 
 
 # a guide returns the adjusted x and each control's score: see engine.controls.guidance
@@ -218,7 +216,7 @@ class Sampler:
                 x, scores = guide(GuideStep(x=x, mean=step.mean, variance=step.variance, t=t_next, T=T,
                                             estimate=self.estimator(t_next, est.soft, E, banned, locks,
                                                                     attention_mask=attention_mask),
-                                            rest=full_vectors[:, L:] if past else None))
+                                            whole=partial(whole, rest=full_vectors)))
             relock_noise = torch.randn(x.shape, generator=generator, device=device)
             x = locks.apply(x, self.locked_latent(locks, t_next, options, relock_noise))
             x0_prev = est.soft
