@@ -8,8 +8,9 @@ nothing of it), so a batch can mix targets.
 
 A kind of control is one module (engine/controls/pos.py, ...) that ends in a `ControlKind`
 record: its target type, how people write a target (CLI flag, editor input), how its target
-files read, its Control class, its classifier network (head, labels, training labels) and its
-default weight. `engine.controls` registers each record with one line; nothing else names kinds.
+files read, its Control class, its classifier network (head, labels, training labels), the
+network of its left-to-right (FUDGE) discriminator where that differs, and its default weight.
+`engine.controls` registers each record with one line; nothing else names kinds.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class ControlKind:
     file_name: str  # the target file `make_targets` writes
     control: Callable[[Any, list, float], Control]  # (what steers it, targets per row, weight): Pipeline.control_source
     classifier: type[ControlClassifier] | None = None  # the network with this kind's head; None: needs none
+    discriminator: type[ControlClassifier] | None = None  # FUDGE's future discriminator, where not `classifier`
     steers: bool = True  # False: met by the template alone (length), no input in the guidance panel
     many: bool = False  # several targets of this kind per sample (a list of values)
     choices_from_classifier: bool = False  # the editor offers the classifier's labels to pick from
@@ -92,6 +94,11 @@ class ControlKind:
     def trained(self) -> bool:
         """Whether it steers with a trained classifier (else with the denoiser's word vectors)."""
         return self.classifier is not None
+
+    @property
+    def future_network(self) -> type[ControlClassifier] | None:
+        """The network of its FUDGE future discriminator (engine.autoregressive); None: FUDGE cannot steer it."""
+        return self.discriminator or self.classifier
 
 
 @dataclass

@@ -1,5 +1,7 @@
-"""Length: exactly N words. Needs no classifier: the length is a hard constraint of the template
-(END locked after N free words, PAD after it), so it always holds; the oracle counts the words.
+"""Length: exactly N words. Diffusion needs no classifier: the length is a hard constraint of the
+template (END locked after N free words, PAD after it), so it always holds; the oracle counts the
+words. Left-to-right writing cannot fix it in advance: its FUDGE discriminator
+(`LengthClassifier`) predicts the finished length from a prefix.
 
 Target file line: an integer.
 """
@@ -11,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
-from engine.controls.base import ControlKind
+from engine.controls.base import IGNORE, ClassifierControl, ControlKind, Labels, categorical
+from engine.controls.classifier import ControlClassifier, LabelledCorpus
 from engine.errors import TargetError
 
 
@@ -55,11 +59,52 @@ class LengthControl:
         return [float(len(w) == t.words) if t else None for t, w in zip(self.targets, words, strict=True)]
 
 
+class FutureLengthControl(ClassifierControl):
+    """A length target steered by a FUDGE discriminator (left-to-right writing)."""
+
+    name = "length"
+    lengths = LengthControl.lengths
+    evaluate = LengthControl.evaluate
+
+    def build_labels(self) -> Labels:
+        rows = [self.label_index(str(t.words)) if t else IGNORE for t in self.targets]
+        return Labels({"length": torch.tensor(rows)[:, None]}, claimed=("length",))
+
+
+class LengthClassifier(ControlClassifier):
+    """The finished sentence's number of words, read at START (FUDGE's length discriminator)."""
+
+    def build_output(self, hidden: int, n_labels: int) -> None:
+        self.length_head = nn.Linear(hidden, n_labels)
+
+    def output_log_prob(self, h: torch.Tensor, labels: Labels) -> torch.Tensor:
+        return categorical(self.length_head(h[:, :1]), labels["length"])  # labels [B, 1]
+
+    @classmethod
+    def label_names(cls, corpus: LabelledCorpus) -> list[str]:
+        return [str(n) for n in range(1, max(map(len, corpus.words)) + 1)]
+
+    @classmethod
+    def encode_labels(cls, corpus: LabelledCorpus, labels: list[str], seq_len: int) -> dict[str, torch.Tensor]:
+        return {"length": torch.tensor([[labels.index(str(len(words)))] for words in corpus.words])}
+
+    @classmethod
+    def batch_labels(cls, data: dict[str, torch.Tensor], index: torch.Tensor, lengths: torch.Tensor,
+                     seq_len: int, generator: torch.Generator) -> Labels:
+        return Labels({"length": data["length"][index]}, claimed=("length",))
+
+
+def length_control(source: LengthClassifier | None, targets: list, weight: float
+                   ) -> LengthControl | FutureLengthControl:
+    """Met by the template (diffusion), or steered by a FUDGE discriminator when one is given."""
+    return LengthControl(targets, weight) if source is None else FutureLengthControl(source, targets, weight)
+
+
 KIND = ControlKind(
     name="length", label="length in words", placeholder="12",
     parse_field=parse_field, read_line=lambda text: (parse_field(text), int(text)),
     compose_key="length", from_compose=lambda raw: length_target(raw["length"]),
     write_target=lambda example: str(len(example.words)),
     compose_entry=lambda example: {"length": len(example.words)},
-    file_name="length.txt", control=lambda source, targets, weight: LengthControl(targets, weight), steers=False,
+    file_name="length.txt", control=length_control, discriminator=LengthClassifier, steers=False,
 )

@@ -1,0 +1,1 @@
+"""Left-to-right writing on the bundled autoregressive LM: plain sampling, and FUDGE control."""
