@@ -5,7 +5,9 @@
     [c.text for c in result.best], result.cost
 
 `stream(request)` yields a Frame after every denoising step, then the Result; `run(request)`
-returns only the Result. Inside: the request's prompts become template rows (`plan`), the
+returns only the Result. A request with method "fudge" or "ar" is written left to right by the
+judge's autoregressive LM instead (`write`): a `Written` state per word, then a `Writing`.
+Inside: the request's prompts become template rows (`plan`), the
 controls are built for those rows, the sampler denoises them (guided when controls steer), and
 `rank` orders each prompt's rows by independent checks, the controls' oracles and the judge.
 """
@@ -18,6 +20,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from transformers import GPT2LMHeadModel
+
+from engine.autoregressive.discriminator import FutureDiscriminator, load_discriminator
+from engine.autoregressive.prompts import checked_template
+from engine.autoregressive.prompts import opening as left_opening
+from engine.autoregressive.writer import Passes, Written
+from engine.autoregressive.writer import write as write_left_to_right
 from engine.controls import KINDS
 from engine.controls.base import Control
 from engine.controls.classifier import ControlClassifier, classifier_path, load_classifier
@@ -26,9 +35,9 @@ from engine.controls.include import WordPosterior
 from engine.controls.targets import build_controls, constrain
 from engine.diffusion.checkpoint import BUNDLED_MODEL, load_denoiser
 from engine.diffusion.model import Denoiser
-from engine.diffusion.sampler import Frame, Sampler, Trajectory
+from engine.diffusion.sampler import Frame, Sampler
 from engine.errors import CheckpointError, ConfigError, TemplateError
-from engine.request import MAX_ROWS, Candidate, Cost, Prompt, Request, Result
+from engine.request import MAX_ROWS, Candidate, Cost, Prompt, Request, Result, WriteCost, Writing
 from engine.scoring.judge import Judge
 from engine.scoring.metrics import has_repeated_trigram, locked_kept
 from engine.text.template import (
@@ -45,6 +54,24 @@ from engine.text.tokenizer import Tokenizer
 ELLIPSIS_LENGTHS = (1, 2, 3, 4, 5, 6, 8)  # words tried for each `...` blank
 ELLIPSIS_ROWS = 32  # at most this many rows for one prompt's '...' lengths together
 SAMPLE_PAD = 2  # positions after END a windowed model samples on (it trained on 0 .. losses.WINDOW_PAD)
+
+
+@dataclass
+class Timed:
+    """Iterates `steps`, adding up the time spent inside them (the model's time, not a caller's
+    between items)."""
+
+    steps: Iterator
+    seconds: float = 0.0
+
+    def __iter__(self) -> Iterator:
+        while True:
+            start = time.perf_counter()
+            item = next(self.steps, None)
+            self.seconds += time.perf_counter() - start
+            if item is None:
+                return
+            yield item
 
 
 @dataclass
@@ -65,6 +92,7 @@ class Pipeline:
     training: dict  # how the denoiser was trained (steps, time, losses)
     directory: Path
     classifiers: dict[str, ControlClassifier] = field(default_factory=dict)  # loaded on first use
+    discriminators: dict[str, FutureDiscriminator] = field(default_factory=dict)  # FUDGE's, loaded on first use
 
     @classmethod
     def load(cls, directory: Path | str | None = None, bf16: bool = True) -> Pipeline:
@@ -104,25 +132,69 @@ class Pipeline:
         *_, result = self.stream(request)
         return result
 
-    def stream(self, request: Request) -> Iterator[Frame | Result]:
-        """A Frame after every denoising step, then the Result (ranked, with the trajectory and the cost)."""
+    def stream(self, request: Request) -> Iterator[Frame | Result | Written | Writing]:
+        """A Frame after every denoising step, then the Result (ranked, with the trajectory and the
+        cost); or, for a left-to-right method, what `write` yields."""
+        if request.method != "diffusion":
+            yield from self.write(request)
+            return
         plan = self.plan(request)
         guide = Guidance(plan.controls, request.guidance) if request.steer and plan.controls else None
-        frames, seconds = [], 0.0
-        steps = self.sampler.frames(plan.templates, request.sampling, request.seed, guide)
-        while True:
-            start = time.perf_counter()
-            frame = next(steps, None)
-            seconds += time.perf_counter() - start  # the model's time, not the caller's between frames
-            if frame is None:
-                break
+        steps = Timed(self.sampler.frames(plan.templates, request.sampling, request.seed, guide))
+        frames = []
+        for frame in steps:
             frames.append(frame)
             yield frame
         trajectory = self.sampler.trajectory(frames, plan.templates)
-        cost = Cost(seconds=seconds, denoiser_passes=len(frames) + (guide.denoiser_passes if guide else 0),
+        cost = Cost(seconds=steps.seconds, denoiser_passes=len(frames) + (guide.denoiser_passes if guide else 0),
                     classifier_passes=guide.classifier_passes if guide else 0, rows=len(plan.templates))
-        ranked = self.rank(trajectory, plan, request.samples)
+        ranked = self.rank(trajectory.words, trajectory.templates, plan, request.samples)
         yield Result(ranked, trajectory, plan.prompt_rows, plan.controls, cost)
+
+    def write(self, request: Request) -> Iterator[Written | Writing]:
+        """Left to right: each prompt's locked words before its first blank as the prefix, its fixed
+        length held (END barred before it, forced at it), the rest of the prompt out of reach; the
+        controls steer through their FUDGE discriminators ("fudge") or are only judged ("ar").
+        A `Written` state after every word, then the `Writing`, checked and ranked as diffusion's."""
+        openings, prompt_rows = [], []
+        for p, prompt in enumerate(request.prompts):
+            opening = left_opening(prompt, self.tokenizer, self.seq_len)
+            openings += [opening] * (request.samples * request.drawn(prompt))
+            prompt_rows += [p] * (request.samples * request.drawn(prompt))
+        targets = [request.prompts[p].targets for p in prompt_rows]
+        source = self.discriminator if request.steers else self.control_source
+        controls = build_controls(targets, source, request.weights) if any(targets) else []
+
+        def controls_for(rows: list[int]) -> list[Control]:
+            return build_controls([targets[r] for r in rows], self.discriminator, request.weights)
+
+        passes = Passes()
+        steps = Timed(write_left_to_right(
+            self.lm, self.tokenizer, [o.prefix for o in openings], [o.length for o in openings],
+            controls_for if request.steers and controls else None, options=request.writing, seed=request.seed,
+            seq_len=self.seq_len, passes=passes))
+        states = []
+        for state in steps:
+            states.append(state)
+            yield state
+        words = [self.tokenizer.decode_words(row) for row in states[-1].tokens]
+        templates = [checked_template(o, w, self.tokenizer, self.seq_len) for o, w in zip(openings, words, strict=True)]
+        cost = WriteCost(seconds=steps.seconds, lm_passes=passes.lm, discriminator_passes=passes.discriminator,
+                         rows=len(openings))
+        plan = Plan(templates, prompt_rows, controls)
+        yield Writing(self.rank(words, templates, plan, request.samples), states, prompt_rows, controls, cost)
+
+    @property
+    def lm(self) -> GPT2LMHeadModel:
+        """The autoregressive LM that writes left to right: the judge's."""
+        if self.judge is None:
+            raise CheckpointError(f"left-to-right writing needs the autoregressive LM (judge.json) in {self.directory}")
+        return self.judge.model
+
+    def discriminator(self, kind: str) -> FutureDiscriminator:
+        if kind not in self.discriminators:
+            self.discriminators[kind] = load_discriminator(self.directory, kind, self.tokenizer)
+        return self.discriminators[kind]
 
     def plan(self, request: Request) -> Plan:
         """Template rows for every prompt (samples x candidates each; a `...` blank tries several
@@ -193,11 +265,10 @@ class Pipeline:
         return [free_template(self.seq_len)] * rows
 
     # --- ranking -----------------------------------------------------------------------------
-    def rank(self, trajectory: Trajectory, plan: Plan, keep: int) -> list[list[Candidate]]:
-        """Each prompt's rows, best first: those passing more checks first, then those meeting the
-        controls better (by their oracles), then by the judge's perplexity (lower is better); the
-        first `keep` of each."""
-        words, templates = trajectory.words, trajectory.templates
+    def rank(self, words: list[list[str]], templates: list[Template], plan: Plan, keep: int) -> list[list[Candidate]]:
+        """Each prompt's rows (their finished `words`, checked against `templates`), best first:
+        those passing more checks first, then those meeting the controls better (by their
+        oracles), then by the judge's perplexity (lower is better); the first `keep` of each."""
         ppl = self.judge.sentence_perplexities(words) if self.judge else [None] * len(words)
         oracle = {c.name: c.evaluate(words) for c in plan.controls}
         candidates = [Candidate(w, row, ppl[row], self.checks(template, w),

@@ -2,7 +2,9 @@
 
 Every caller (the editor and its API, `engine.generate`, `engine.evaluate`, `engine.bench`,
 `editor.bench`) builds a `Request` and hands it to `Pipeline.run` or `Pipeline.stream`; the
-`Result` carries the ranked candidates, the trajectory with its templates, and one `Cost`.
+`Result` carries the ranked candidates, the trajectory with its templates, and one `Cost`. A
+request with `method` "fudge" or "ar" is written left to right by the autoregressive LM instead
+(engine.autoregressive): its stream yields `Written` states and ends in a `Writing`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.autoregressive.writer import WriteOptions, Written
 from engine.controls import KINDS
 from engine.controls.base import Control
 from engine.controls.guidance import GuidanceOptions
@@ -20,6 +23,8 @@ from engine.text.template import Template
 MAX_SAMPLES = 32  # results kept per prompt
 MAX_ROWS = 256  # rows sampled in one batch (samples x candidates x prompts, '...' lengths included)
 MAX_SEED = 2**63 - 1  # the largest seed a torch generator takes
+# diffusion; fudge: left to right, steered by FUDGE's discriminators; ar: left to right, targets only judged
+METHODS = ("diffusion", "fudge", "ar")
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,12 @@ class Request:
     guidance: GuidanceOptions = field(default_factory=GuidanceOptions)
     weights: dict[str, float] = field(default_factory=dict)  # per control kind, when several are combined
     steer: bool = True  # False: targets are only judged (no guidance, no length they imply): chance level
+    method: str = "diffusion"  # see METHODS
+    writing: WriteOptions = field(default_factory=WriteOptions)  # left-to-right methods only
 
     def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if not self.prompts:
             raise ConfigError("a request needs at least one prompt")
         if not 1 <= self.samples <= MAX_SAMPLES:
@@ -76,8 +85,15 @@ class Request:
             if not isinstance(weight, int | float) or not 0 <= weight <= 100:
                 raise ConfigError(f"the {kind} weight must be a number from 0 to 100, got {weight!r}")
 
+    @property
+    def steers(self) -> bool:
+        """Whether the controls steer (else they are only judged)."""
+        return self.steer and self.method != "ar"
+
     def drawn(self, prompt: Prompt) -> int:
-        """Rows drawn per result kept for `prompt`."""
+        """Rows drawn per result kept for `prompt` (left to right: one, unless `candidates` says)."""
+        if self.method != "diffusion":
+            return self.candidates or 1
         return drawn_per_result(prompt.targets, self.candidates, self.steer)
 
     @classmethod
@@ -98,6 +114,25 @@ class Cost:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "seconds": round(self.seconds, 4)}
+
+    def passes(self) -> dict[str, int]:
+        """Passes per network, named."""
+        return {"denoiser": self.denoiser_passes, "classifier": self.classifier_passes}
+
+
+@dataclass
+class WriteCost:
+    """What a left-to-right run cost. Passes are over the rows still writing."""
+
+    seconds: float  # model time (LM and discriminators), without ranking
+    lm_passes: int  # one per word written
+    discriminator_passes: int  # FUDGE discriminator passes over the k candidates of every row
+    rows: int
+
+    to_dict = Cost.to_dict
+
+    def passes(self) -> dict[str, int]:
+        return {"lm": self.lm_passes, "discriminator": self.discriminator_passes}
 
 
 @dataclass
@@ -135,3 +170,17 @@ class Result:
     def to_dict(self) -> dict:
         """The first prompt's ranked results and the cost, as JSON-ready values."""
         return {"results": [c.to_dict() for c in self.best], **self.cost.to_dict()}
+
+
+@dataclass
+class Writing:
+    """The result of a left-to-right run."""
+
+    ranked: list[list[Candidate]]  # per prompt, its rows in the order written (the best first when drawn > 1)
+    written: list[Written]  # the state after every step
+    prompt_rows: list[int]
+    controls: list[Control]
+    cost: WriteCost
+
+    best = Result.best
+    to_dict = Result.to_dict
