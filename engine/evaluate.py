@@ -12,10 +12,12 @@ import json
 import sys
 from pathlib import Path
 
+from engine.autoregressive.writer import WriteOptions
 from engine.cli import add_options, options_from, parse_weights, parser_for, run_command
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import FILE_KINDS
 from engine.diffusion.sampler import SampleOptions
+from engine.request import METHODS
 from engine.scoring import control_eval, quality
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "e2e"
@@ -32,6 +34,9 @@ def build_parser():
     q.add_argument("--train", default=str(DATA / "train.csv"), help="training sentences (for copied_from_train)")
     q.add_argument("--valid", default=str(DATA / "valid.csv"), help="real sentences to compare and infill")
     q.add_argument("--show", type=int, default=0, help="include this many verbatim samples of each kind")
+    q.add_argument("--method", choices=("diffusion", "ar"), default="diffusion",
+                   help="ar: free text and infills written left to right by the autoregressive LM (left-only)")
+    add_options(q, WriteOptions)
     c = sub.add_parser("control", help="success, fluency and cost of the controls", description=control_eval.__doc__)
     c.add_argument("--kind", required=True, choices=FILE_KINDS)
     c.add_argument("--targets", required=True, help="target file in the format of the kind (see engine.controls)")
@@ -44,7 +49,11 @@ def build_parser():
     c.add_argument("--no-guidance", action="store_true", help="free samples, no control at all (chance level)")
     c.add_argument("--weights", default="", help="composition weights, e.g. pos=1,semantic=2")
     c.add_argument("--batch", type=int, default=32)
+    c.add_argument("--method", choices=METHODS, default="diffusion",
+                   help="diffusion; fudge: left to right, steered by FUDGE's discriminators; ar: left to right, "
+                        "no control")
     add_options(c, GuidanceOptions)
+    add_options(c, WriteOptions)
     for p in (q, c):
         add_options(p, SampleOptions)
         p.add_argument("--seed", type=int, default=0)
@@ -57,9 +66,9 @@ def evaluate(args) -> int:
     sampling = options_from(SampleOptions, args)
     if args.command == "control":
         report = control_eval.evaluate_control(args, sampling, options_from(GuidanceOptions, args),
-                                               parse_weights(args.weights))
+                                               parse_weights(args.weights), options_from(WriteOptions, args))
     else:
-        report = quality.quality(args, sampling)
+        report = quality.quality(args, sampling, options_from(WriteOptions, args))
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 

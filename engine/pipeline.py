@@ -23,7 +23,7 @@ from pathlib import Path
 from transformers import GPT2LMHeadModel
 
 from engine.autoregressive.discriminator import FutureDiscriminator, load_discriminator
-from engine.autoregressive.prompts import checked_template
+from engine.autoregressive.prompts import Opening, checked_template
 from engine.autoregressive.prompts import opening as left_opening
 from engine.autoregressive.writer import Passes, Written
 from engine.autoregressive.writer import write as write_left_to_right
@@ -156,14 +156,8 @@ class Pipeline:
         length held (END barred before it, forced at it), the rest of the prompt out of reach; the
         controls steer through their FUDGE discriminators ("fudge") or are only judged ("ar").
         A `Written` state after every word, then the `Writing`, checked and ranked as diffusion's."""
-        openings, prompt_rows = [], []
-        for p, prompt in enumerate(request.prompts):
-            opening = left_opening(prompt, self.tokenizer, self.seq_len)
-            openings += [opening] * (request.samples * request.drawn(prompt))
-            prompt_rows += [p] * (request.samples * request.drawn(prompt))
+        openings, prompt_rows, controls = self.left_plan(request)
         targets = [request.prompts[p].targets for p in prompt_rows]
-        source = self.discriminator if request.steers else self.control_source
-        controls = build_controls(targets, source, request.weights) if any(targets) else []
 
         def controls_for(rows: list[int]) -> list[Control]:
             return build_controls([targets[r] for r in rows], self.discriminator, request.weights)
@@ -183,6 +177,27 @@ class Pipeline:
                          rows=len(openings))
         plan = Plan(templates, prompt_rows, controls)
         yield Writing(self.rank(words, templates, plan, request.samples), states, prompt_rows, controls, cost)
+
+    def left_plan(self, request: Request) -> tuple[list[Opening], list[int], list[Control]]:
+        """A left-to-right request's rows: each one's opening, the prompt it belongs to, and the
+        controls (through the FUDGE discriminators when they steer, else only for their oracles)."""
+        openings, prompt_rows = [], []
+        for p, prompt in enumerate(request.prompts):
+            rows = request.samples * request.drawn(prompt)
+            openings += [left_opening(prompt, self.tokenizer, self.seq_len)] * rows
+            prompt_rows += [p] * rows
+        targets = [request.prompts[p].targets for p in prompt_rows]
+        source = self.discriminator if request.steers else self.control_source
+        controls = build_controls(targets, source, request.weights) if any(targets) else []
+        return openings, prompt_rows, controls
+
+    def check(self, request: Request) -> None:
+        """Raise what the request would fail on (a value a classifier lacks, an impossible length),
+        without writing anything."""
+        if request.method == "diffusion":
+            self.plan(request)
+        else:
+            self.left_plan(request)
 
     @property
     def lm(self) -> GPT2LMHeadModel:

@@ -167,6 +167,10 @@ class Result:
         """The ranked candidates of the first (usually only) prompt."""
         return self.ranked[0]
 
+    def tokens(self, row: int) -> list[int]:
+        """Row `row`'s final token ids (START ... END PAD ...)."""
+        return self.trajectory.tokens[row].tolist()
+
     def to_dict(self) -> dict:
         """The first prompt's ranked results and the cost, as JSON-ready values."""
         return {"results": [c.to_dict() for c in self.best], **self.cost.to_dict()}
@@ -184,3 +188,7 @@ class Writing:
 
     best = Result.best
     to_dict = Result.to_dict
+
+    def tokens(self, row: int) -> list[int]:
+        """Row `row`'s final token ids (START ... END)."""
+        return self.written[-1].tokens[row]

@@ -25,13 +25,14 @@ from engine.text.tokenizer import Tokenizer
 class WriteOptions:
     top_k: int = field(default=20, metadata={
         "help": "left-to-right writing draws each word from the LM's k most likely (FUDGE reweights those k)"})
-    temperature: float = field(default=1.0, metadata={"help": "softmax temperature of the LM's next-word scores"})
+    lm_temperature: float = field(default=1.0, metadata={
+        "help": "left-to-right writing: softmax temperature of the LM's next-word scores"})
 
     def __post_init__(self) -> None:
         if not 1 <= self.top_k <= 1000:
             raise ConfigError(f"top-k must be from 1 to 1000, got {self.top_k}")
-        if not self.temperature > 0:
-            raise ConfigError(f"the writing temperature must be a positive number, got {self.temperature}")
+        if not self.lm_temperature > 0:
+            raise ConfigError(f"the writing temperature must be a positive number, got {self.lm_temperature}")
 
 
 @dataclass
@@ -80,9 +81,11 @@ def write(lm: GPT2LMHeadModel, tokenizer: Tokenizer, prefixes: list[list[int]], 
             ids[i, :len(rows[r])] = torch.tensor(rows[r])
         written = torch.tensor([len(rows[r]) for r in active])  # positions filled (START included)
         with torch.no_grad():
-            logits = lm(input_ids=ids[:, :width]).logits[torch.arange(len(active)), written - 1].float()
+            filled = (torch.arange(width)[None] < written[:, None]).long()
+            logits = lm(input_ids=ids[:, :width], attention_mask=filled).logits
+            logits = logits[torch.arange(len(active)), written - 1].float()
         passes.lm += 1
-        scores = (logits / options.temperature).log_softmax(-1)
+        scores = (logits / options.lm_temperature).log_softmax(-1)
         scores[:, never] = -torch.inf
         words = written - 1
         held = torch.tensor([lengths[r] or 0 for r in active])  # 0: the LM decides

@@ -1,7 +1,7 @@
 """`python -m engine.evaluate control`: how often guided samples meet their targets, and at what cost.
 
     python -m engine.evaluate control --kind pos --targets docs/targets/pos.jsonl \\
-        --n-targets 50 --samples-per-target 1 --json [--no-guidance]
+        --n-targets 50 --samples-per-target 1 --json [--no-guidance] [--method diffusion|fudge|ar]
 
 Each target gets S samples. `success` is the task's oracle metric (POS accuracy, attachment F1,
 span found, value mentioned, exact length; for compose the mean over its controls), averaged
@@ -12,7 +12,9 @@ line and reason, and `coverage` is the share of targets used. `fluency_ppl` is t
 perplexity of all samples. With --no-guidance nothing steers or constrains the samples (free
 text, one draw per sample): chance level. With --candidates K every sample kept is the best of K drawn, ranked as the
 editor ranks them (independent checks, the control's own oracle, then the judge): what a user
-gets, not the paper's protocol of one draw per sample.
+gets, not the paper's protocol of one draw per sample. --method fudge writes left to right with
+the autoregressive LM, steered by FUDGE's future discriminators, and --method ar without control:
+the same targets, oracles, judge and cost figures (passes per network, seconds per sample).
 """
 
 from __future__ import annotations
@@ -20,17 +22,18 @@ from __future__ import annotations
 import argparse
 from statistics import mean, quantiles
 
+from engine.autoregressive.writer import WriteOptions
 from engine.controls import KINDS
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import TargetLine, Unusable, scan_targets
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError, TargetError
 from engine.pipeline import Pipeline
-from engine.request import Prompt, Request, drawn_per_result
+from engine.request import Prompt, Request
 
 
 def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance: GuidanceOptions,
-                     weights: dict[str, float]) -> dict:
+                     weights: dict[str, float], writing: WriteOptions) -> dict:
     spt = args.samples_per_target
     if min(args.n_targets, spt, args.batch, 1 if args.candidates is None else args.candidates) < 1:
         raise EngineError("--n-targets, --samples-per-target, --candidates and --batch must be at least 1")
@@ -38,10 +41,11 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
     read, unusable = scan_targets(args.kind, args.targets, limit=args.n_targets)
     sampling.record_latents = False
     lines = []
+    method = "ar" if args.no_guidance and args.method == "fudge" else args.method
     for line in read:  # what only the model can refuse (a value its classifier lacks, a length it cannot write)
         try:
-            pipe.plan(Request(prompts=(Prompt(targets=line.targets),), samples=1, sampling=sampling,
-                              steer=not args.no_guidance))
+            pipe.check(Request(prompts=(Prompt(targets=line.targets),), samples=1, sampling=sampling,
+                               steer=not args.no_guidance, method=method))
             lines.append(line)
         except EngineError as exc:
             unusable.append(Unusable(line.line, str(exc)))
@@ -49,19 +53,21 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
     if not lines:
         raise TargetError(f"{args.targets}: none of its {total} targets can be used, e.g. line "
                           f"{unusable[0].line}: {unusable[0].reason}")
-    drawn = max(drawn_per_result(line.targets, args.candidates, not args.no_guidance) for line in lines)
+    requests = [Request(prompts=(Prompt(targets=line.targets),), samples=spt, candidates=args.candidates,
+                        steer=not args.no_guidance, method=method) for line in lines]
+    drawn = max(request.drawn(request.prompts[0]) for request in requests)
     per_batch = max(1, args.batch // (spt * drawn))
-    samples, per_target, by_control = [], [], {}
-    seconds = denoiser_passes = classifier_passes = batches = 0
+    samples, per_target, by_control, passes = [], [], {}, {}
+    seconds = batches = 0
     for first in range(0, len(lines), per_batch):
         batch = lines[first:first + per_batch]
         result = pipe.run(Request(prompts=tuple(Prompt(targets=line.targets) for line in batch), samples=spt,
                                   candidates=args.candidates, seed=args.seed + first * spt, sampling=sampling,
-                                  guidance=guidance,
-                                  weights=weights, steer=not args.no_guidance))
+                                  guidance=guidance, weights=weights, steer=not args.no_guidance, method=method,
+                                  writing=writing))
         seconds += result.cost.seconds
-        denoiser_passes += result.cost.denoiser_passes
-        classifier_passes += result.cost.classifier_passes
+        for network, n in result.cost.passes().items():
+            passes[network] = passes.get(network, 0) + n
         batches += 1
         for line, group in zip(batch, result.ranked, strict=True):
             per_target.append(mean(mean(c.control_scores.values()) for c in group))
@@ -70,26 +76,35 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
                 for name, value in c.control_scores.items():
                     by_control.setdefault(name, []).append(value)
     report = {
-        "kind": args.kind, "guidance": not args.no_guidance,
+        "kind": args.kind, "method": method, "guidance": method != "ar" and not args.no_guidance,
         "success": round(sum(per_target) / total, 4),
         "coverage": round(len(lines) / total, 4),
         "unusable": [{"line": u.line, "reason": u.reason} for u in sorted(unusable, key=lambda u: u.line)],
         "fluency_ppl": round(pipe.judge.perplexity([s.pop("words") for s in samples]), 2) if pipe.judge else None,
         "seconds_per_sample": round(seconds / len(samples), 4),
-        "passes_per_sample": round((denoiser_passes + classifier_passes) / batches, 1),
-        "denoiser_passes_per_sample": round(denoiser_passes / batches, 1),
-        "classifier_passes_per_sample": round(classifier_passes / batches, 1),
+        "passes_per_sample": round(sum(passes.values()) / batches, 1),
+        **{f"{network}_passes_per_sample": round(n / batches, 1) for network, n in passes.items()},
         "spread": spread(per_target, unusable=len(unusable)),
         "n_targets": total, "n_used": len(lines), "samples_per_target": spt, "candidates": drawn,
-        "settings": {**vars(sampling), **vars(guidance.resolved(steered_kinds(lines))), "weights": weights,
+        "settings": {**method_settings(method, sampling, guidance, writing, lines), "weights": weights,
                      "batch": args.batch, "seed": args.seed, "targets": str(args.targets),
                      "model": str(pipe.directory)},
         "samples": samples,
     }
-    report["settings"].pop("record_latents")  # success_by_control below: over the targets used
+    # success_by_control below: over the targets used
     if len(by_control) > 1:
         report["success_by_control"] = {k: round(mean(v), 4) for k, v in by_control.items()}
     return report
+
+
+def method_settings(method: str, sampling: SampleOptions, guidance: GuidanceOptions, writing: WriteOptions,
+                    lines: list[TargetLine]) -> dict:
+    """The options that shaped the samples of `method`."""
+    if method != "diffusion":
+        return vars(writing)
+    settings = {**vars(sampling), **vars(guidance.resolved(steered_kinds(lines)))}
+    settings.pop("record_latents")
+    return settings
 
 
 def spread(per_target: list[float], unusable: int) -> dict:

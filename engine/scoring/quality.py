@@ -6,7 +6,11 @@ punctuation, three scattered single words), are scored by the fluency judge's pe
 the same figure for the real sentences), well-formedness, copying from the training set, diversity
 (distinct-2), how many locked words were kept and how often a locked name comes back in the fill.
 The `infill_best_of_N` figures draw N candidates per middle-third infill and keep the best by the
-pipeline's ranking.
+pipeline's ranking. With --method ar the same blanks are filled left to right by the
+autoregressive LM from the words before the first blank (the paper's "left-only" baseline): it
+cannot see the words after it, so `locked_kept` says how many it still wrote in place, and
+`joined_judge_ppl` scores its fill with the locked words put back (how it joins its right
+context; for diffusion, which keeps them, it equals `judge_ppl`).
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine.autoregressive.writer import WriteOptions
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError
 from engine.pipeline import Pipeline
 from engine.request import Candidate, Prompt, Request
 from engine.scoring.metrics import copied_fraction, distinct_n, locked_kept, repeated_names, well_formed
 from engine.text.data import read_sentences
-from engine.text.template import Template, free_template, template_from_ids
-from engine.text.tokenizer import split_words
+from engine.text.template import Template, fixed_length, free_template, template_from_ids
+from engine.text.tokenizer import Tokenizer, split_words
 
 
 def middle_third(n: int) -> set[int]:
@@ -56,27 +61,39 @@ def infill_templates(sentences: list[list[str]], pipe: Pipeline, pattern: str = 
     return templates
 
 
-def best_of(pipe: Pipeline, templates: list[Template], sampling: SampleOptions, *, seed: int, batch: int,
+def best_of(pipe: Pipeline, templates: list[Template], options: dict, *, seed: int, batch: int,
             candidates: int = 1) -> tuple[list[Candidate], list[list[int]], float]:
     """The best of `candidates` samples for each template, in batches of `batch` rows; their token
-    ids (START ... END PAD ...); and the seconds."""
+    ids (START ... END PAD ...); and the seconds. `options`: the Request's method and its options."""
     best, tokens, seconds, step = [], [], 0.0, max(1, batch // candidates)
     for i in range(0, len(templates), step):
         request = Request(prompts=tuple(Prompt(t) for t in templates[i:i + step]), samples=1,
-                          candidates=candidates, seed=seed + i, sampling=sampling)
+                          candidates=candidates, seed=seed + i, **options)
         result = pipe.run(request)
         best += [group[0] for group in result.ranked]
-        tokens += [result.trajectory.tokens[group[0].row].tolist() for group in result.ranked]
+        tokens += [result.tokens(group[0].row) for group in result.ranked]
         seconds += result.cost.seconds
     return best, tokens, seconds
 
 
-def score(pipe: Pipeline, templates: list[Template], args: argparse.Namespace, sampling: SampleOptions, *,
+def joined(template: Template, words: list[str], tokenizer: Tokenizer) -> list[str]:
+    """The words with every locked word put back at its place: how a fill that did not keep them
+    (left-to-right writing, which cannot see past a blank) reads beside its right context."""
+    length = fixed_length(template)
+    if length is None:
+        return words
+    padded = [*words[:length], *[tokenizer.words[tokenizer.unk_id]] * (length - len(words))]
+    return [tokenizer.words[template.ids[i + 1]] if template.locked[i + 1] else w for i, w in enumerate(padded)]
+
+
+def score(pipe: Pipeline, templates: list[Template], args: argparse.Namespace, options: dict, *,
           train: set[tuple[str, ...]], candidates: int = 1) -> tuple[dict, list[str]]:
-    best, tokens, seconds = best_of(pipe, templates, sampling, seed=args.seed, batch=args.batch, candidates=candidates)
+    best, tokens, seconds = best_of(pipe, templates, options, seed=args.seed, batch=args.batch, candidates=candidates)
     words = [c.words for c in best]
     metrics = {
         "judge_ppl": round(pipe.judge.perplexity(words), 2) if pipe.judge else None,
+        "joined_judge_ppl": round(pipe.judge.perplexity([joined(t, w, pipe.tokenizer) for t, w in
+                                                         zip(templates, words, strict=True)]), 2),
         "well_formed": round(sum(well_formed(t, pipe.tokenizer) for t in tokens) / len(tokens), 3),
         "copied_from_train": round(copied_fraction(words, train), 3),
         "distinct_2": round(distinct_n(words, 2), 3),
@@ -87,13 +104,14 @@ def score(pipe: Pipeline, templates: list[Template], args: argparse.Namespace, s
     return metrics, [" ".join(w) for w in words]
 
 
-def quality(args: argparse.Namespace, sampling: SampleOptions) -> dict:
+def quality(args: argparse.Namespace, sampling: SampleOptions, writing: WriteOptions) -> dict:
     if args.n < 1 or args.batch < 1 or args.candidates < 1:
         raise EngineError("--n, --batch and --candidates must be at least 1")
     pipe = Pipeline.load(args.model)
     if pipe.judge is None:
         raise EngineError(f"{pipe.directory} has no fluency judge (judge.json): train one with --judge")
     sampling.record_latents = False
+    options = {"method": args.method, "sampling": sampling, "writing": writing}
     train = {tuple(split_words(s)) for s in read_sentences(Path(args.train))}
     valid = [split_words(s) for s in read_sentences(Path(args.valid))]
     usable = [w for w in valid if all(x in pipe.tokenizer for x in w) and 4 <= len(w) <= pipe.seq_len - 2]
@@ -102,16 +120,18 @@ def quality(args: argparse.Namespace, sampling: SampleOptions) -> dict:
     report = {"real_valid": {"judge_ppl": round(pipe.judge.perplexity(valid), 2),
                              "distinct_2": round(distinct_n(valid), 3), "n": len(valid)}}
     texts = {}
-    report["free"], texts["free"] = score(pipe, [free_template(pipe.seq_len)] * args.n, args, sampling, train=train)
+    report["free"], texts["free"] = score(pipe, [free_template(pipe.seq_len)] * args.n, args, options, train=train)
     blanked = {pattern: infill_templates(valid, pipe, pattern) for pattern in BLANK_PATTERNS}
     for pattern, templates in blanked.items():
         name = "infill" if pattern == "middle" else f"infill_{pattern}"
-        report[name], texts[name] = score(pipe, templates, args, sampling, train=train)
+        report[name], texts[name] = score(pipe, templates, args, options, train=train)
     if args.candidates > 1:
         best = f"infill_best_of_{args.candidates}"
-        report[best], texts[best] = score(pipe, blanked["middle"], args, sampling, train=train,
+        report[best], texts[best] = score(pipe, blanked["middle"], args, options, train=train,
                                           candidates=args.candidates)
-    report["settings"] = {"n": args.n, **{k: v for k, v in vars(sampling).items() if k != "record_latents"},
+    shaping = vars(writing) if args.method == "ar" else \
+        {k: v for k, v in vars(sampling).items() if k != "record_latents"}
+    report["settings"] = {"n": args.n, "method": args.method, **shaping,
                           "seed": args.seed, "model": str(pipe.directory)}
     if args.show:
         report["samples"] = {name: text[: args.show] for name, text in texts.items()}
