@@ -25,11 +25,12 @@ from gradio.utils import get_upload_folder
 
 from editor import plots
 from editor.cells import apply_action, cells_for, cells_from_words, parse_cells, text_from_cells
+from editor.compare import IDLE, LeftToRight, comparison_rows
 from editor.form import Form, whole_number
-from editor.limits import Limits, error_message
+from editor.limits import Limits, error_message, shown
 from editor.render import edit_row, frame_row, message
 from editor.serving import CACHE_AGE_S, KEEP_EXPORTS
-from engine.errors import CellActionError, EngineError
+from engine.errors import CellActionError, ConfigError, EngineError
 from engine.pipeline import Pipeline
 from engine.request import Candidate, Result
 from engine.views import frame_view, run_view
@@ -37,7 +38,7 @@ from engine.views import frame_view, run_view
 if TYPE_CHECKING:
     from editor.layout import Page
 
-MAX_FPS = 30  # frames are paced, never dropped, so every step is seen and no backlog builds
+MAX_FPS = 30  # updates a second at most (see Pacer)
 PLOT_EVERY = 10  # replay redraws the three plots this often (they are heavier than the row)
 
 Updates = dict[Any, Any]  # component -> its new value
@@ -60,6 +61,25 @@ def recorded_row(state: dict, step: int, cells: list[dict] | None = None) -> dic
     view = {"step": step, "steps": record["steps"], "t": record["t"][step],
             "alpha_bar": record["alpha_bar"][step], **best["frames"][step]}
     return {"html": frame_row(view, best["locked"]), "cells": cells or [], "action": None}
+
+
+def html_value(html: str) -> dict:
+    """A row component's value that only shows HTML."""
+    return {"html": html, "cells": [], "action": None}
+
+
+class Pacer:
+    """Sleeps so that updates go out at most MAX_FPS a second: frames are paced, never dropped,
+    so every step is seen and no backlog builds (the pipeline does not count this as model time)."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self) -> None:
+        wait = 1.0 / MAX_FPS - (time.perf_counter() - self.last)
+        if wait > 0:
+            time.sleep(wait)
+        self.last = time.perf_counter()
 
 
 def stored_run(state: object) -> dict | None:
@@ -127,9 +147,10 @@ class Editor:
                 page.msg: message("copied into the row: unlock words to rewrite them", "info")}
 
     # --- generating ----------------------------------------------------------------------
-    def generate(self, text: str, row: dict | None, **values: object) -> Iterator[Updates]:
+    def generate(self, text: str, row: dict | None, compare: object = False, **values: object) -> Iterator[Updates]:
         """Stream the row after every denoising step, then the ranked results, plots and exports.
-        `values` are the settings and the guidance panel's inputs by name (see Form.from_values)."""
+        `values` are the settings and the guidance panel's inputs by name (see Form.from_values).
+        With `compare`, the same request is written left to right beside it, a word per step."""
         page = self.page
         try:
             cells, _ = cells_for(text, row, self.limits)
@@ -137,27 +158,35 @@ class Editor:
             yield {page.msg: message(error_message(exc))}
             return
         try:
+            if not isinstance(compare, bool):
+                raise ConfigError(f"compare must be true or false, got {shown(compare)}")
             request = Form.from_values(text_from_cells(cells) or None, values, limits=self.limits).request()
             stream = self.pipe.stream(request)
             first = next(stream)  # plans the request: a bad one fails here, before any frame
         except EngineError as exc:
             yield {page.row: row_value(cells), page.msg: message(error_message(exc))}
             return
-        last_yield = 0.0
+        left = LeftToRight(self.pipe, request) if compare else None
+        paced = Pacer()
         for item in itertools.chain([first], stream):
             if isinstance(item, Result):
-                yield self.finished(item, cells)
+                while left is not None and not left.done:  # diffusion finished first: the other side writes on
+                    paced()
+                    yield {page.ar_row: html_value(left.advance())}
+                yield self.finished(item, cells, left)
                 return
-            wait = 1.0 / MAX_FPS - (time.perf_counter() - last_yield)
-            if wait > 0:
-                time.sleep(wait)  # the pipeline does not count this as model time
-            last_yield = time.perf_counter()
+            paced()
             view = frame_view(item, self.pipe.tokenizer, 0, request.sampling.steps)
-            yield {page.row: {"html": frame_row(view, view["locked"]), "cells": cells, "action": None}, page.msg: ""}
+            updates = {page.row: {"html": frame_row(view, view["locked"]), "cells": cells, "action": None},
+                       page.msg: ""}
+            if left is not None:
+                updates[page.ar_row] = html_value(left.advance())
+            yield updates
 
-    def finished(self, result: Result, cells: list[dict]) -> Updates:
+    def finished(self, result: Result, cells: list[dict], left: LeftToRight | None = None) -> Updates:
         """Every output after a run: the best sample's last step, the summary, the ranked table,
-        the stored run, the step slider, the plots, the exports and the result picker."""
+        the stored run, the step slider, the plots, the exports, the result picker, and the
+        comparison with left-to-right writing when it ran."""
         page = self.page
         record = run_view(result, self.pipe.tokenizer)
         state = {"record": record, "candidates": [c.to_dict() for c in result.best]}
@@ -174,6 +203,8 @@ class Editor:
             page.heat: heat, page.proj: proj, page.score: score,
             page.json_file: json_path, page.html_file: html_path,
             page.choice: gr.update(choices=[(f"{i + 1}: {c.text}", i) for i, c in enumerate(result.best)], value=0),
+            page.ar_row: html_value(left.html if left else IDLE),
+            page.compare: comparison_rows(result, left) if left else [],
         }
 
     def summary(self, result: Result, steps: int) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import gradio as gr
 
+from editor.compare import IDLE
 from editor.form import DEFAULT_SAMPLES, DEFAULT_STEPS, WEIGHT_PREFIX, write_parameters
 from editor.handlers import Editor
 from editor.serving import CACHE_AGE_S, CACHE_SWEEP_S, MODEL_CONCURRENCY
@@ -69,6 +70,8 @@ class Page:
     score: gr.Plot
     state: gr.State
     panel: GuidancePanel
+    ar_row: TokenRow  # the left-to-right side of a comparison
+    compare: gr.Dataframe  # both sides' best results
 
 
 def kind_input(kind: ControlKind, pipe: Pipeline, offered: bool) -> gr.components.Component:
@@ -137,6 +140,13 @@ def build(pipe: Pipeline, concurrency: int = MODEL_CONCURRENCY, cache_age_s: int
                     play_btn = gr.Button("Play", elem_id="play")
                 step_slider = gr.Slider(1, 2, value=1, step=1, label="step (scrub the run)", interactive=False,
                                         elem_id="scrub")
+                compare = gr.Checkbox(False, elem_id="compare",
+                                      label="compare with left-to-right: the same controls through FUDGE on the "
+                                            "judge's autoregressive LM, from the words before the first blank")
+                ar_row = TokenRow({"html": IDLE, "cells": []}, elem_id="ar-row", label="left to right")
+                compare_table = gr.Dataframe(headers=["method", "text", "oracle scores", "judge ppl", "checks",
+                                                      "model seconds"], interactive=False, elem_id="compare-table",
+                                             wrap=True, label="diffusion beside left to right")
             with gr.Column(scale=1):
                 gr.Markdown("### Controls")
                 length = gr.Slider(0, pipe.seq_len - 2, value=0, step=1, elem_id="length",
@@ -161,7 +171,7 @@ def build(pipe: Pipeline, concurrency: int = MODEL_CONCURRENCY, cache_age_s: int
             score = gr.Plot(label="scores", elem_id="scores")
         state = gr.State(None)
         page = Page(text, msg, row, step_slider, results, choice, json_file, html_file, heat, proj, score, state,
-                    panel)
+                    panel, ar_row, compare_table)
         ed = Editor(pipe, page, keep_exports_s=cache_age_s)
 
         # .change (not .input) so that pasting, deleting and examples update the row too
@@ -171,8 +181,10 @@ def build(pipe: Pipeline, concurrency: int = MODEL_CONCURRENCY, cache_age_s: int
                         show_progress="hidden")
         run = generate_btn.click(
             ed.generate, [text, row],
-            [row, msg, results, state, step_slider, heat, proj, score, json_file, html_file, choice],
-            inputs_kwargs={"length": length, "steps": steps, "samples": samples, "seed": seed, **panel.inputs()},
+            [row, msg, results, state, step_slider, heat, proj, score, json_file, html_file, choice, ar_row,
+             compare_table],
+            inputs_kwargs={"compare": compare, "length": length, "steps": steps, "samples": samples, "seed": seed,
+                           **panel.inputs()},
             api_name="generate", concurrency_limit=concurrency,
             concurrency_id="model", show_progress="minimal")
         step_slider.release(ed.scrub, [step_slider, state, row], [row, heat, proj, score], api_name="scrub")

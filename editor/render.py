@@ -66,3 +66,23 @@ def status_text(view: dict) -> str:
 
 def message(text: str, kind: str = "error") -> str:
     return f'<div class="msg {kind}">{escape(text)}</div>' if text else ""
+
+
+def written_row(view: dict, method: str) -> str:
+    """A left-to-right row as it is written: the prompt's words before the first blank (locked),
+    then each word as it comes, then a caret (or the end of the text)."""
+    parts = []
+    for i, word in enumerate(view["words"]):
+        if i < view["prefix"]:
+            parts.append(_frame_cell("locked", 1.0, LOCK_SVG + escape(word), "from the prompt, before its first blank"))
+        else:
+            parts.append(_frame_cell("free", 1.0, escape(word), f"word {i + 1}, written left to right"))
+    parts.append(_frame_cell("free end", 1.0, "⏎", "end of text") if view["finished"]
+                 else '<div class="cell caret" title="writing">▍</div>')
+    beliefs = " · ".join(f"{name} {p:.0%}" for name, p in view["beliefs"].items())
+    status = f'word <b class="step">{len(view["words"]) - view["prefix"]}</b> · {escape(method)}'
+    if beliefs:
+        status += f" · discriminators' belief: {escape(beliefs)}"
+    return (f'<div class="row animating" data-mode="written">{"".join(parts)}</div>'
+            f'<div class="status">{status}<br><i>it reads only the words before the first blank: a word locked '
+            f'after a blank is not guaranteed</i></div>')

@@ -27,6 +27,8 @@ CSS = """
 .cell.add { border: none; background: none; padding: 6px 0; }
 .status { font: 13px ui-monospace, monospace; color: #456; padding-top: 4px; }
 .empty { color: #888; font-style: italic; padding: 10px 0; }
+.cell.caret { border: none; background: none; color: #1f4e79; animation: blink 1s step-end infinite; }
+@keyframes blink { 50% { opacity: 0; } }
 """
 
 JS = """

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from engine.autoregressive.writer import Written
 from engine.diffusion.sampler import Frame, Trajectory
 from engine.request import Result
 from engine.text.tokenizer import Tokenizer
@@ -60,4 +61,16 @@ def run_view(result: Result, tokenizer: Tokenizer) -> dict:
                                       for f in trajectory.frames]
                                for name in dict.fromkeys(n for f in trajectory.frames for n in f.scores)},
         } for row in rows],
+    }
+
+
+def written_view(state: Written, tokenizer: Tokenizer, row: int, prefix: int) -> dict:
+    """One left-to-right row after a step: its words so far, how many came from the prompt
+    (`prefix`, START not counted), whether it has ended, and the discriminators' beliefs."""
+    return {
+        "step": state.index,
+        "words": tokenizer.decode_words(state.tokens[row]),
+        "prefix": prefix,
+        "finished": state.finished[row],
+        "beliefs": {name: per_row[row] for name, per_row in state.beliefs.items() if per_row[row] is not None},
     }
