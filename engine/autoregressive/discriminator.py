@@ -77,8 +77,8 @@ def load_discriminator(directory: Path, kind: str, tokenizer: Tokenizer) -> Futu
 
     if kind not in FUTURE:
         offered = ", ".join(FUTURE)
-        raise ConfigError(f"left-to-right (FUDGE) writing has no discriminator for {kind!r} controls: it "
-                          f"steers {offered}" if kind in KINDS else f"unknown kind of control {kind!r}")
+        raise ConfigError(f"FUDGE has no discriminator for {kind} controls: it steers {offered}" if kind in KINDS
+                          else f"unknown kind of control {kind!r}")
     path = discriminator_path(directory, kind)
     if not path.is_file():
         raise CheckpointError(f"no FUDGE {kind} discriminator in {directory} (train one with python -m "
