@@ -14,6 +14,12 @@ with the classifiers reading x0_hat, at the default guidance settings. Every run
 times each model side by side (runs interleaved) on a 12-word template at batches 1 and 16, a
 full-length text and a guided sample reading x0_hat, each beside the model's own GPT-2 judge
 writing the same number of tokens left to right with its KV cache, in the same process.
+
+    python -m engine.bench --methods --repeats 5
+
+times one sample of each control FUDGE can steer (each kind's example target) written both ways:
+diffusion at the kind's defaults and FUDGE on the judge's LM, interleaved round by round; the
+median and the best of the rounds, with each way's network passes.
 """
 
 from __future__ import annotations
@@ -22,13 +28,14 @@ import dataclasses
 import json
 import platform
 import resource
+import statistics
 import sys
 import time
 
 import torch
 
 from engine.cli import parser_for, run_command
-from engine.controls import COMPOSED, KINDS, STEERED
+from engine.controls import COMPOSED, FUTURE, KINDS, STEERED
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
@@ -142,6 +149,42 @@ def side_by_side(pipes: list[Pipeline], steps: list[int], repeats: int) -> list[
     return rows
 
 
+def measure_methods(pipe: Pipeline, repeats: int) -> list[dict]:
+    """Batch-1 seconds of diffusion and FUDGE on each FUDGE-steered kind's example target, the two
+    interleaved in every round (the first round warms up)."""
+    kinds = [k for k in FUTURE if k in pipe.control_kinds()]
+    seconds: dict[tuple[str, str], list[float]] = {}
+    passes: dict[tuple[str, str], dict] = {}
+    refused: dict[str, str] = {}
+    for seed in range(repeats + 1):
+        for kind in kinds:
+            if kind in refused:
+                continue
+            value = KINDS[kind].placeholder
+            targets = targets_from_fields({kind: [value] if KINDS[kind].many else value})
+            for method in ("diffusion", "fudge"):
+                request = Request.one(targets=targets, samples=1, seed=seed, method=method,
+                                      sampling=SampleOptions(record_latents=False))
+                try:
+                    result = pipe.run(request)
+                except EngineError as exc:  # a target this model cannot write one of the two ways
+                    refused[kind] = f"{method}: {exc}"
+                    continue
+                if seed:
+                    seconds.setdefault((kind, method), []).append(result.cost.seconds)
+                    passes[kind, method] = result.cost.passes()
+    rows = []
+    for kind in kinds:
+        row = {"control": kind, "target": KINDS[kind].placeholder}
+        if kind in refused:
+            rows.append({**row, "refused": refused[kind]})
+            continue
+        rows += [{**row, "method": method, "median_seconds": round(statistics.median(seconds[kind, method]), 4),
+                  "best_seconds": round(min(seconds[kind, method]), 4), "passes_last_round": passes[kind, method]}
+                 for method in ("diffusion", "fudge")]
+    return rows
+
+
 def bench(args) -> int:
     if args.repeats < 1:
         raise EngineError(f"--repeats must be at least 1, got {args.repeats}")
@@ -155,6 +198,10 @@ def bench(args) -> int:
                           "threads": torch.get_num_threads(), "torch": torch.__version__}, indent=2))
         return 0
     pipe = Pipeline.load(args.model, bf16=not args.fp32)
+    if args.methods:
+        print(json.dumps({"methods": measure_methods(pipe, args.repeats), "threads": torch.get_num_threads(),
+                          "torch": torch.__version__}, indent=2))
+        return 0
     if args.step_rules:
         print(json.dumps({"step_rules": measure_step_rules(pipe, args.repeats)}, indent=2))
         return 0
@@ -185,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fp32", action="store_true", help="run the network in float32 instead of bfloat16")
     parser.add_argument("--step-rules", action="store_true",
                         help="only time every step rule at 10, 20 and 50 steps (interleaved, best of --repeats)")
+    parser.add_argument("--methods", action="store_true",
+                        help="only time diffusion beside FUDGE on each control FUDGE steers (batch 1, interleaved)")
     parser.add_argument("--models", nargs="+", metavar="DIR",
                         help="time these model directories side by side, each beside its GPT-2 judge")
     parser.add_argument("--steps", nargs="+", type=int, metavar="N",

@@ -202,3 +202,17 @@ def test_editor_compare_says_what_fudge_cannot_steer_and_diffusion_runs_on(compa
 def test_editor_compare_must_be_a_switch(compare_editor):
     updates = list(compare_editor.generate("Alimentum is a _ _ .", None, compare="yes", steps=4))
     assert "compare must be true or false" in updates[-1][compare_editor.page.msg]
+
+
+def test_bench_times_both_methods_and_names_what_it_could_not_run(fudge_model):
+    proc = run("engine.bench", "--model", str(fudge_model), "--methods", "--repeats", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["methods"]
+    timed = {(r["control"], r["method"]) for r in rows if "method" in r}
+    assert {("pos", "diffusion"), ("pos", "fudge"), ("semantic", "fudge")} <= timed
+    assert all(r["median_seconds"] > 0 and r["best_seconds"] <= r["median_seconds"] for r in rows if "method" in r)
+    fudge_pos = next(r for r in rows if (r["control"], r.get("method")) == ("pos", "fudge"))
+    assert fudge_pos["passes_last_round"]["discriminator"] > 0
+    refused = {r["control"]: r["refused"] for r in rows if "refused" in r}
+    assert refused == {"length": "fudge: a length of 12 words is out of FUDGE's reach: its length discriminator "
+                                 "knows 1 to 11 (the training sentences' lengths)"}

@@ -67,6 +67,11 @@ class FutureLengthControl(ClassifierControl):
     evaluate = LengthControl.evaluate
 
     def build_labels(self) -> Labels:
+        known = self.classifier.config.labels
+        for target in self.targets:
+            if target and str(target.words) not in known:
+                raise TargetError(f"a length of {target.words} words is out of FUDGE's reach: its length "
+                                  f"discriminator knows {known[0]} to {known[-1]} (the training sentences' lengths)")
         rows = [self.label_index(str(t.words)) if t else IGNORE for t in self.targets]
         return Labels({"length": torch.tensor(rows)[:, None]}, claimed=("length",))
 
