@@ -9,7 +9,9 @@ every other word comes out exactly as written, in order. Target flags (one per k
 steer the samples by guidance (a trained classifier's gradient, or for --include the denoiser's
 word posterior); flags left out take each control's measured default. The samples are ranked by independent checks, then
 by how well an oracle finds the targets met, then by the fluency judge; `--candidates N` draws N
-per sample kept.
+per sample kept. `--method fudge` writes left to right with the judge's autoregressive LM instead,
+from the template's words before its first blank, steered by FUDGE's discriminators (`--method ar`:
+no control); the words locked after a blank are then only checked, not kept.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from __future__ import annotations
 import json
 import sys
 
+from engine.autoregressive.writer import WriteOptions
 from engine.cli import add_options, options_from, parse_weights, parser_for, run_command
 from engine.controls import KINDS, STEERED
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
 from engine.pipeline import Pipeline
-from engine.request import Request
+from engine.request import METHODS, Request
 
 
 def build_parser():
@@ -35,8 +38,11 @@ def build_parser():
                                                   "the controls' own, 1 without controls)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="model directory (default: the bundled model in assets/model)")
+    p.add_argument("--method", choices=METHODS, default="diffusion",
+                   help="diffusion; fudge: left to right with FUDGE control; ar: left to right, no control")
     add_options(p, SampleOptions)
     add_options(p, GuidanceOptions)
+    add_options(p, WriteOptions)
     for name in STEERED:
         kind = KINDS[name]
         p.add_argument(f"--{name}", action="append" if kind.many else "store", default=[] if kind.many else "",
@@ -51,7 +57,8 @@ def request_from(args) -> Request:
     sampling.record_latents = False
     return Request.one(args.template, args.length, targets_from_fields({k: getattr(args, k) for k in STEERED}),
                        samples=args.samples, candidates=args.candidates, seed=args.seed, sampling=sampling,
-                       guidance=options_from(GuidanceOptions, args), weights=parse_weights(args.weights))
+                       guidance=options_from(GuidanceOptions, args), weights=parse_weights(args.weights),
+                       method=args.method, writing=options_from(WriteOptions, args))
 
 
 def generate(args) -> int:
@@ -59,7 +66,8 @@ def generate(args) -> int:
     if args.json:
         print(json.dumps({"samples": [{"text": c.text, "tokens": c.words, "control_scores": c.control_scores}
                                       for c in result.best],
-                          **result.cost.to_dict(), "steps": args.steps, "seed": args.seed}, indent=2))
+                          **result.cost.to_dict(), "method": args.method, "seed": args.seed,
+                          **({"steps": args.steps} if args.method == "diffusion" else {})}, indent=2))
     else:
         for candidate in result.best:
             print(candidate.text)

@@ -143,14 +143,14 @@ def wait_results(page: Page, timeout: float = RUN_TIMEOUT_MS) -> list[list[str]]
     return result_rows(page)
 
 
-def result_rows(page: Page) -> list[list[str]]:
-    """The results table's rows as cell texts (Gradio's virtual table: gridcells with data-row, data-col)."""
-    grid = page.evaluate("""() => {
-        const grid = document.querySelector('#results [role=grid]');
-        const cells = Array.from(document.querySelectorAll('#results [role=gridcell][data-row]'));
+def result_rows(page: Page, table: str = "#results") -> list[list[str]]:
+    """A table's rows as cell texts (Gradio's virtual table: gridcells with data-row, data-col)."""
+    grid = page.evaluate("""(table) => {
+        const grid = document.querySelector(table + ' [role=grid]');
+        const cells = Array.from(document.querySelectorAll(table + ' [role=gridcell][data-row]'));
         return {rowcount: grid ? parseInt(grid.getAttribute('aria-rowcount'), 10) : 0,
                 cells: cells.map(c => [parseInt(c.dataset.row, 10), parseInt(c.dataset.col, 10), c.innerText.trim()])};
-    }""")
+    }""", table)
     rows: dict[int, dict[int, str]] = {}
     for r, c, text in grid["cells"]:
         rows.setdefault(r, {})[c] = text
@@ -217,11 +217,7 @@ def test_guidance_panel_steers_and_scores_each_control(open_page):
     page = open_page()
     tags = "PROPN AUX DET ADJ NOUN ADP DET NOUN PUNCT"
     page.locator("#ctl-pos textarea").fill(tags)
-    semantic = page.locator("#ctl-semantic input")
-    semantic.click()
-    semantic.fill("food=It")
-    page.locator("#ctl-semantic ul[role=listbox] li", has_text="food=Italian").first.click()
-    page.keyboard.press("Escape")
+    pick_semantic(page, "food=Italian")
     page.click("#generate")
     rows = wait_results(page)
     assert len(rows) == 4
@@ -230,6 +226,54 @@ def test_guidance_panel_steers_and_scores_each_control(open_page):
         assert "pos " in checks and "semantic " in checks, f"result #{rank}: checks say {checks!r}"
     assert "guide passes" in page.locator("#message").inner_text()
     page.wait_for_function("() => document.querySelector('#scores').textContent.includes('pos: guide belief')")
+
+
+# Records (diffusion step, left-to-right words written) each time either changes.
+COMPARE_RECORDER = """() => {
+  window.__both = [];
+  const record = () => {
+    const row = document.querySelector('#token-row .row.animating');
+    const written = document.querySelector('#ar-row .row[data-mode=written]');
+    const now = [row ? row.getAttribute('data-step') : null,
+                 written ? written.querySelectorAll('.cell.free:not(.end)').length : null];
+    const last = window.__both[window.__both.length - 1];
+    if (!last || last[0] !== now[0] || last[1] !== now[1]) window.__both.push(now);
+  };
+  new MutationObserver(record).observe(document.body, {subtree: true, childList: true, attributes: true});
+}"""
+
+
+def pick_semantic(page: Page, value: str) -> None:
+    semantic = page.locator("#ctl-semantic input")
+    semantic.click()
+    semantic.fill(value[:-3])
+    page.locator("#ctl-semantic ul[role=listbox] li", has_text=value).first.click()
+    page.keyboard.press("Escape")
+
+
+def test_compare_with_left_to_right_streams_both_ways_and_tables_them(open_page):
+    page = open_page()
+    template = "The Eagle is a _ _ _ near _ _ ."
+    type_template(page, template)
+    pick_semantic(page, "food=Italian")
+    page.locator("#compare input").check()
+    page.evaluate(COMPARE_RECORDER)
+    page.click("#generate")
+    wait_results(page)
+    page.wait_for_function("""() => document.querySelectorAll(
+        '#compare-table [role=gridcell][data-row="1"]').length > 0""", timeout=RUN_TIMEOUT_MS)
+    rows = result_rows(page, "#compare-table")
+    assert [row[0] for row in rows] == ["diffusion", "FUDGE"], rows
+    diffusion, fudge = rows
+    assert_locked_kept([["1", diffusion[1], diffusion[3], diffusion[4]]], template)
+    assert fudge[1].startswith("The Eagle is a") and len(fudge[1].split()) == len(template.split())
+    assert "semantic" in diffusion[2] and "semantic" in fudge[2] and "locked words kept" in fudge[4]
+    assert float(diffusion[5]) > 0 and float(fudge[5]) > 0
+    both = page.evaluate("window.__both")
+    mid_run = [words for step, words in both if step is not None and int(step) < 49 and words is not None]
+    assert len(set(mid_run)) >= 3, f"the left-to-right side did not stream during the diffusion run: {both}"
+    assert page.locator("#ar-row .row[data-mode=written] .cell.locked").count() == 4  # The Eagle is a
+    assert "not guaranteed" in page.locator("#ar-row .status").inner_text()
 
 
 def test_scrub_slider_shows_recorded_steps(open_page):

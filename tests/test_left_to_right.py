@@ -216,3 +216,12 @@ def test_bench_times_both_methods_and_names_what_it_could_not_run(fudge_model):
     refused = {r["control"]: r["refused"] for r in rows if "refused" in r}
     assert refused == {"length": "fudge: a length of 12 words is out of FUDGE's reach: its length discriminator "
                                  "knows 1 to 11 (the training sentences' lengths)"}
+
+
+def test_generate_cli_writes_left_to_right(fudge_model):
+    proc = run("engine.generate", "--template", "The Mill is a _ _ .", "--method", "fudge", "--semantic",
+               "food=Italian", "--samples", "2", "--top-k", "5", "--model", str(fudge_model), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["method"] == "fudge" and out["discriminator_passes"] > 0 and "steps" not in out
+    assert all(s["tokens"][:4] == ["The", "Mill", "is", "a"] and len(s["tokens"]) == 7 for s in out["samples"])
