@@ -16,7 +16,8 @@ from engine.pipeline import Pipeline
 from engine.request import Candidate, Request, Result, Writing
 from engine.views import written_view
 
-IDLE = '<div class="empty">switch on "compare with left-to-right" to write the same prompt with FUDGE</div>'
+IDLE = ('<div class="empty">left to right: the same prompt and controls written by the judge\'s autoregressive '
+        'LM with FUDGE, from the words before the first blank; it appears with the next Generate</div>')
 
 
 class LeftToRight:
@@ -43,16 +44,22 @@ class LeftToRight:
     def advance(self) -> str:
         """Write one more word (nothing once done); the panel's HTML."""
         if not self.done:
-            self.show(next(self.steps))
+            try:
+                self.show(next(self.steps))
+            except EngineError as exc:
+                self.failed = True
+                self.html = message(f"left to right stopped: {error_message(exc)}")
         return self.html
 
-    def show(self, item: Written | Writing) -> None:
+    def show(self, item: Written | Writing, row: int = 0) -> None:
+        """The panel shows row 0 as it is written, then the best row once all are done."""
         if isinstance(item, Writing):
-            self.result = item  # its last state is already on show
+            self.result = item
+            self.show(item.written[-1], item.best[0].row)
             return
         if item.index == 0:
             self.prefix = len(item.tokens[0]) - 2  # less START and the first word written
-        self.html = written_row(written_view(item, self.pipe.tokenizer, 0, self.prefix), self.method)
+        self.html = written_row(written_view(item, self.pipe.tokenizer, row, self.prefix), self.method)
 
 
 def comparison_rows(diffusion: Result, left: LeftToRight) -> list[list]:

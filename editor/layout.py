@@ -140,13 +140,13 @@ def build(pipe: Pipeline, concurrency: int = MODEL_CONCURRENCY, cache_age_s: int
                     play_btn = gr.Button("Play", elem_id="play")
                 step_slider = gr.Slider(1, 2, value=1, step=1, label="step (scrub the run)", interactive=False,
                                         elem_id="scrub")
-                compare = gr.Checkbox(False, elem_id="compare",
-                                      label="compare with left-to-right: the same controls through FUDGE on the "
-                                            "judge's autoregressive LM, from the words before the first blank")
-                ar_row = TokenRow({"html": IDLE, "cells": []}, elem_id="ar-row", label="left to right")
-                compare_table = gr.Dataframe(headers=["method", "text", "oracle scores", "judge ppl", "checks",
-                                                      "model seconds"], interactive=False, elem_id="compare-table",
-                                             wrap=True, label="diffusion beside left to right")
+                compare = gr.Checkbox(False, elem_id="compare", label="compare with left-to-right (FUDGE)")
+                ar_row = TokenRow({"html": IDLE, "cells": []}, elem_id="ar-row", visible=False)
+                compare_table = gr.Dataframe(
+                    headers=["method", "text", "oracle scores", "judge ppl", "checks", "model seconds"],
+                    interactive=False, elem_id="compare-table", wrap=True, visible=False,
+                    label="diffusion beside left to right (the judge's own LM writes the left-to-right text, "
+                          "so the judge's perplexity flatters it)")
             with gr.Column(scale=1):
                 gr.Markdown("### Controls")
                 length = gr.Slider(0, pipe.seq_len - 2, value=0, step=1, elem_id="length",
@@ -191,6 +191,8 @@ def build(pipe: Pipeline, concurrency: int = MODEL_CONCURRENCY, cache_age_s: int
         replay = play_btn.click(ed.play, [state, row], [row, step_slider, heat, proj, score], api_name="play",
                                 show_progress="hidden")
         stop_btn.click(None, cancels=[run, replay])
+        compare.change(lambda on: (gr.update(visible=on), gr.update(visible=on)), [compare], [ar_row, compare_table],
+                       show_progress="hidden", queue=False)
         use_btn.click(ed.use_result, [choice, state], [row, text, msg], api_name="use_result")
         gr.api(with_signature(ed.write, write_parameters(), dict), api_name="write",
                concurrency_limit=concurrency, concurrency_id="model")

@@ -76,7 +76,7 @@ def written_row(view: dict, method: str) -> str:
         if i < view["prefix"]:
             parts.append(_frame_cell("locked", 1.0, LOCK_SVG + escape(word), "from the prompt, before its first blank"))
         else:
-            parts.append(_frame_cell("free", 1.0, escape(word), f"word {i + 1}, written left to right"))
+            parts.append(_frame_cell("free", 1.0, escape(word), f"word {i - view['prefix'] + 1} written left to right"))
     parts.append(_frame_cell("free end", 1.0, "⏎", "end of text") if view["finished"]
                  else '<div class="cell caret" title="writing">▍</div>')
     beliefs = " · ".join(f"{name} {p:.0%}" for name, p in view["beliefs"].items())

@@ -17,9 +17,9 @@ writing the same number of tokens left to right with its KV cache, in the same p
 
     python -m engine.bench --methods --repeats 5
 
-times one sample of each control FUDGE can steer (each kind's example target) written both ways:
-diffusion at the kind's defaults and FUDGE on the judge's LM, interleaved round by round; the
-median and the best of the rounds, with each way's network passes.
+times one sample of each control FUDGE can steer (each kind's example target) written both ways,
+one draw each: diffusion at the kind's default guidance and FUDGE on the judge's LM, interleaved
+round by round; the median and the best of the rounds, with each way's network passes.
 """
 
 from __future__ import annotations
@@ -163,13 +163,13 @@ def measure_methods(pipe: Pipeline, repeats: int) -> list[dict]:
             value = KINDS[kind].placeholder
             targets = targets_from_fields({kind: [value] if KINDS[kind].many else value})
             for method in ("diffusion", "fudge"):
-                request = Request.one(targets=targets, samples=1, seed=seed, method=method,
+                request = Request.one(targets=targets, samples=1, candidates=1, seed=seed, method=method,
                                       sampling=SampleOptions(record_latents=False))
                 try:
                     result = pipe.run(request)
                 except EngineError as exc:  # a target this model cannot write one of the two ways
                     refused[kind] = f"{method}: {exc}"
-                    continue
+                    break
                 if seed:
                     seconds.setdefault((kind, method), []).append(result.cost.seconds)
                     passes[kind, method] = result.cost.passes()

@@ -84,6 +84,16 @@ class Plan:
 
 
 @dataclass
+class LeftPlan:
+    """The rows a left-to-right request writes: each one's opening, prompt and targets, and the controls."""
+
+    openings: list[Opening]
+    prompt_rows: list[int]
+    targets: list[tuple]
+    controls: list[Control]
+
+
+@dataclass
 class Pipeline:
     model: Denoiser
     tokenizer: Tokenizer
@@ -128,7 +138,7 @@ class Pipeline:
         return WordPosterior(self.model.embeddings().detach(), self.model.config.T, self.tokenizer, self.seq_len)
 
     # --- the path ----------------------------------------------------------------------------
-    def run(self, request: Request) -> Result:
+    def run(self, request: Request) -> Result | Writing:
         *_, result = self.stream(request)
         return result
 
@@ -156,40 +166,40 @@ class Pipeline:
         length held (END barred before it, forced at it), the rest of the prompt out of reach; the
         controls steer through their FUDGE discriminators ("fudge") or are only judged ("ar").
         A `Written` state after every word, then the `Writing`, checked and ranked as diffusion's."""
-        openings, prompt_rows, controls = self.left_plan(request)
-        targets = [request.prompts[p].targets for p in prompt_rows]
+        plan = self.left_plan(request)
+        tok, seq_len = self.tokenizer, self.lm_seq_len
 
         def controls_for(rows: list[int]) -> list[Control]:
-            return build_controls([targets[r] for r in rows], self.discriminator, request.weights)
+            return build_controls([plan.targets[r] for r in rows], self.discriminator, request.weights)
 
         passes = Passes()
         steps = Timed(write_left_to_right(
-            self.lm, self.tokenizer, [o.prefix for o in openings], [o.length for o in openings],
-            controls_for if request.steers and controls else None, options=request.writing, seed=request.seed,
-            seq_len=self.seq_len, passes=passes))
+            self.lm, tok, [o.prefix for o in plan.openings], [o.length for o in plan.openings],
+            controls_for if request.steers and plan.controls else None, options=request.writing, seed=request.seed,
+            seq_len=seq_len, passes=passes))
         states = []
         for state in steps:
             states.append(state)
             yield state
-        words = [self.tokenizer.decode_words(row) for row in states[-1].tokens]
-        templates = [checked_template(o, w, self.tokenizer, self.seq_len) for o, w in zip(openings, words, strict=True)]
+        words = [tok.decode_words(row) for row in states[-1].tokens]
+        templates = [checked_template(o, w, tok, seq_len) for o, w in zip(plan.openings, words, strict=True)]
         cost = WriteCost(seconds=steps.seconds, lm_passes=passes.lm, discriminator_passes=passes.discriminator,
-                         rows=len(openings))
-        plan = Plan(templates, prompt_rows, controls)
-        yield Writing(self.rank(words, templates, plan, request.samples), states, prompt_rows, controls, cost)
+                         rows=len(plan.openings))
+        ranked = self.rank(words, templates, Plan(templates, plan.prompt_rows, plan.controls), request.samples)
+        yield Writing(ranked, states, plan.prompt_rows, plan.controls, cost)
 
-    def left_plan(self, request: Request) -> tuple[list[Opening], list[int], list[Control]]:
-        """A left-to-right request's rows: each one's opening, the prompt it belongs to, and the
-        controls (through the FUDGE discriminators when they steer, else only for their oracles)."""
+    def left_plan(self, request: Request) -> LeftPlan:
+        """A left-to-right request's rows: each one's opening, prompt and targets, and the controls
+        (through the FUDGE discriminators when they steer, else only for their oracles)."""
         openings, prompt_rows = [], []
         for p, prompt in enumerate(request.prompts):
             rows = request.samples * request.drawn(prompt)
-            openings += [left_opening(prompt, self.tokenizer, self.seq_len)] * rows
+            openings += [left_opening(prompt, self.tokenizer, self.lm_seq_len)] * rows
             prompt_rows += [p] * rows
         targets = [request.prompts[p].targets for p in prompt_rows]
         source = self.discriminator if request.steers else self.control_source
         controls = build_controls(targets, source, request.weights) if any(targets) else []
-        return openings, prompt_rows, controls
+        return LeftPlan(openings, prompt_rows, targets, controls)
 
     def check(self, request: Request) -> None:
         """Raise what the request would fail on (a value a classifier lacks, an impossible length),
@@ -206,9 +216,18 @@ class Pipeline:
             raise CheckpointError(f"left-to-right writing needs the autoregressive LM (judge.json) in {self.directory}")
         return self.judge.model
 
+    @property
+    def lm_seq_len(self) -> int:
+        """The positions a left-to-right row has: the LM's."""
+        return self.lm.config.n_positions
+
     def discriminator(self, kind: str) -> FutureDiscriminator:
         if kind not in self.discriminators:
-            self.discriminators[kind] = load_discriminator(self.directory, kind, self.tokenizer)
+            discriminator = load_discriminator(self.directory, kind, self.tokenizer)
+            if discriminator.config.seq_len != self.lm_seq_len:
+                raise CheckpointError(f"the FUDGE {kind} discriminator reads {discriminator.config.seq_len} "
+                                      f"positions but the LM writes {self.lm_seq_len}: retrain it")
+            self.discriminators[kind] = discriminator
         return self.discriminators[kind]
 
     def plan(self, request: Request) -> Plan:
@@ -256,10 +275,8 @@ class Pipeline:
     def prompt_templates(self, prompt: Prompt, rows: int) -> list[Template]:
         """`rows` templates for one prompt; a `...` blank gets each length in ELLIPSIS_LENGTHS that
         fits, `rows` times each (fewer when that would pass ELLIPSIS_ROWS)."""
+        prompt.check_one_length()
         template, length = prompt.template, prompt.length
-        if template is not None and length is not None:
-            raise TemplateError("conflicting controls: a template fixes the length, so leave the length "
-                                "unset (or use a free template of only '_' blanks)")
         if isinstance(template, Template):
             return [template] * rows
         if template is not None and has_ellipsis(template):

@@ -17,7 +17,7 @@ from engine.controls import KINDS
 from engine.controls.base import Control
 from engine.controls.guidance import GuidanceOptions
 from engine.diffusion.sampler import SampleOptions, Trajectory
-from engine.errors import ConfigError
+from engine.errors import ConfigError, TemplateError
 from engine.text.template import Template
 
 MAX_SAMPLES = 32  # results kept per prompt
@@ -36,6 +36,12 @@ class Prompt:
     template: str | Template | None = None
     length: int | None = None
     targets: tuple = ()
+
+    def check_one_length(self) -> None:
+        """A template fixes the length: a length beside it conflicts."""
+        if self.template is not None and self.length is not None:
+            raise TemplateError("conflicting controls: a template fixes the length, so leave the length "
+                                "unset (or use a free template of only '_' blanks)")
 
 
 def drawn_per_result(targets: tuple, candidates: int | None, steer: bool) -> int:
@@ -180,7 +186,7 @@ class Result:
 class Writing:
     """The result of a left-to-right run."""
 
-    ranked: list[list[Candidate]]  # per prompt, its rows in the order written (the best first when drawn > 1)
+    ranked: list[list[Candidate]]  # per prompt, its best `samples` rows, best first (ranked as diffusion's)
     written: list[Written]  # the state after every step
     prompt_rows: list[int]
     controls: list[Control]
@@ -190,5 +196,5 @@ class Writing:
     to_dict = Result.to_dict
 
     def tokens(self, row: int) -> list[int]:
-        """Row `row`'s final token ids (START ... END)."""
+        """Row `row`'s final token ids (START ... END; no PAD)."""
         return self.written[-1].tokens[row]

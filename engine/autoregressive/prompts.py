@@ -29,10 +29,8 @@ class Opening:
 
 
 def opening(prompt: Prompt, tokenizer: Tokenizer, seq_len: int) -> Opening:
+    prompt.check_one_length()
     template, length = prompt.template, prompt.length
-    if template is not None and length is not None:
-        raise TemplateError("conflicting controls: a template fixes the length, so leave the length "
-                            "unset (or use a free template of only '_' blanks)")
     if template is None:
         fixed = free_template(seq_len) if length is None else length_template(length, seq_len)
         return Opening([tokenizer.start_id], length, fixed)

@@ -10,6 +10,7 @@ number of words (END barred before it, forced at it); a locked word after a blan
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -43,12 +44,8 @@ class Written:
     tokens: list[list[int]]  # per row: START and the words so far (END appended once finished)
     finished: list[bool]
     # each control's discriminator probability of its target per claim, for the prefix chosen
-    # (None for a row that was already finished or had only END to choose)
+    # (None for a row that was already finished, had only END to choose, or has no such target)
     beliefs: dict[str, list[float | None]] = field(default_factory=dict)
-
-    @property
-    def final(self) -> bool:
-        return all(self.finished)
 
 
 @dataclass
@@ -111,7 +108,8 @@ def write(lm: GPT2LMHeadModel, tokenizer: Tokenizer, prefixes: list[list[int]], 
         for name, per_candidate in guided_beliefs.items():
             per_row: list[float | None] = [None] * len(rows)
             for j, i in enumerate(choosing):
-                per_row[active[i]] = round(float(per_candidate[j, choice[i]]), 4)
+                belief = float(per_candidate[j, choice[i]])
+                per_row[active[i]] = None if math.isnan(belief) else round(belief, 4)  # NaN: no target here
             beliefs[name] = per_row
         for i, r in enumerate(active):
             word = int(chosen[i])
@@ -137,5 +135,7 @@ def future_scores(controls: list[Control], ids: torch.Tensor, written: torch.Ten
         for control in controls:
             log_prob = control.log_prob(extended, known)
             total += control.weight * log_prob
-            beliefs[control.name] = (log_prob / control.claims().clamp(min=1)).exp().reshape(A, k)
+            claims = control.claims()
+            per_claim = (log_prob / claims.clamp(min=1)).exp()
+            beliefs[control.name] = torch.where(claims > 0, per_claim, torch.nan).reshape(A, k)
     return total.reshape(A, k), beliefs

@@ -1,7 +1,8 @@
 """Length: exactly N words. Diffusion needs no classifier: the length is a hard constraint of the
 template (END locked after N free words, PAD after it), so it always holds; the oracle counts the
-words. Left-to-right writing cannot fix it in advance: its FUDGE discriminator
-(`LengthClassifier`) predicts the finished length from a prefix.
+words. A length target in left-to-right writing is steered as the paper's FUDGE baseline steered
+it: by a discriminator (`LengthClassifier`) that predicts the finished length from a prefix (a
+prompt's own fixed length, a template or `length`, is held exactly there too).
 
 Target file line: an integer.
 """

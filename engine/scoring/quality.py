@@ -64,7 +64,8 @@ def infill_templates(sentences: list[list[str]], pipe: Pipeline, pattern: str = 
 def best_of(pipe: Pipeline, templates: list[Template], options: dict, *, seed: int, batch: int,
             candidates: int = 1) -> tuple[list[Candidate], list[list[int]], float]:
     """The best of `candidates` samples for each template, in batches of `batch` rows; their token
-    ids (START ... END PAD ...); and the seconds. `options`: the Request's method and its options."""
+    ids (START ... END, then PAD for diffusion's rows); and the seconds. `options`: the Request's
+    method and its options."""
     best, tokens, seconds, step = [], [], 0.0, max(1, batch // candidates)
     for i in range(0, len(templates), step):
         request = Request(prompts=tuple(Prompt(t) for t in templates[i:i + step]), samples=1,
@@ -79,11 +80,9 @@ def best_of(pipe: Pipeline, templates: list[Template], options: dict, *, seed: i
 def joined(template: Template, words: list[str], tokenizer: Tokenizer) -> list[str]:
     """The words with every locked word put back at its place: how a fill that did not keep them
     (left-to-right writing, which cannot see past a blank) reads beside its right context."""
-    length = fixed_length(template)
-    if length is None:
+    if fixed_length(template) is None:
         return words
-    padded = [*words[:length], *[tokenizer.words[tokenizer.unk_id]] * (length - len(words))]
-    return [tokenizer.words[template.ids[i + 1]] if template.locked[i + 1] else w for i, w in enumerate(padded)]
+    return [tokenizer.words[template.ids[i + 1]] if template.locked[i + 1] else w for i, w in enumerate(words)]
 
 
 def score(pipe: Pipeline, templates: list[Template], args: argparse.Namespace, options: dict, *,
