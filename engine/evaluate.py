@@ -55,6 +55,9 @@ def build_parser():
     add_options(c, GuidanceOptions)
     add_options(c, WriteOptions)
     for p in (q, c):
+        p.add_argument("--fluency-judge", metavar="DIR",
+                       help="score fluency with the judge in DIR, an LM trained apart (the model's own judge writes "
+                            "the left-to-right methods' text, so it flatters them)")
         add_options(p, SampleOptions)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--model", help="model directory (default: the bundled model)")

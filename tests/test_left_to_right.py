@@ -147,6 +147,19 @@ def test_evaluate_control_with_each_method_on_the_same_targets(fudge_model, tmp_
     assert reports["fudge"]["settings"]["top_k"] == WriteOptions().top_k
 
 
+def test_fluency_can_be_scored_by_a_judge_trained_apart(fudge_model, tiny_model, tmp_path):
+    targets = tmp_path / "semantic.jsonl"
+    targets.write_text('["food", ":", "Italian"]\n')
+    args = ("engine.evaluate", "control", "--kind", "semantic", "--targets", str(targets), "--samples-per-target",
+            "4", "--model", str(fudge_model), "--method", "fudge", "--json")
+    own, other = run(*args), run(*args, "--fluency-judge", str(tiny_model))
+    assert own.returncode == 0 and other.returncode == 0, own.stderr + other.stderr
+    own, other = json.loads(own.stdout), json.loads(other.stdout)
+    assert [s["text"] for s in own["samples"]] == [s["text"] for s in other["samples"]]  # the same text, judged apart
+    assert other["fluency_judge"] == str(tiny_model) and own["fluency_judge"] == str(fudge_model)
+    assert other["fluency_ppl"] != own["fluency_ppl"]
+
+
 def test_evaluate_quality_left_only_infilling(fudge_model, corpus_files):
     _, valid = corpus_files
     proc = run("engine.evaluate", "quality", "--n", "4", "--method", "ar", "--model", str(fudge_model),

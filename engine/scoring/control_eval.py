@@ -8,7 +8,8 @@ span found, value mentioned, exact length; for compose the mean over its control
 over a target's samples and then over all targets read, a target that could not be used counting
 as a failure. A line that cannot be used (malformed, or asking what this model cannot do: a value
 its classifier never saw, a length it cannot write) stops nothing: `unusable` lists each with its
-line and reason, and `coverage` is the share of targets used. `fluency_ppl` is the judge's
+line and reason, and `coverage` is the share of targets used. `fluency_ppl` is the judge's (or
+--fluency-judge's)
 perplexity of all samples. With --no-guidance nothing steers or constrains the samples (free
 text, one draw per sample): chance level. With --candidates K every sample kept is the best of K drawn, ranked as the
 editor ranks them (independent checks, the control's own oracle, then the judge): what a user
@@ -30,6 +31,7 @@ from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError, TargetError
 from engine.pipeline import Pipeline
 from engine.request import Prompt, Request
+from engine.scoring.judge import Judge
 
 
 def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance: GuidanceOptions,
@@ -38,6 +40,7 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
     if min(args.n_targets, spt, args.batch, 1 if args.candidates is None else args.candidates) < 1:
         raise EngineError("--n-targets, --samples-per-target, --candidates and --batch must be at least 1")
     pipe = Pipeline.load(args.model)
+    judge = Judge.other_or(args.fluency_judge, pipe.judge, pipe.tokenizer)
     read, unusable = scan_targets(args.kind, args.targets, limit=args.n_targets)
     sampling.record_latents = False
     lines = []
@@ -80,7 +83,8 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
         "success": round(sum(per_target) / total, 4),
         "coverage": round(len(lines) / total, 4),
         "unusable": [{"line": u.line, "reason": u.reason} for u in sorted(unusable, key=lambda u: u.line)],
-        "fluency_ppl": round(pipe.judge.perplexity([s.pop("words") for s in samples]), 2) if pipe.judge else None,
+        "fluency_ppl": round(judge.perplexity([s.pop("words") for s in samples]), 2) if judge else None,
+        "fluency_judge": str(args.fluency_judge or pipe.directory),
         "seconds_per_sample": round(seconds / len(samples), 4),
         "passes_per_sample": round(sum(passes.values()) / batches, 1),
         **{f"{network}_passes_per_sample": round(n / batches, 1) for network, n in passes.items()},

@@ -23,6 +23,7 @@ from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError
 from engine.pipeline import Pipeline
 from engine.request import Candidate, Prompt, Request
+from engine.scoring.judge import Judge
 from engine.scoring.metrics import copied_fraction, distinct_n, locked_kept, repeated_names, well_formed
 from engine.text.data import read_sentences
 from engine.text.template import Template, fixed_length, free_template, template_from_ids
@@ -86,12 +87,12 @@ def joined(template: Template, words: list[str], tokenizer: Tokenizer) -> list[s
 
 
 def score(pipe: Pipeline, templates: list[Template], args: argparse.Namespace, options: dict, *,
-          train: set[tuple[str, ...]], candidates: int = 1) -> tuple[dict, list[str]]:
+          train: set[tuple[str, ...]], judge: Judge, candidates: int = 1) -> tuple[dict, list[str]]:
     best, tokens, seconds = best_of(pipe, templates, options, seed=args.seed, batch=args.batch, candidates=candidates)
     words = [c.words for c in best]
     metrics = {
-        "judge_ppl": round(pipe.judge.perplexity(words), 2) if pipe.judge else None,
-        "joined_judge_ppl": round(pipe.judge.perplexity([joined(t, w, pipe.tokenizer) for t, w in
+        "judge_ppl": round(judge.perplexity(words), 2),
+        "joined_judge_ppl": round(judge.perplexity([joined(t, w, pipe.tokenizer) for t, w in
                                                          zip(templates, words, strict=True)]), 2),
         "well_formed": round(sum(well_formed(t, pipe.tokenizer) for t in tokens) / len(tokens), 3),
         "copied_from_train": round(copied_fraction(words, train), 3),
@@ -116,21 +117,24 @@ def quality(args: argparse.Namespace, sampling: SampleOptions, writing: WriteOpt
     usable = [w for w in valid if all(x in pipe.tokenizer for x in w) and 4 <= len(w) <= pipe.seq_len - 2]
     # evenly spread over the file: consecutive lines share one meaning representation
     valid = [usable[i * len(usable) // args.n] for i in range(min(args.n, len(usable)))]
-    report = {"real_valid": {"judge_ppl": round(pipe.judge.perplexity(valid), 2),
+    judge = Judge.other_or(args.fluency_judge, pipe.judge, pipe.tokenizer)
+    report = {"real_valid": {"judge_ppl": round(judge.perplexity(valid), 2),
                              "distinct_2": round(distinct_n(valid), 3), "n": len(valid)}}
     texts = {}
-    report["free"], texts["free"] = score(pipe, [free_template(pipe.seq_len)] * args.n, args, options, train=train)
+    report["free"], texts["free"] = score(pipe, [free_template(pipe.seq_len)] * args.n, args, options, train=train,
+                                            judge=judge)
     blanked = {pattern: infill_templates(valid, pipe, pattern) for pattern in BLANK_PATTERNS}
     for pattern, templates in blanked.items():
         name = "infill" if pattern == "middle" else f"infill_{pattern}"
-        report[name], texts[name] = score(pipe, templates, args, options, train=train)
+        report[name], texts[name] = score(pipe, templates, args, options, train=train, judge=judge)
     if args.candidates > 1:
         best = f"infill_best_of_{args.candidates}"
-        report[best], texts[best] = score(pipe, blanked["middle"], args, options, train=train,
+        report[best], texts[best] = score(pipe, blanked["middle"], args, options, train=train, judge=judge,
                                           candidates=args.candidates)
     shaping = vars(writing) if args.method == "ar" else \
         {k: v for k, v in vars(sampling).items() if k != "record_latents"}
     report["settings"] = {"n": args.n, "method": args.method, **shaping,
+                          "fluency_judge": str(args.fluency_judge or pipe.directory),
                           "seed": args.seed, "model": str(pipe.directory)}
     if args.show:
         report["samples"] = {name: text[: args.show] for name, text in texts.items()}
