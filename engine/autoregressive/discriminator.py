@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from engine.controls.base import Labels
-from engine.controls.classifier import ClassifierConfig
-from engine.diffusion.checkpoint import atomic_write, load_weights, read_json, save_weights
-from engine.errors import CheckpointError, ConfigError
+from engine.controls.classifier import ClassifierConfig, read_config
+from engine.diffusion.checkpoint import atomic_write, load_weights, save_weights
+from engine.errors import ConfigError
 from engine.text.tokenizer import Tokenizer
 
 
@@ -80,16 +80,6 @@ def load_discriminator(directory: Path, kind: str, tokenizer: Tokenizer) -> Futu
         raise ConfigError(f"FUDGE has no discriminator for {kind} controls: it steers {offered}" if kind in KINDS
                           else f"unknown kind of control {kind!r}")
     path = discriminator_path(directory, kind)
-    if not path.is_file():
-        raise CheckpointError(f"no FUDGE {kind} discriminator in {directory} (train one with python -m "
-                              f"engine.train_control --method fudge --kind {kind} --model {directory})")
-    meta = read_json(path, what=f"FUDGE {kind} discriminator config")
-    try:
-        config = ClassifierConfig(**meta)
-    except (TypeError, ConfigError) as exc:
-        raise CheckpointError(f"FUDGE {kind} discriminator config {path} is malformed: {exc}") from exc
-    if config.kind != kind:
-        raise CheckpointError(f"{path} holds a {config.kind!r} discriminator, not {kind!r}")
-    model = FutureDiscriminator(config, len(tokenizer))
+    model = FutureDiscriminator(read_config(path, kind, "FUDGE discriminator", "--method fudge "), len(tokenizer))
     load_weights(model, path.with_suffix(".safetensors"))
     return model.eval().requires_grad_(False)

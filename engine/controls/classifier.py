@@ -119,23 +119,29 @@ def save_classifier(directory: Path, model: ControlClassifier) -> None:
     atomic_write(path, lambda p: p.write_text(json.dumps(asdict(model.config), indent=1)))
 
 
+def read_config(path: Path, kind: str, what: str, train_flags: str = "") -> ClassifierConfig:
+    """The checked config of a trained `what` ("classifier", "FUDGE discriminator") of `kind` at
+    `path`; a missing file names the command that trains one."""
+    if not path.is_file():
+        raise CheckpointError(f"no {kind} {what} in {path.parent} (train one with python -m engine.train_control "
+                              f"{train_flags}--kind {kind} --model {path.parent})")
+    meta = read_json(path, what=f"{kind} {what} config")
+    try:
+        config = ClassifierConfig(**meta)
+    except (TypeError, ConfigError) as exc:
+        raise CheckpointError(f"{kind} {what} config {path} is malformed: {exc}") from exc
+    if config.kind != kind:
+        raise CheckpointError(f"{path} holds a {config.kind!r} {what}, not {kind!r}")
+    return config
+
+
 def load_classifier(directory: Path, kind: str) -> ControlClassifier:
     """The trained classifier of `kind` from a model directory, in eval mode."""
     from engine.controls import KINDS
 
-    path = classifier_path(directory, kind)
     if kind not in KINDS or KINDS[kind].classifier is None:
         raise CheckpointError(f"{kind!r} is not a kind of control steered by a classifier")
-    if not path.is_file():
-        raise CheckpointError(f"no {kind} classifier in {directory} (train one with "
-                              f"python -m engine.train_control --kind {kind} --model {directory})")
-    meta = read_json(path, what=f"{kind} classifier config")
-    try:
-        config = ClassifierConfig(**meta)
-    except (TypeError, ConfigError) as exc:
-        raise CheckpointError(f"{kind} classifier config {path} is malformed: {exc}") from exc
-    if config.kind != kind:
-        raise CheckpointError(f"{path} holds a {config.kind!r} classifier, not {kind!r}")
-    model = KINDS[kind].classifier(config)
+    path = classifier_path(directory, kind)
+    model = KINDS[kind].classifier(read_config(path, kind, "classifier"))
     load_weights(model, path.with_suffix(".safetensors"))
     return model.eval().requires_grad_(False)  # guidance differentiates the latent, never the weights
