@@ -226,9 +226,8 @@ def test_bench_times_both_methods_and_names_what_it_could_not_run(fudge_model):
     assert all(r["median_seconds"] > 0 and r["best_seconds"] <= r["median_seconds"] for r in rows if "method" in r)
     fudge_pos = next(r for r in rows if (r["control"], r.get("method")) == ("pos", "fudge"))
     assert fudge_pos["passes_last_round"]["discriminator"] > 0
-    refused = {r["control"]: r["refused"] for r in rows if "refused" in r}
-    assert refused == {"length": "fudge: a length of 12 words is out of FUDGE's reach: its length discriminator "
-                                 "knows 1 to 11 (the training sentences' lengths)"}
+    assert not [r for r in rows if "refused" in r]
+    assert {r["control"] for r in rows} == set(FUTURE)  # every kind FUDGE steers, both ways
 
 
 def test_generate_cli_writes_left_to_right(fudge_model):

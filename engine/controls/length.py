@@ -1,7 +1,7 @@
 """Length: exactly N words. Diffusion needs no classifier: the length is a hard constraint of the
 template (END locked after N free words, PAD after it), so it always holds; the oracle counts the
 words. A length target in left-to-right writing is steered as the paper's FUDGE baseline steered
-it: by a discriminator (`LengthClassifier`) that predicts the finished length from a prefix (a
+it: by a discriminator (`LengthClassifier`) that predicts where the sentence ends from a prefix (a
 prompt's own fixed length, a template or `length`, is held exactly there too).
 
 Target file line: an integer.
@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
 
-from engine.controls.base import IGNORE, ClassifierControl, ControlKind, Labels, categorical
-from engine.controls.classifier import ControlClassifier, LabelledCorpus
+from engine.controls.base import END_LABEL, PAD_LABEL, ClassifierControl, ControlKind, Labels, position_targets
+from engine.controls.classifier import LabelledCorpus
+from engine.controls.pos import PositionClassifier
 from engine.errors import TargetError
+
+WORD = "WORD"  # the length discriminator's label of a position that holds a word
 
 
 @dataclass(frozen=True)
@@ -68,36 +70,23 @@ class FutureLengthControl(ClassifierControl):
     evaluate = LengthControl.evaluate
 
     def build_labels(self) -> Labels:
-        known = self.classifier.config.labels
-        for target in self.targets:
-            if target and str(target.words) not in known:
-                raise TargetError(f"a length of {target.words} words is out of FUDGE's reach: its length "
-                                  f"discriminator knows {known[0]} to {known[-1]} (the training sentences' lengths)")
-        rows = [self.label_index(str(t.words)) if t else IGNORE for t in self.targets]
-        return Labels({"length": torch.tensor(rows)[:, None]}, claimed=("length",))
+        return Labels({"tags": self.position_labels([[WORD] * t.words if t else None for t in self.targets])},
+                      claimed=("tags",))
 
 
-class LengthClassifier(ControlClassifier):
-    """The finished sentence's number of words, read at START (FUDGE's length discriminator)."""
-
-    def build_output(self, hidden: int, n_labels: int) -> None:
-        self.length_head = nn.Linear(hidden, n_labels)
-
-    def output_log_prob(self, h: torch.Tensor, labels: Labels) -> torch.Tensor:
-        return categorical(self.length_head(h[:, :1]), labels["length"])  # labels [B, 1]
+class LengthClassifier(PositionClassifier):
+    """Where the finished sentence ends: each position a word, END or PAD (FUDGE's length
+    discriminator; the same per-position head as the POS classifier's, with one word label)."""
 
     @classmethod
     def label_names(cls, corpus: LabelledCorpus) -> list[str]:
-        return [str(n) for n in range(1, max(map(len, corpus.words)) + 1)]
+        return [PAD_LABEL, END_LABEL, WORD]
 
     @classmethod
     def encode_labels(cls, corpus: LabelledCorpus, labels: list[str], seq_len: int) -> dict[str, torch.Tensor]:
-        return {"length": torch.tensor([[labels.index(str(len(words)))] for words in corpus.words])}
-
-    @classmethod
-    def batch_labels(cls, data: dict[str, torch.Tensor], index: torch.Tensor, lengths: torch.Tensor,
-                     seq_len: int, generator: torch.Generator) -> Labels:
-        return Labels({"length": data["length"][index]}, claimed=("length",))
+        index = {name: i for i, name in enumerate(labels)}.__getitem__
+        return {"tags": torch.tensor([position_targets(index, [WORD] * len(words), seq_len)
+                                      for words in corpus.words])}
 
 
 def length_control(source: LengthClassifier | None, targets: list, weight: float
