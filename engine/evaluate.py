@@ -2,6 +2,7 @@
 
     python -m engine.evaluate quality --n 64 --json
     python -m engine.evaluate control --kind pos --targets FILE --n-targets 50 --json
+    python -m engine.evaluate rescore --judge DIR REPORT.json ...
 
 See engine.scoring.quality and engine.scoring.control_eval for what each measures.
 """
@@ -54,6 +55,11 @@ def build_parser():
                         "no control")
     add_options(c, GuidanceOptions)
     add_options(c, WriteOptions)
+    r = sub.add_parser("rescore", help="the fluency of saved control reports' samples under another judge",
+                       description="Each report's samples scored again by the judge in --judge (e.g. an LM trained "
+                                   "apart from the one that wrote left-to-right samples): corpus perplexity per file.")
+    r.add_argument("reports", nargs="+", help="JSON files written by `engine.evaluate control`")
+    r.add_argument("--judge", required=True, metavar="DIR", help="directory with judge.json and vocab.json")
     for p in (q, c):
         p.add_argument("--fluency-judge", metavar="DIR",
                        help="score fluency with the judge in DIR, an LM trained apart (the model's own judge writes "
@@ -66,6 +72,9 @@ def build_parser():
 
 
 def evaluate(args) -> int:
+    if args.command == "rescore":
+        print(json.dumps(control_eval.rescore(args.reports, args.judge), indent=2))
+        return 0
     sampling = options_from(SampleOptions, args)
     if args.command == "control":
         report = control_eval.evaluate_control(args, sampling, options_from(GuidanceOptions, args),

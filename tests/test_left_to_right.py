@@ -158,6 +158,15 @@ def test_fluency_can_be_scored_by_a_judge_trained_apart(fudge_model, tiny_model,
     assert [s["text"] for s in own["samples"]] == [s["text"] for s in other["samples"]]  # the same text, judged apart
     assert other["fluency_judge"] == str(tiny_model) and own["fluency_judge"] == str(fudge_model)
     assert other["fluency_ppl"] != own["fluency_ppl"]
+    saved = tmp_path / "own.json"
+    saved.write_text(json.dumps(own))
+    rescored = run("engine.evaluate", "rescore", "--judge", str(tiny_model), str(saved))
+    assert rescored.returncode == 0, rescored.stderr
+    assert json.loads(rescored.stdout)["fluency_ppl"] == {str(saved): other["fluency_ppl"]}  # the same figure later
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    refused = run("engine.evaluate", "rescore", "--judge", str(tiny_model), str(empty))
+    assert refused.returncode == 2 and "holds no samples" in refused.stderr
 
 
 def test_evaluate_quality_left_only_infilling(fudge_model, corpus_files):

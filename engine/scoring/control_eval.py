@@ -21,17 +21,20 @@ the same targets, oracles, judge and cost figures (passes per network, seconds p
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from statistics import mean, quantiles
 
 from engine.autoregressive.writer import WriteOptions
 from engine.controls import KINDS
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import TargetLine, Unusable, scan_targets
+from engine.diffusion.checkpoint import read_json
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError, TargetError
 from engine.pipeline import Pipeline
 from engine.request import Prompt, Request
 from engine.scoring.judge import Judge
+from engine.text.tokenizer import Tokenizer
 
 
 def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance: GuidanceOptions,
@@ -99,6 +102,18 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
     if len(by_control) > 1:
         report["success_by_control"] = {k: round(mean(v), 4) for k, v in by_control.items()}
     return report
+
+
+def rescore(reports: list[str], judge_dir: str) -> dict:
+    """{report: the corpus perplexity of its samples under the judge in `judge_dir`}."""
+    judge = Judge(Path(judge_dir), Tokenizer.load(Path(judge_dir) / "vocab.json"))
+    scores = {}
+    for report in reports:
+        samples = read_json(Path(report), what="control report").get("samples")
+        if not isinstance(samples, list) or not samples:
+            raise EngineError(f"{report} holds no samples (write it with engine.evaluate control)")
+        scores[report] = round(judge.perplexity([sample["text"].split() for sample in samples]), 2)
+    return {"judge": judge_dir, "fluency_ppl": scores}
 
 
 def method_settings(method: str, sampling: SampleOptions, guidance: GuidanceOptions, writing: WriteOptions,
