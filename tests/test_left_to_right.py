@@ -124,6 +124,8 @@ def test_write_options_are_checked():
         WriteOptions(top_k=0)
     with pytest.raises(ConfigError, match="temperature"):
         WriteOptions(lm_temperature=0.0)
+    with pytest.raises(ConfigError, match="condition lambda"):
+        WriteOptions(condition_lambda=-1.0)
     with pytest.raises(ConfigError, match="method must be one of diffusion, fudge, ar"):
         Request(method="gpt")
 

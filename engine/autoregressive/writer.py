@@ -1,8 +1,8 @@
 """Left-to-right writing with the autoregressive LM: plain sampling, or FUDGE control.
 
 FUDGE (Yang & Klein 2021) reweights, at every step, the LM's k most likely next words by each
-control's future discriminator: log p(w | prefix) + sum_c weight_c * log p(target_c | prefix, w),
-then samples one. The discriminators only ever see what is written so far, so a left-to-right
+control's future discriminator: log p(w | prefix) + λ sum_c weight_c * log p(target_c | prefix, w)
+(λ = 1: Bayes' rule), then samples one. The discriminators only ever see what is written so far, so a left-to-right
 writer cannot plan a global property (a POS sequence, a tree) the way diffusion's guidance of the
 whole row can: that is the comparison this module exists for. A row may be held to an exact
 number of words (END barred before it, forced at it); a locked word after a blank cannot be held.
@@ -28,12 +28,16 @@ class WriteOptions:
         "help": "left-to-right writing draws each word from the LM's k most likely (FUDGE reweights those k)"})
     lm_temperature: float = field(default=1.0, metadata={
         "help": "left-to-right writing: softmax temperature of the LM's next-word scores"})
+    condition_lambda: float = field(default=1.0, metadata={
+        "help": "FUDGE: multiplies the discriminators' log-probabilities (1: Bayes' rule, as in the paper)"})
 
     def __post_init__(self) -> None:
         if not 1 <= self.top_k <= 1000:
             raise ConfigError(f"top-k must be from 1 to 1000, got {self.top_k}")
         if not self.lm_temperature > 0:
             raise ConfigError(f"the writing temperature must be a positive number, got {self.lm_temperature}")
+        if not 0 <= self.condition_lambda <= 100:
+            raise ConfigError(f"the condition lambda must be from 0 to 100, got {self.condition_lambda}")
 
 
 @dataclass
@@ -100,7 +104,7 @@ def write(lm: GPT2LMHeadModel, tokenizer: Tokenizer, prefixes: list[list[int]], 
             guided, guided_beliefs = future_scores(controls, ids[pick],
                                                    written[pick], candidates[pick], tok.end_id)
             passes.discriminator += len(guided_beliefs)
-            top[pick] = top[pick] + guided
+            top[pick] = top[pick] + options.condition_lambda * guided
         else:
             guided_beliefs = {}
         choice = torch.multinomial(top.softmax(-1), 1, generator=generator)[:, 0]
