@@ -17,9 +17,10 @@ writing the same number of tokens left to right with its KV cache, in the same p
 
     python -m engine.bench --methods --repeats 5
 
-times one sample of each control FUDGE can steer (each kind's example target) written both ways,
-one draw each: diffusion at the kind's default guidance and FUDGE on the judge's LM, interleaved
-round by round; the median and the best of the rounds, with each way's network passes.
+times one sample (`--batch N`: N in one batch) of each control FUDGE can steer (each kind's
+example target) written both ways, one draw each: diffusion at the kind's default guidance and
+FUDGE on the judge's LM, interleaved round by round; the median and the best of the rounds, with
+each way's network passes.
 """
 
 from __future__ import annotations
@@ -149,9 +150,9 @@ def side_by_side(pipes: list[Pipeline], steps: list[int], repeats: int) -> list[
     return rows
 
 
-def measure_methods(pipe: Pipeline, repeats: int) -> list[dict]:
-    """Batch-1 seconds of diffusion and FUDGE on each FUDGE-steered kind's example target, the two
-    interleaved in every round (the first round warms up)."""
+def measure_methods(pipe: Pipeline, repeats: int, batch: int = 1) -> list[dict]:
+    """Seconds per sample of diffusion and FUDGE on each FUDGE-steered kind's example target, in
+    batches of `batch`, the two interleaved in every round (the first round warms up)."""
     kinds = [k for k in FUTURE if k in pipe.control_kinds()]
     seconds: dict[tuple[str, str], list[float]] = {}
     passes: dict[tuple[str, str], dict] = {}
@@ -163,7 +164,7 @@ def measure_methods(pipe: Pipeline, repeats: int) -> list[dict]:
             value = KINDS[kind].placeholder
             targets = targets_from_fields({kind: [value] if KINDS[kind].many else value})
             for method in ("diffusion", "fudge"):
-                request = Request.one(targets=targets, samples=1, candidates=1, seed=seed, method=method,
+                request = Request.one(targets=targets, samples=batch, candidates=1, seed=seed, method=method,
                                       sampling=SampleOptions(record_latents=False))
                 try:
                     result = pipe.run(request)
@@ -171,11 +172,11 @@ def measure_methods(pipe: Pipeline, repeats: int) -> list[dict]:
                     refused[kind] = f"{method}: {exc}"
                     break
                 if seed:
-                    seconds.setdefault((kind, method), []).append(result.cost.seconds)
+                    seconds.setdefault((kind, method), []).append(result.cost.seconds / batch)
                     passes[kind, method] = result.cost.passes()
     rows = []
     for kind in kinds:
-        row = {"control": kind, "target": KINDS[kind].placeholder}
+        row = {"control": kind, "target": KINDS[kind].placeholder, "batch": batch}
         if kind in refused:
             rows.append({**row, "refused": refused[kind]})
             continue
@@ -199,8 +200,10 @@ def bench(args) -> int:
         return 0
     pipe = Pipeline.load(args.model, bf16=not args.fp32)
     if args.methods:
-        print(json.dumps({"methods": measure_methods(pipe, args.repeats), "threads": torch.get_num_threads(),
-                          "torch": torch.__version__}, indent=2))
+        if not 1 <= args.batch <= 32:
+            raise EngineError(f"--batch must be from 1 to 32, got {args.batch}")
+        rows = measure_methods(pipe, args.repeats, args.batch)
+        print(json.dumps({"methods": rows, "threads": torch.get_num_threads(), "torch": torch.__version__}, indent=2))
         return 0
     if args.step_rules:
         print(json.dumps({"step_rules": measure_step_rules(pipe, args.repeats)}, indent=2))
@@ -233,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-rules", action="store_true",
                         help="only time every step rule at 10, 20 and 50 steps (interleaved, best of --repeats)")
     parser.add_argument("--methods", action="store_true",
-                        help="only time diffusion beside FUDGE on each control FUDGE steers (batch 1, interleaved)")
+                        help="only time diffusion beside FUDGE on each control FUDGE steers (interleaved)")
+    parser.add_argument("--batch", type=int, default=1, help="with --methods: samples per batch (1 to 32)")
     parser.add_argument("--models", nargs="+", metavar="DIR",
                         help="time these model directories side by side, each beside its GPT-2 judge")
     parser.add_argument("--steps", nargs="+", type=int, metavar="N",
