@@ -183,8 +183,8 @@ def build(pipe: Pipeline, concurrency: int = MODEL_CONCURRENCY, cache_age_s: int
             ed.generate, [text, row],
             [row, msg, results, state, step_slider, heat, proj, score, json_file, html_file, choice, ar_row,
              compare_table],
-            inputs_kwargs={"compare": compare, "length": length, "steps": steps, "samples": samples, "seed": seed,
-                           **panel.inputs()},
+            inputs_kwargs={"length": length, "steps": steps, "samples": samples, "seed": seed, **panel.inputs(),
+                           "compare": compare},  # last: the API's positional arguments keep their places
             api_name="generate", concurrency_limit=concurrency,
             concurrency_id="model", show_progress="minimal")
         step_slider.release(ed.scrub, [step_slider, state, row], [row, heat, proj, score], api_name="scrub")

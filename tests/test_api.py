@@ -242,10 +242,10 @@ def test_api_arguments_keep_their_names_and_defaults(client):
     generate = arguments("/generate")
     weights = [f"weight_{kind}" for kind in STEERED]
     assert list(generate) == ["text", "row", "length", "steps", "samples", "seed", *STEERED, "strength", "fluency",
-                              *weights, "reads"]
+                              *weights, "reads", "compare"]
     assert generate == {"text": "required", "row": {"html": "", "cells": []}, "length": 0, "steps": 50, "samples": 4,
                         "seed": 0, "pos": "", "tree": "", "spans": "", "semantic": [], "include": "", **guidance,
-                        **dict.fromkeys(weights, 1.0), "reads": DEFAULT_GUIDANCE.reads}
+                        **dict.fromkeys(weights, 1.0), "reads": DEFAULT_GUIDANCE.reads, "compare": False}
 
 
 @pytest.fixture(scope="module")
