@@ -192,7 +192,7 @@ def build(pipe: Pipeline, concurrency: int = MODEL_CONCURRENCY, cache_age_s: int
                                 show_progress="hidden")
         stop_btn.click(None, cancels=[run, replay])
         compare.change(lambda on: (gr.update(visible=on), gr.update(visible=on)), [compare], [ar_row, compare_table],
-                       show_progress="hidden", queue=False)
+                       show_progress="hidden", queue=False, api_visibility="private")
         use_btn.click(ed.use_result, [choice, state], [row, text, msg], api_name="use_result")
         gr.api(with_signature(ed.write, write_parameters(), dict), api_name="write",
                concurrency_limit=concurrency, concurrency_id="model")
