@@ -158,7 +158,7 @@ class Pipeline:
         trajectory = self.sampler.trajectory(frames, plan.templates)
         cost = Cost(seconds=steps.seconds, denoiser_passes=len(frames) + (guide.denoiser_passes if guide else 0),
                     classifier_passes=guide.classifier_passes if guide else 0, rows=len(plan.templates))
-        ranked = self.rank(trajectory.words, trajectory.templates, plan, request.samples)
+        ranked = self.rank(trajectory.words, plan, request.samples)
         yield Result(ranked, trajectory, plan.prompt_rows, plan.controls, cost)
 
     def write(self, request: Request) -> Iterator[Written | Writing]:
@@ -185,7 +185,7 @@ class Pipeline:
         templates = [checked_template(o, w, tok, seq_len) for o, w in zip(plan.openings, words, strict=True)]
         cost = WriteCost(seconds=steps.seconds, lm_passes=passes.lm, discriminator_passes=passes.discriminator,
                          rows=len(plan.openings))
-        ranked = self.rank(words, templates, Plan(templates, plan.prompt_rows, plan.controls), request.samples)
+        ranked = self.rank(words, Plan(templates, plan.prompt_rows, plan.controls), request.samples)
         yield Writing(ranked, states, plan.prompt_rows, plan.controls, cost)
 
     def left_plan(self, request: Request) -> LeftPlan:
@@ -297,15 +297,15 @@ class Pipeline:
         return [free_template(self.seq_len)] * rows
 
     # --- ranking -----------------------------------------------------------------------------
-    def rank(self, words: list[list[str]], templates: list[Template], plan: Plan, keep: int) -> list[list[Candidate]]:
-        """Each prompt's rows (their finished `words`, checked against `templates`), best first:
-        those passing more checks first, then those meeting the controls better (by their
+    def rank(self, words: list[list[str]], plan: Plan, keep: int) -> list[list[Candidate]]:
+        """Each prompt's rows (their finished `words`, checked against the plan's templates), best
+        first: those passing more checks first, then those meeting the controls better (by their
         oracles), then by the judge's perplexity (lower is better); the first `keep` of each."""
         ppl = self.judge.sentence_perplexities(words) if self.judge else [None] * len(words)
         oracle = {c.name: c.evaluate(words) for c in plan.controls}
         candidates = [Candidate(w, row, ppl[row], self.checks(template, w),
                                 {name: round(s[row], 3) for name, s in oracle.items() if s[row] is not None})
-                      for row, (w, template) in enumerate(zip(words, templates, strict=True))]
+                      for row, (w, template) in enumerate(zip(words, plan.templates, strict=True))]
 
         def order(c: Candidate) -> tuple:
             met = sum(c.control_scores.values()) / len(c.control_scores) if c.control_scores else 0.0

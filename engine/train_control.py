@@ -39,6 +39,7 @@ from engine.train import check_optimisation, learning_rate
 
 METHODS = ("diffusion", "fudge")
 
+
 @dataclass
 class ControlTrainConfig:
     kind: str = field(metadata={"choices": FUTURE, "help": "the kind of control the classifier serves"})

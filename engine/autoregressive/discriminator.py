@@ -12,16 +12,14 @@ model.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from engine.controls.base import Labels
-from engine.controls.classifier import ClassifierConfig, read_config
-from engine.diffusion.checkpoint import atomic_write, load_weights, save_weights
+from engine.controls.classifier import ClassifierConfig, read_config, save_network
+from engine.diffusion.checkpoint import load_weights
 from engine.errors import ConfigError
 from engine.text.tokenizer import Tokenizer
 
@@ -64,11 +62,7 @@ def discriminator_path(directory: Path, kind: str) -> Path:
 
 
 def save_discriminator(directory: Path, model: FutureDiscriminator) -> None:
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    kind = model.config.kind
-    save_weights(Path(directory) / f"fudge_{kind}.safetensors", model)
-    path = discriminator_path(directory, kind)
-    atomic_write(path, lambda p: p.write_text(json.dumps(asdict(model.config), indent=1)))
+    save_network(discriminator_path(directory, model.config.kind), model)
 
 
 def load_discriminator(directory: Path, kind: str, tokenizer: Tokenizer) -> FutureDiscriminator:

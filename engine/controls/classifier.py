@@ -110,13 +110,15 @@ def classifier_path(directory: Path, kind: str) -> Path:
     return Path(directory) / f"control_{kind}.json"
 
 
-def save_classifier(directory: Path, model: ControlClassifier) -> None:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    kind = model.config.kind
-    save_weights(directory / f"control_{kind}.safetensors", model)
-    path = classifier_path(directory, kind)
+def save_network(path: Path, model: nn.Module) -> None:
+    """A trained network as `path` (its config, JSON) and the safetensors file beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(path.with_suffix(".safetensors"), model)
     atomic_write(path, lambda p: p.write_text(json.dumps(asdict(model.config), indent=1)))
+
+
+def save_classifier(directory: Path, model: ControlClassifier) -> None:
+    save_network(classifier_path(directory, model.config.kind), model)
 
 
 def read_config(path: Path, kind: str, what: str, train_flags: str = "") -> ClassifierConfig:
