@@ -3,6 +3,7 @@
     python -m engine.generate --template "The Eagle is a _ _ coffee shop near _ _ ." --samples 4 --seed 7
     python -m engine.generate --length 12 --samples 4 --json
     python -m engine.generate --pos "PROPN AUX DET ADJ NOUN PUNCT" --semantic food=Italian --samples 4
+    python -m engine.generate --vary "The Eagle is a cheap coffee shop near the river ." --vary-strength 0.4
 
 Every `_` is one free word and `...` a blank of any length (several lengths are tried in one batch);
 every other word comes out exactly as written, in order. Target flags (one per kind of control)
@@ -11,7 +12,10 @@ word posterior); flags left out take each control's measured default. The sample
 by how well an oracle finds the targets met, then by the fluency judge; `--candidates N` draws N
 per sample kept. `--method fudge` writes left to right with the judge's autoregressive LM instead,
 from the template's words before its first blank, steered by FUDGE's discriminators (`--method ar`:
-no control); the words locked after a blank are then only checked, not kept.
+no control); the words locked after a blank are then only checked, not kept. `--vary SENTENCE`
+rewords a sentence you have (SDEdit): the run starts from its words noised to t = strength x T
+(`--vary-strength`, from above 0 to 1: low keeps most words); a `--template` of the same length
+locks the words it writes, and `_` marks those that may change.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def build_parser():
     p = parser_for("engine.generate", __doc__)
     p.add_argument("--template", help="text with '_' for each word the model fills, '...' for a blank of any length")
     p.add_argument("--length", type=int, help="no template: sample exactly this many words")
+    p.add_argument("--vary", metavar="SENTENCE", help="reword this sentence, starting from its words noised to "
+                                                     "--vary-strength (the template, if given, locks words of it)")
     p.add_argument("--samples", type=int, default=4, help="how many samples to print")
     p.add_argument("--candidates", type=int, help="draw this many per sample printed, the best kept (default: "
                                                   "the controls' own, 1 without controls)")
@@ -56,7 +62,8 @@ def request_from(args) -> Request:
     sampling = options_from(SampleOptions, args)
     sampling.record_latents = False
     return Request.one(args.template, args.length, targets_from_fields({k: getattr(args, k) for k in STEERED}),
-                       samples=args.samples, candidates=args.candidates, seed=args.seed, sampling=sampling,
+                       vary=args.vary, samples=args.samples, candidates=args.candidates, seed=args.seed,
+                       sampling=sampling,
                        guidance=options_from(GuidanceOptions, args), weights=parse_weights(args.weights),
                        method=args.method, writing=options_from(WriteOptions, args))
 
@@ -67,7 +74,9 @@ def generate(args) -> int:
         print(json.dumps({"samples": [{"text": c.text, "tokens": c.words, "control_scores": c.control_scores}
                                       for c in result.best],
                           **result.cost.to_dict(), "method": args.method, "seed": args.seed,
-                          **({"steps": args.steps} if args.method == "diffusion" else {})}, indent=2))
+                          **({"steps": args.steps} if args.method == "diffusion" else {}),
+                          **({"vary": args.vary, "vary_strength": args.vary_strength} if args.vary else {})},
+                         indent=2))
     else:
         for candidate in result.best:
             print(candidate.text)

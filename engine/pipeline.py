@@ -34,8 +34,10 @@ from engine.controls.guidance import Guidance
 from engine.controls.include import WordPosterior
 from engine.controls.targets import build_controls, constrain
 from engine.diffusion.checkpoint import BUNDLED_MODEL, load_denoiser
+from engine.diffusion.forward import Noising, noising
 from engine.diffusion.model import Denoiser
 from engine.diffusion.sampler import Frame, Sampler
+from engine.diffusion.schedule import strided_timesteps
 from engine.errors import CheckpointError, ConfigError, TemplateError
 from engine.request import MAX_ROWS, Candidate, Cost, Prompt, Request, Result, WriteCost, Writing
 from engine.scoring.judge import Judge
@@ -48,6 +50,7 @@ from engine.text.template import (
     has_ellipsis,
     length_template,
     parse_template,
+    vary_template,
 )
 from engine.text.tokenizer import Tokenizer
 
@@ -279,6 +282,8 @@ class Pipeline:
         template, length = prompt.template, prompt.length
         if isinstance(template, Template):
             return [template] * rows
+        if prompt.vary is not None:
+            return [vary_template(prompt.vary, template, self.tokenizer, self.seq_len)] * rows
         if template is not None and has_ellipsis(template):
             lengths = []
             for n in ELLIPSIS_LENGTHS:
@@ -295,6 +300,16 @@ class Pipeline:
         if length is not None:
             return [length_template(length, self.seq_len)] * rows
         return [free_template(self.seq_len)] * rows
+
+    # --- the forward process ------------------------------------------------------------------
+    def forward(self, sentence: str, seed: int = 0, points: int = 50) -> Noising:
+        """The sentence dissolving into noise: its words noised to `points` + 1 times from 0 to T,
+        with the noise that a variation of it (Request.one(vary=sentence, seed=seed)) starts from."""
+        if not 1 <= points <= self.model.config.T:
+            raise ConfigError(f"points must be from 1 to {self.model.config.T}, got {points}")
+        template = self.windowed([vary_template(sentence, None, self.tokenizer, self.seq_len)])[0]
+        return noising(self.sampler, self.word_posterior, template, seed,
+                       [0, *reversed(strided_timesteps(points, self.model.config.T))])
 
     # --- ranking -----------------------------------------------------------------------------
     def rank(self, words: list[list[str]], plan: Plan, keep: int) -> list[list[Candidate]]:

@@ -31,17 +31,23 @@ METHODS = ("diffusion", "fudge", "ar")
 class Prompt:
     """One thing to write. `template`: text with `_` for one free word and `...` for a blank of
     unknown length (or a ready Template); or `length`: exactly that many free words; or neither:
-    free text. `targets`: what the controls ask of it (see engine.controls.targets)."""
+    free text. `targets`: what the controls ask of it (see engine.controls.targets). `vary`: a
+    sentence to reword instead of blanks to fill: the run starts from its words noised
+    (`SampleOptions.vary_strength`), and the template, when given, locks some of them."""
 
     template: str | Template | None = None
     length: int | None = None
     targets: tuple = ()
+    vary: str | None = None
 
     def check_one_length(self) -> None:
         """A template fixes the length: a length beside it conflicts."""
         if self.template is not None and self.length is not None:
             raise TemplateError("conflicting controls: a template fixes the length, so leave the length "
                                 "unset (or use a free template of only '_' blanks)")
+        if self.vary is not None and self.length is not None:
+            raise TemplateError("conflicting controls: a sentence to vary keeps its own length, so leave the length "
+                                "unset")
 
 
 def drawn_per_result(targets: tuple, candidates: int | None, steer: bool) -> int:
@@ -90,6 +96,12 @@ class Request:
         for kind, weight in self.weights.items():
             if not isinstance(weight, int | float) or not 0 <= weight <= 100:
                 raise ConfigError(f"the {kind} weight must be a number from 0 to 100, got {weight!r}")
+        varied = [prompt.vary is not None for prompt in self.prompts]
+        if any(varied) and self.method != "diffusion":
+            raise ConfigError(f"varying a sentence starts from its noised words: only diffusion can, not {self.method}")
+        if self.sampling.varies and not all(varied):
+            raise ConfigError(f"a vary strength below 1 ({self.sampling.vary_strength:g}) needs a sentence to vary "
+                              f"for every prompt")
 
     @property
     def steers(self) -> bool:
@@ -104,9 +116,9 @@ class Request:
 
     @classmethod
     def one(cls, template: str | Template | None = None, length: int | None = None, targets: tuple = (),
-            **options: Any) -> Request:
+            vary: str | None = None, **options: Any) -> Request:
         """A request with a single prompt (what the editor and `engine.generate` send)."""
-        return cls(prompts=(Prompt(template, length, tuple(targets)),), **options)
+        return cls(prompts=(Prompt(template, length, tuple(targets), vary),), **options)
 
 
 @dataclass

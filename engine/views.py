@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from engine.autoregressive.writer import Written
+from engine.diffusion.forward import Noising
 from engine.diffusion.sampler import Frame, Trajectory
 from engine.request import Result
 from engine.text.tokenizer import Tokenizer
@@ -29,7 +30,11 @@ def project_latents(trajectory: Trajectory, row: int) -> list[list[list[float]]]
     principal axes of all of that sample's latents (noise at the start, near a word at the end)."""
     if trajectory.frames[0].latents is None:
         return []
-    latents = torch.stack([f.latents[row] for f in trajectory.frames])  # [S, L, D]
+    return projected(torch.stack([f.latents[row] for f in trajectory.frames]))
+
+
+def projected(latents: torch.Tensor) -> list[list[list[float]]]:
+    """[S, L, D] latents as [step][position] = (x, y) on the two principal axes of them all."""
     flat = latents.reshape(-1, latents.shape[-1]).double()
     centred = flat - flat.mean(0)
     _, _, v = torch.linalg.svd(centred, full_matrices=False)
@@ -61,6 +66,32 @@ def run_view(result: Result, tokenizer: Tokenizer) -> dict:
                                       for f in trajectory.frames]
                                for name in dict.fromkeys(n for f in trajectory.frames for n in f.scores)},
         } for row in rows],
+    }
+
+
+def noising_view(noising: Noising, tokenizer: Tokenizer) -> dict:
+    """The forward process in the shape of `run_view` (one sample, a "step" per time, clean first),
+    each frame with the nearest word, its probability, the true word's probability and the
+    latent's distance from the true word vector at every position."""
+    return {
+        "steps": len(noising.times),
+        "forward": True,
+        "t": noising.times,
+        "alpha_bar": [round(a, 5) for a in noising.alpha_bar],
+        "true_words": [tokenizer.words[i] for i in noising.template.ids[:noising.tokens.shape[1]]],
+        "samples": [{
+            "row": 0,
+            "locked": list(noising.template.locked[:noising.tokens.shape[1]]),
+            "frames": [{"words": [tokenizer.words[i] for i in tokens],
+                        "confidence": [round(c, 3) for c in confidence],
+                        "true_probability": [round(p, 3) for p in true_probability],
+                        "distance": [round(d, 3) for d in distance]}
+                       for tokens, confidence, true_probability, distance in zip(
+                           noising.tokens.tolist(), noising.confidence.tolist(),
+                           noising.true_probability.tolist(), noising.distance.tolist(), strict=True)],
+            "projection": projected(noising.latents),
+            "control_scores": {},
+        }],
     }
 
 

@@ -40,6 +40,9 @@ class SampleOptions:
     locked_noise: float = field(default=0.0, metadata={
         "help": "noise on locked positions as a fraction of t: 0 holds their clean vectors (best measured), "
                 "1 re-noises them as Diffusion-LM's replacement did"})
+    vary_strength: float = field(default=1.0, metadata={
+        "help": "start from the template's words noised to t = strength x T (SDEdit) instead of pure noise, and "
+                "take that share of the steps: low keeps the wording, 1 writes anew (needs a sentence to vary)"})
     record_latents: bool = field(default=True, metadata={"derived": True})  # keep x_t in each Frame (latent plot)
 
     def __post_init__(self) -> None:
@@ -51,6 +54,21 @@ class SampleOptions:
             raise ConfigError(f"noise scale must be a number >= 0, got {self.noise_scale}")
         if not 0 <= self.locked_noise <= 1:
             raise ConfigError(f"locked noise must be between 0 and 1, got {self.locked_noise}")
+        if not (math.isfinite(self.vary_strength) and 0 < self.vary_strength <= 1):
+            raise ConfigError(f"vary strength must be above 0 and at most 1, got {self.vary_strength}")
+
+    @property
+    def varies(self) -> bool:
+        """Whether a run starts from its template's words (noised) rather than from pure noise."""
+        return self.vary_strength < 1
+
+    def times(self, T: int) -> list[int]:
+        """The times a run visits: `steps` of them from T; a variation, the same share of them from
+        its start, vary_strength x T (the same spacing, so a light variation is also a quick one)."""
+        if not self.varies:
+            return strided_timesteps(self.steps, T)
+        start = max(1, round(self.vary_strength * T))
+        return strided_timesteps(max(1, round(self.steps * self.vary_strength)), T, start)
 
 
 @dataclass
@@ -182,7 +200,7 @@ class Sampler:
         locks = Locks(ids, mask, E[ids])
         banned = self.banned_words(locks)
         step_rule = STEP_RULES[options.step_rule]
-        times = strided_timesteps(options.steps, T)
+        times = options.times(T)
         network = self.network if attention_mask is None else partial(self.network, attention_mask=attention_mask)
 
         def whole(part: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
@@ -190,6 +208,8 @@ class Sampler:
             return torch.cat([part, rest[:, L:]], dim=1) if past else part
 
         x = torch.randn((B, L, E.shape[1]), generator=generator, device=device)
+        if options.varies:  # the template's words (those to vary at its free positions) noised to the start
+            x = q_sample(locks.vectors, torch.full((B,), times[0], device=device), x, T)
         x = locks.apply(x, self.locked_latent(locks, times[0], options, x))
         x0_prev, scores = None, {}
         locked_cpu = full_mask.cpu()
@@ -220,6 +240,20 @@ class Sampler:
             relock_noise = torch.randn(x.shape, generator=generator, device=device)
             x = locks.apply(x, self.locked_latent(locks, t_next, options, relock_noise))
             x0_prev = est.soft
+
+    @torch.no_grad()
+    def noised(self, template: Template, seed: int, times: list[int]) -> torch.Tensor:
+        """[len(times), L, D] the forward process q(x_t | x_0): the template's words (start words
+        included) noised to each time, all with the noise a run of this seed starts from, so a
+        variation that starts at t (the same template) begins from exactly the latent shown for t.
+        Locked positions (START, END, PAD) stay at their vectors, as a run holds them."""
+        E, T = self.model.embeddings(), self.model.config.T
+        generator = torch.Generator(device=E.device).manual_seed(seed)
+        L = template.window or len(template.ids)
+        noise = torch.randn((1, L, E.shape[1]), generator=generator, device=E.device)
+        x0 = E[torch.tensor(template.ids[:L], device=E.device)].expand(len(times), -1, -1)
+        x = q_sample(x0, torch.tensor(times, device=E.device), noise.expand(len(times), -1, -1), T)
+        return torch.where(torch.tensor(template.locked[:L], device=E.device)[:, None], x0, x)
 
     def estimator(self, t: int, x0_prev: torch.Tensor, E: torch.Tensor, banned: torch.Tensor,
                   locks: Locks, *, attention_mask: torch.Tensor | None = None

@@ -40,9 +40,10 @@ def posterior(
     return mean, variance
 
 
-def strided_timesteps(steps: int, T: int = T_DEFAULT) -> list[int]:
-    """`steps` integer times from T down to 1, evenly spaced: sampling visits these, then t = 0."""
-    times = torch.linspace(T, 0, steps + 1)[:-1].round().long().tolist()
+def strided_timesteps(steps: int, T: int = T_DEFAULT, start: int | None = None) -> list[int]:
+    """`steps` integer times from `start` (default T) down to 1, evenly spaced: sampling visits
+    these, then t = 0. A run that starts below T varies a sentence noised to `start` (SDEdit)."""
+    times = torch.linspace(T if start is None else start, 0, steps + 1)[:-1].round().long().tolist()
     return [max(1, int(x)) for x in times]
 
 

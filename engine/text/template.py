@@ -20,7 +20,8 @@ ELLIPSIS = "..."  # a blank of unknown length: the pipeline tries several
 
 @dataclass(frozen=True)
 class Template:
-    ids: tuple[int, ...]  # one id per position; free positions hold PAD (ignored)
+    # one id per position; free positions hold PAD (ignored), or the words a variation starts from
+    ids: tuple[int, ...]
     locked: tuple[bool, ...]  # True where the position must come out exactly as `ids`
     # positions the denoiser runs on (the first `window`; the rest stay as `ids`); None: all of them
     window: int | None = None
@@ -42,14 +43,14 @@ def has_ellipsis(text: str) -> bool:
     return ELLIPSIS in text.split()
 
 
-def parse_template(text: str, tokenizer: Tokenizer, seq_len: int) -> Template:
-    """Template from text with `_` blanks; unknown words and over-long templates raise TemplateError."""
+def template_pieces(text: str, seq_len: int) -> list[str | None]:
+    """The template's words in order, None for each `_` blank (a `...` must be expanded first)."""
     if has_ellipsis(text):
         raise TemplateError(f"expand '{ELLIPSIS}' into blanks first (the pipeline tries several lengths)")
     if len(text) > (seq_len - 2) * CHARS_PER_WORD:
         raise TemplateError(f"the template is {len(text)} characters long: the model holds at most {seq_len - 2} "
                             f"words (at most {(seq_len - 2) * CHARS_PER_WORD} characters)")
-    pieces: list[str | None] = []  # None marks a blank
+    pieces: list[str | None] = []
     for chunk in text.split():
         if chunk == BLANK:
             pieces.append(None)
@@ -57,10 +58,41 @@ def parse_template(text: str, tokenizer: Tokenizer, seq_len: int) -> Template:
             pieces.extend(split_words(chunk))
     if not pieces:
         raise TemplateError("the template is empty: write some words and '_' for each word the model should fill")
+    return pieces
+
+
+def parse_template(text: str, tokenizer: Tokenizer, seq_len: int) -> Template:
+    """Template from text with `_` blanks; unknown words and over-long templates raise TemplateError."""
+    pieces = template_pieces(text, seq_len)
     if all(p is not None for p in pieces):
         raise TemplateError("the template has no blanks: put '_' where the model should write a word")
     tokenizer.check_known([p for p in pieces if p is not None])
     return template_from_ids([None if p is None else tokenizer.index[p] for p in pieces], seq_len)
+
+
+def vary_template(sentence: str, template: str | None, tokenizer: Tokenizer, seq_len: int) -> Template:
+    """A sentence to reword, as a template whose free positions hold the sentence's words: a run
+    that starts from them noised (SDEdit, `SampleOptions.vary_strength`) keeps their gist. The
+    `template` (one word or `_` per word of the sentence) locks the words it writes; without one,
+    every word may change. The length stays the sentence's."""
+    words = template_pieces(sentence, seq_len)
+    if None in words:
+        raise TemplateError(f"the sentence to vary has a blank ('{BLANK}'): write a word in every place, and lock "
+                            f"words with the template instead")
+    pieces = [None] * len(words) if template is None else template_pieces(template, seq_len)
+    if len(pieces) != len(words):
+        raise TemplateError(f"the template has {len(pieces)} words and blanks but the sentence to vary has "
+                            f"{len(words)} words: give one per word")
+    if all(p is not None for p in pieces):
+        raise TemplateError("every word of the sentence to vary is locked: leave as '_' (unlock) the words "
+                            "that may change")
+    tokenizer.check_known(list(dict.fromkeys(p if p is not None else w for p, w in zip(pieces, words, strict=True))))
+    start = template_from_ids([None if p is None else tokenizer.index[p] for p in pieces], seq_len)
+    ids = list(start.ids)
+    for i, (piece, word) in enumerate(zip(pieces, words, strict=True)):
+        if piece is None:
+            ids[i + 1] = tokenizer.index[word]
+    return Template(ids=tuple(ids), locked=start.locked)
 
 
 def length_template(n_words: int, seq_len: int) -> Template:
