@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
 
-    from editor.layout import build
+    from editor.layout import PAGE_CSS, build
     from engine.errors import EngineError
     from engine.pipeline import Pipeline
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             demo.launch(server_name=args.host, server_port=args.port, share=False, ssr_mode=False,
                         run_history=False, footer_links=["api"], show_error=False, quiet=True,
-                        max_file_size=MAX_UPLOAD, prevent_thread_lock=True)
+                        max_file_size=MAX_UPLOAD, prevent_thread_lock=True, css=PAGE_CSS)
         except OSError:  # the port was taken between the check and the launch
             print(f"error: port {args.port} is in use on {args.host} (pick another with --port)", file=sys.stderr)
             return 2

@@ -89,21 +89,23 @@ def toggle(cells: list[Cell], index: int, action: dict, limits: Limits) -> None:
     elif cell["word"] and cell["word"] != ELLIPSIS:
         cell["locked"] = True
     else:
-        raise CellActionError("this blank has no word to lock: double-click it to type one")
+        raise CellActionError("this blank has no word to lock: type one into it (or double-click it)")
 
 
 def edit(cells: list[Cell], index: int, action: dict, limits: Limits) -> None:
+    """The cell becomes what was typed: words (locked), `_` a blank, `...` a blank of any length;
+    several words make several cells."""
     word = action.get("word")
     if not isinstance(word, str):
         raise CellActionError("type a word to put in the cell" if word is None else
                               f"a cell's word must be text, got {shown(word)}")
-    limits.check_text(word, "the word", CellActionError)
-    words = split_words(word)
-    if not words:
+    try:
+        typed = cells_from_text(word, limits)
+    except TemplateError as exc:
+        raise CellActionError(str(exc).replace("the text", "the word", 1)) from None
+    if not typed:
         raise CellActionError("type a word to put in the cell")
-    if BLANK in words or ELLIPSIS in words:
-        raise CellActionError(f"'{BLANK}' and '{ELLIPSIS}' are blanks, not words: use + to add a blank")
-    cells[index:index + 1] = [{"word": w, "locked": True} for w in words]
+    cells[index:index + 1] = typed
 
 
 def insert(cells: list[Cell], index: int, action: dict, limits: Limits) -> None:
@@ -139,3 +141,17 @@ def apply_action(cells: list[Cell], action: dict, limits: Limits = DEFAULT_LIMIT
         ACTIONS[kind](cells, index, action, limits)
     check_row(cells, limits)
     return cells
+
+
+def variation(cells: list[Cell]) -> tuple[str, str | None]:
+    """The sentence the row says (every cell's word, unlocked ones included) and the template
+    that locks its locked words: what Vary rewords. A row with nothing unlocked varies every word
+    (no template). A blank with no word cannot be varied."""
+    if not cells:
+        raise CellActionError("type a sentence to vary")
+    empty = [i + 1 for i, c in enumerate(cells) if not c["word"] or c["word"] == ELLIPSIS]
+    if empty:
+        raise CellActionError(f"Vary rewords a whole sentence: cell {empty[0]} has no word (type one, or use "
+                              f"Generate to fill blanks)")
+    sentence = " ".join(c["word"] for c in cells)
+    return sentence, (text_from_cells(cells) if not all(c["locked"] for c in cells) else None)

@@ -32,6 +32,7 @@ DEFAULT_STEPS = SampleOptions().steps
 DEFAULT_SAMPLES = Request().samples
 DEFAULT_SEED = Request().seed
 DEFAULT_LENGTH = 0  # 0: the template (or the model) decides the length
+DEFAULT_VARY_STRENGTH = 0.6  # changes about a fifth of the words (docs/vary.md)
 SETTINGS = ("length", "steps", "samples", "seed")  # a generation's settings, in the API's order
 WEIGHT_PREFIX = "weight_"  # the page sends each kind's weight as weight_<kind>
 MAX_DIGITS = 30  # the longest whole number read (a seed takes at most 19 digits; the engine checks each range)
@@ -184,14 +185,17 @@ class Form:
     guidance: GuidanceForm = field(default_factory=GuidanceForm)
     record_latents: bool = True  # the page plots the latents; the API does not need them
     limits: Limits = DEFAULT_LIMITS
+    vary: Any = None  # a sentence to reword (the template, if any, locks words of it)
+    vary_strength: Any = None  # how far it is noised before the run: 0 to 1 (1: a new wording)
 
     @classmethod
     def from_values(cls, template: str | None, values: Mapping[str, Any], record_latents: bool = True,
                     limits: Limits = DEFAULT_LIMITS) -> Form:
         """From keyword values as the page or the API names them: `length`, `steps`, `samples`,
-        `seed`, and the guidance inputs (see GuidanceForm.from_values); a missing one is None."""
+        `seed`, `vary` and `vary_strength`, and the guidance inputs (see GuidanceForm.from_values);
+        a missing one is None."""
         values = dict(values)
-        settings = {name: values.pop(name, None) for name in SETTINGS}
+        settings = {name: values.pop(name, None) for name in (*SETTINGS, "vary", "vary_strength")}
         return cls(template, **settings, guidance=GuidanceForm.from_values(values, limits),
                    record_latents=record_latents, limits=limits)
 
@@ -199,9 +203,13 @@ class Form:
         """The Request for this form; a ConfigError (or the engine's error) names the bad value."""
         template = template_text(self.template, self.limits)
         length = whole_number(self.length, "length", DEFAULT_LENGTH) or None
+        vary = None if self.vary is None else template_text(self.vary, self.limits)
+        if self.vary is not None and vary is None:
+            raise ConfigError("write the sentence to vary")
+        strength = number(self.vary_strength, "vary strength", DEFAULT_VARY_STRENGTH if vary else 1.0)
         sampling = SampleOptions(steps=whole_number(self.steps, "steps", DEFAULT_STEPS),
-                                 record_latents=self.record_latents)
-        return Request.one(template, length, self.guidance.targets(),
+                                 record_latents=self.record_latents, vary_strength=strength)
+        return Request.one(template, length, self.guidance.targets(), vary=vary,
                            samples=whole_number(self.samples, "samples", DEFAULT_SAMPLES),
                            seed=whole_number(self.seed, "seed", DEFAULT_SEED), sampling=sampling,
                            guidance=self.guidance.options(), weights=self.guidance.weight_values(),
@@ -221,10 +229,12 @@ def kind_parameter(name: str) -> inspect.Parameter:
 
 def write_parameters() -> list[inspect.Parameter]:
     """The /write API's arguments, in order, with their defaults: the template, the sampling
-    settings, one argument per steered kind (from the registry), then how hard to steer (None:
-    the controls' measured defaults)."""
+    settings, one argument per steered kind (from the registry), how hard to steer (None: the
+    controls' measured defaults), then a sentence to vary and how strongly (None: no variation;
+    the template then locks words of it)."""
     return [parameter("text", str), parameter("length", int, DEFAULT_LENGTH), parameter("steps", int, DEFAULT_STEPS),
             parameter("samples", int, DEFAULT_SAMPLES), parameter("seed", int, DEFAULT_SEED),
             *map(kind_parameter, STEERED),
             parameter("strength", float | None, None), parameter("fluency", float | None, None),
-            parameter("weights", dict[str, float] | None, None), parameter("reads", str | None, None)]
+            parameter("weights", dict[str, float] | None, None), parameter("reads", str | None, None),
+            parameter("vary", str | None, None), parameter("vary_strength", float | None, None)]

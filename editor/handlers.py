@@ -10,29 +10,30 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import json
 import math
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from editor import plots
-from editor.cells import apply_action, cells_for, cells_from_words, parse_cells, text_from_cells
+from editor import plots, runs
+from editor.cells import apply_action, cells_for, cells_from_words, parse_cells, text_from_cells, variation
 from editor.compare import IDLE, LeftToRight, comparison_rows
 from editor.form import Form, whole_number
 from editor.limits import Limits, error_message, shown
 from editor.render import edit_row, frame_row, message
 from editor.serving import CACHE_AGE_S, KEEP_EXPORTS
+from editor.teach import Teach, steps_per_second
 from engine.errors import CellActionError, ConfigError, EngineError
 from engine.pipeline import Pipeline
-from engine.request import Candidate, Result
+from engine.request import Request, Result
 from engine.views import frame_view, run_view
 
 if TYPE_CHECKING:
@@ -49,18 +50,26 @@ def row_value(cells: list[dict]) -> dict:
     return {"html": edit_row(cells), "cells": cells, "action": None}
 
 
-def checks_text(candidate: Candidate) -> str:
-    checks = [("✓ " if ok else "✗ ") + name for name, ok in candidate.checks.items()]
-    return " · ".join(checks + [f"{name} {score:.0%}" for name, score in candidate.control_scores.items()])
+def checks_text(candidate: dict) -> str:
+    checks = [("✓ " if ok else "✗ ") + name for name, ok in candidate["checks"].items()]
+    return " · ".join(checks + [f"{name} {score:.0%}" for name, score in candidate["control_scores"].items()])
 
 
-def recorded_row(state: dict, step: int, cells: list[dict] | None = None) -> dict:
+def recorded_row(state: dict, step: int, cells: list[dict] | None = None, editable: bool = True) -> dict:
     """The best sample's row at one step of a stored run."""
     record = state["record"]
     best = record["samples"][0]
     view = {"step": step, "steps": record["steps"], "t": record["t"][step],
             "alpha_bar": record["alpha_bar"][step], **best["frames"][step]}
-    return {"html": frame_row(view, best["locked"]), "cells": cells or [], "action": None}
+    return {"html": frame_row(view, best["locked"], state.get("id"), editable), "cells": cells or [],
+            "action": None}
+
+
+def number_input(value: object) -> int | None:
+    """A slider's or an index's value as an int, or None when it is not a finite number."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return int(value)
 
 
 def html_value(html: str) -> dict:
@@ -94,6 +103,7 @@ class Editor:
         self.page = page
         self.keep_exports_s = keep_exports_s
         self.limits = Limits.for_window(pipe.seq_len)  # the most text the handlers read (see editor.limits)
+        self.teach = Teach(pipe, page.teach, self.limits)
         # Inside Gradio's cache folder, Gradio serves the exports as they are. Elsewhere it would copy
         # every run's files into its cache, and (Gradio 6.31) through the session's copy of the download
         # buttons, whose files its cache expiry (delete_cache) never sweeps. Removed on exit.
@@ -147,10 +157,12 @@ class Editor:
                 page.msg: message("copied into the row: unlock words to rewrite them", "info")}
 
     # --- generating ----------------------------------------------------------------------
-    def generate(self, text: str, row: dict | None, compare: object = False, **values: object) -> Iterator[Updates]:
+    def generate(self, text: str, row: dict | None, compare: object = False, history: list | None = None,
+                 pinned: dict | None = None, **values: object) -> Iterator[Updates]:
         """Stream the row after every denoising step, then the ranked results, plots and exports.
         `values` are the settings and the guidance panel's inputs by name (see Form.from_values).
-        With `compare`, the same request is written left to right beside it, a word per step."""
+        With `compare`, the same request is written left to right beside it, a word per step. The
+        run joins the session's `history`; with a `pinned` run, A and B are shown side by side."""
         page = self.page
         try:
             cells, _ = cells_for(text, row, self.limits)
@@ -161,6 +173,40 @@ class Editor:
             if not isinstance(compare, bool):
                 raise ConfigError(f"compare must be true or false, got {shown(compare)}")
             request = Form.from_values(text_from_cells(cells) or None, values, limits=self.limits).request()
+        except EngineError as exc:
+            yield {page.row: row_value(cells), page.msg: message(error_message(exc))}
+            return
+        settings = {**values, "compare": compare}
+        yield from self.run(request, cells, settings, history=history, pinned=pinned, compare=compare)
+
+    def vary(self, text: str, row: dict | None, vary_strength: object = None, history: list | None = None,
+             pinned: dict | None = None, **values: object) -> Iterator[Updates]:
+        """Reword the row's sentence (SDEdit): start from its words noised to vary_strength x T and
+        denoise; locked words stay (a row with nothing unlocked may change every word). Streams as
+        Generate does."""
+        page = self.page
+        try:
+            cells, _ = cells_for(text, row, self.limits)
+        except EngineError as exc:
+            yield {page.msg: message(error_message(exc))}
+            return
+        try:
+            sentence, template = variation(cells)
+            form = Form.from_values(template, {**values, "vary": sentence, "vary_strength": vary_strength},
+                                    limits=self.limits)
+            request = form.request()
+        except EngineError as exc:
+            yield {page.row: row_value(cells), page.msg: message(error_message(exc))}
+            return
+        settings = {**values, "vary_strength": request.sampling.vary_strength, "varied": True}
+        yield from self.run(request, cells, settings, history=history, pinned=pinned)
+
+    def run(self, request: Request, cells: list[dict], settings: dict, *, history: list | None,
+            pinned: dict | None, compare: bool = False) -> Iterator[Updates]:
+        """The one streaming loop of Generate and Vary: a frame per step (and a left-to-right word
+        beside it when comparing), then everything a finished run shows."""
+        page = self.page
+        try:
             stream = self.pipe.stream(request)
             first = next(stream)  # plans the request: a bad one fails here, before any frame
         except EngineError as exc:
@@ -173,38 +219,59 @@ class Editor:
                 while left is not None and not left.done:  # diffusion finished first: the other side writes on
                     paced()
                     yield {page.ar_row: html_value(left.advance())}
-                yield self.finished(item, cells, left)
+                yield self.finished(item, request, cells, settings, left=left, history=history, pinned=pinned)
                 return
             paced()
-            view = frame_view(item, self.pipe.tokenizer, 0, request.sampling.steps)
+            view = frame_view(item, self.pipe.tokenizer, 0, len(request.sampling.times(self.pipe.model.config.T)))
             updates = {page.row: {"html": frame_row(view, view["locked"]), "cells": cells, "action": None},
                        page.msg: ""}
             if left is not None:
                 updates[page.ar_row] = html_value(left.advance())
             yield updates
 
-    def finished(self, result: Result, cells: list[dict], left: LeftToRight | None = None) -> Updates:
-        """Every output after a run: the best sample's last step, the summary, the ranked table,
-        the stored run, the step slider, the plots, the exports, the result picker, and the
-        comparison with left-to-right writing when it ran."""
+    def finished(self, result: Result, request: Request, cells: list[dict], settings: dict, *,
+                 left: LeftToRight | None = None, history: list | None = None, pinned: dict | None = None
+                 ) -> Updates:
+        """Every output after a run: the stored run shown (see `show`), added to the history, and
+        the comparison with left-to-right writing when it ran."""
         page = self.page
         record = run_view(result, self.pipe.tokenizer)
-        state = {"record": record, "candidates": [c.to_dict() for c in result.best]}
+        run = runs.stored(record, [c.to_dict() for c in result.best], cells=cells, text=text_from_cells(cells),
+                          settings=settings, summary=self.summary(result, record["steps"]),
+                          provenance=self.provenance(request))
+        history = runs.remembered(history, run)
+        return {**self.show(run, cells, pinned), page.history: history,
+                page.history_list: gr.update(choices=runs.history_choices(history), value=run["id"]),
+                page.ar_row: html_value(left.html if left else IDLE),
+                page.compare: comparison_rows(result, left) if left else []}
+
+    def provenance(self, request: Request) -> dict:
+        """What an exported run records of how it was made: the engine's provenance and the page's packages."""
+        provenance = self.pipe.provenance(request)
+        provenance["versions"] |= {name: version(name) for name in ("gradio", "plotly")}
+        return provenance
+
+    def show(self, run: dict, cells: list[dict] | None = None, pinned: dict | None = None) -> Updates:
+        """A stored run on the page: its best sample's last step, the summary, the ranked table, the
+        step slider, the plots, fresh export files, the result picker; beside a pinned run, A/B."""
+        page = self.page
+        record = run["record"]
         last = record["steps"] - 1
         heat, proj, score = plots.all_figures(record, 0)
-        json_path, html_path = self.exports(record)
+        json_path, html_path = self.exports(run)
+        candidates = run["candidates"]
         return {
-            page.row: recorded_row(state, last, cells),
-            page.msg: message(self.summary(result, record["steps"]), "info"),
-            page.results: [[i + 1, c.text, round(c.judge_ppl, 2) if c.judge_ppl else None, checks_text(c)]
-                           for i, c in enumerate(result.best)],
-            page.state: state,
+            page.row: recorded_row(run, last, cells if cells is not None else run["cells"]),
+            page.msg: message(run["summary"], "info"),
+            page.results: [[i + 1, c["text"], round(c["judge_ppl"], 2) if c["judge_ppl"] else None, checks_text(c)]
+                           for i, c in enumerate(candidates)],
+            page.state: run,
             page.step_slider: gr.update(maximum=last + 1, value=last + 1, interactive=True),
             page.heat: heat, page.proj: proj, page.score: score,
             page.json_file: json_path, page.html_file: html_path,
-            page.choice: gr.update(choices=[(f"{i + 1}: {c.text}", i) for i, c in enumerate(result.best)], value=0),
-            page.ar_row: html_value(left.html if left else IDLE),
-            page.compare: comparison_rows(result, left) if left else [],
+            page.choice: gr.update(choices=[(f"{i + 1}: {c['text']}", i) for i, c in enumerate(candidates)], value=0),
+            page.alternatives: gr.update(visible=False),
+            **self.ab_view(pinned, run, 1.0),
         }
 
     def summary(self, result: Result, steps: int) -> str:
@@ -216,48 +283,147 @@ class Editor:
         return (f"best {len(result.best)} of {cost.rows} samples, {steps} steps, {passes}, "
                 f"{cost.seconds:.2f} s of model time; {ranking}")
 
-    def exports(self, record: dict) -> tuple[str, str]:
+    def exports(self, run: dict) -> tuple[str, str]:
         """Files for the two download buttons, in a folder of their own (users never share a file);
         older folders go, so that at most KEEP_EXPORTS runs, none older than `keep_exports_s`, stay."""
         with self.exports_lock:  # two runs finishing at once must not prune each other's folder
-            runs = sorted((p.stat().st_mtime, p) for p in self.export_dir.iterdir())
+            existing = sorted((p.stat().st_mtime, p) for p in self.export_dir.iterdir())
             expired = time.time() - self.keep_exports_s
-            for i, (mtime, old) in enumerate(runs):
-                if i <= len(runs) - KEEP_EXPORTS or mtime < expired:
+            for i, (mtime, old) in enumerate(existing):
+                if i <= len(existing) - KEEP_EXPORTS or mtime < expired:
                     shutil.rmtree(old, ignore_errors=True)  # a user may still be downloading it: not an error
             folder = Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"), dir=self.export_dir))
         json_path, html_path = folder / "trajectory.json", folder / "plots.html"
-        json_path.write_text(json.dumps(record))
-        html_path.write_text(plots.figures_html(record))
+        json_path.write_text(runs.export_text(run))
+        html_path.write_text(plots.figures_html(run["record"]))
         return str(json_path), str(html_path)
 
-    # --- replaying -----------------------------------------------------------------------
-    def scrub(self, step: int, state: dict | None, value: dict | None) -> Updates:
+    # --- runs kept: history, loading, A/B ------------------------------------------------
+    def restore(self, run_id: object, history: list | None, pinned: dict | None = None) -> Updates:
+        """A run of the session's history back on the page: its row, settings, results and plots."""
+        run = next((r for r in history or [] if r["id"] == run_id), None)
+        if run is None:
+            return {self.page.msg: message("that run is no longer in this session's history")}
+        return self.restored(run, pinned)
+
+    def load_run(self, path: object, history: list | None = None, pinned: dict | None = None) -> Updates:
+        """An exported run file replayed on the page (and added to the history); a file that is not
+        one says what is wrong, and the page stays as it was."""
+        page = self.page
+        try:
+            if not isinstance(path, str | Path) or not Path(path).is_file():
+                raise ConfigError("choose a trajectory JSON exported by DLM Studio to load")
+            run = runs.read_run(Path(path).read_bytes())
+        except EngineError as exc:
+            return {page.msg: message(error_message(exc))}
+        history = runs.remembered(history, run)
+        return {**self.restored(run, pinned), page.history: history,
+                page.history_list: gr.update(choices=runs.history_choices(history), value=run["id"])}
+
+    def restored(self, run: dict, pinned: dict | None) -> Updates:
+        """A kept run shown, with the text, the row and the settings that made it; settings that
+        this model would refuse (a file from another model) stay as they are, and the message says so."""
+        page = self.page
+        updates = self.show(run, run["cells"], pinned)
+        settings = {k: v for k, v in run.get("settings", {}).items() if k in page.settings}
+        try:
+            Form.from_values(None, {k: v for k, v in settings.items() if k != "compare"},
+                             limits=self.limits).request()
+            if not isinstance(settings.get("compare", False), bool):
+                raise ConfigError(f"compare must be true or false, got {shown(settings['compare'])}")
+        except EngineError as exc:
+            updates[page.msg] = message(f"{run['summary']} · its settings were not restored: {error_message(exc)}",
+                                        "info")
+            settings = {}
+        return {**updates, page.text: run["text"], **{page.settings[k]: v for k, v in settings.items()}}
+
+    def pin(self, state: dict | None) -> Updates:
+        """Keep the run on the page as A: the next runs show beside it (B) on one step slider."""
         page = self.page
         run = stored_run(state)
-        if run is None or not isinstance(step, int | float) or isinstance(step, bool) or not math.isfinite(step):
+        if run is None:
+            return {page.msg: message("generate first, then pin the run to compare the next ones with it")}
+        return {page.pinned: run, page.msg: message("pinned as A: change any setting and run again (same seed) "
+                                                    "to see B beside it", "info"),
+                **self.ab_view(run, None, 1.0)}
+
+    def unpin(self) -> Updates:
+        page = self.page
+        return {page.pinned: None, page.pinned_row: gr.update(visible=False), page.ab_table: gr.update(visible=False),
+                page.ab_plot: gr.update(visible=False)}
+
+    def ab_view(self, pinned: dict | None, run: dict | None, fraction: float) -> Updates:
+        """The pinned run A at a fraction of its way, and beside run B the table and plots of both."""
+        page = self.page
+        a = stored_run(pinned)
+        if a is None:
+            return {page.pinned_row: gr.update(visible=False), page.ab_table: gr.update(visible=False),
+                    page.ab_plot: gr.update(visible=False)}
+        shown_a = recorded_row(a, runs.step_of(a, fraction), editable=False)
+        shown_a["html"] = '<div class="status"><b>A (pinned)</b></div>' + shown_a["html"]
+        updates = {page.pinned_row: gr.update(value=shown_a, visible=True)}
+        b = stored_run(run)
+        if b is None or b["id"] == a["id"]:
+            return updates | {page.ab_table: gr.update(visible=False), page.ab_plot: gr.update(visible=False)}
+        figure = plots.ab_figure(a, b, runs.step_of(a, fraction), runs.step_of(b, fraction))
+        return updates | {page.ab_table: gr.update(value=runs.ab_rows(a, b), visible=True),
+                          page.ab_plot: gr.update(value=figure, visible=True)}
+
+    # --- replaying -----------------------------------------------------------------------
+    def scrub(self, step: int, state: dict | None, value: dict | None, pinned: dict | None = None) -> Updates:
+        page = self.page
+        run = stored_run(state)
+        step = number_input(step)
+        if run is None or step is None:
             return {}
-        index = max(0, min(int(step) - 1, run["record"]["steps"] - 1))
+        last = run["record"]["steps"] - 1
+        index = max(0, min(step - 1, last))
         cells = value.get("cells", []) if isinstance(value, dict) else []
         heat, proj, score = plots.all_figures(run["record"], 0, index)
-        return {page.row: recorded_row(run, index, cells), page.heat: heat, page.proj: proj, page.score: score}
+        updates = {page.row: recorded_row(run, index, cells), page.heat: heat, page.proj: proj, page.score: score}
+        return updates | (self.ab_view(pinned, run, index / last if last else 1.0) if pinned else {})
 
-    def play(self, state: dict | None, value: dict | None) -> Iterator[Updates]:
-        """Replay the stored run: the row every step, the plots every PLOT_EVERY steps and at the end."""
+    def play(self, state: dict | None, value: dict | None, speed: object = MAX_FPS,
+             pinned: dict | None = None) -> Iterator[Updates]:
+        """Replay the stored run at `speed` steps a second: the row every step, the plots every
+        PLOT_EVERY steps and at the end (and the pinned run A beside it)."""
         page = self.page
         run = stored_run(state)
+        try:
+            pause = 1.0 / steps_per_second(speed)
+        except EngineError as exc:
+            yield {page.msg: message(error_message(exc))}
+            return
         if run is None:
             yield {}
             return
         cells = value.get("cells", []) if isinstance(value, dict) else []
         last = run["record"]["steps"] - 1
         for step in range(last + 1):
-            time.sleep(1.0 / MAX_FPS)
+            time.sleep(pause)
             updates = {page.row: recorded_row(run, step, cells), page.step_slider: step + 1}
             if step % PLOT_EVERY == 0 or step == last:
                 heat, proj, score = plots.all_figures(run["record"], 0, step)
                 updates |= {page.heat: heat, page.proj: proj, page.score: score}
+                if pinned:
+                    updates |= self.ab_view(pinned, run, step / last if last else 1.0)
             yield updates
+
+    def inspect(self, value: dict | None, state: dict | None) -> Updates:
+        """What the model weighed at the clicked word of a stored run, at the step on screen: its
+        five most likely words as bars (and each guide's belief, in a guided run)."""
+        page = self.page
+        run = stored_run(state)
+        action = value.get("action") if isinstance(value, dict) else None
+        if not isinstance(action, dict):
+            return {}
+        step, position = number_input(action.get("step")), number_input(action.get("position"))
+        if run is None or action.get("run") != run.get("id") or step is None or position is None:
+            return {page.msg: message("let the run finish, then click a word to see what the model weighed")}
+        sample = run["record"]["samples"][0]
+        if not (0 <= step < run["record"]["steps"] and 0 <= position < len(sample["locked"])):
+            return {page.msg: message(f"there is no word at position {position} of step {step + 1}")}
+        return {page.alternatives: gr.update(value=plots.alternatives(run["record"], 0, step, position), visible=True)}
 
     # --- the JSON API --------------------------------------------------------------------
     def write(self, text: str | None, length: object = None, steps: object = None, samples: object = None,
@@ -265,7 +431,8 @@ class Editor:
         """Ranked results for a template as JSON, with the run's cost (no animation). Guidance by
         name: one value per steered control kind (e.g. pos: tags separated by spaces; semantic:
         ["food=Italian", ...]), strength, fluency, weights ({"pos": 1.0, ...} when combining
-        controls) and reads ("x_t" or "x0_hat"). Bad input gives {"error": "<one line>"}, text
+        controls) and reads ("x_t" or "x0_hat"); `vary` (a sentence to reword, the text then
+        locking words of it) and `vary_strength`. Bad input gives {"error": "<one line>"}, text
         too long for the model before anything reads it."""
         try:
             form = Form.from_values(text, {"length": length, "steps": steps, "samples": samples, "seed": seed,
@@ -274,4 +441,3 @@ class Editor:
         except EngineError as exc:
             return {"error": error_message(exc)}
         return result.to_dict()
-

@@ -17,9 +17,10 @@ from typing import Any
 import gradio as gr
 
 from editor.compare import IDLE
-from editor.form import DEFAULT_SAMPLES, DEFAULT_STEPS, WEIGHT_PREFIX, write_parameters
+from editor.form import DEFAULT_SAMPLES, DEFAULT_STEPS, DEFAULT_VARY_STRENGTH, WEIGHT_PREFIX, write_parameters
 from editor.handlers import Editor
 from editor.serving import CACHE_AGE_S, CACHE_SWEEP_S, MODEL_CONCURRENCY
+from editor.teach import DEFAULT_SPEED, MAX_SPEED
 from editor.token_row import TokenRow
 from engine.controls import KINDS, STEERED
 from engine.controls.base import ControlKind
@@ -54,6 +55,22 @@ class GuidancePanel:
 
 
 @dataclass
+class TeachPanel:
+    """The forward-process tab: a sentence, its buttons, the time slider, its row, its latent plot."""
+
+    text: gr.Textbox
+    msg: gr.HTML
+    row: TokenRow
+    t: gr.Slider
+    plot: gr.Plot
+    state: gr.State  # the sentence's forward process (engine.views.noising_view) and seed
+    noise_btn: gr.Button
+    play_btn: gr.Button
+    denoise_btn: gr.Button
+    stop_btn: gr.Button
+
+
+@dataclass
 class Page:
     """The components the handlers read and update."""
 
@@ -68,10 +85,19 @@ class Page:
     heat: gr.Plot
     proj: gr.Plot
     score: gr.Plot
-    state: gr.State
+    state: gr.State  # the run on the page (see editor.runs)
     panel: GuidancePanel
     ar_row: TokenRow  # the left-to-right side of a comparison
     compare: gr.Dataframe  # both sides' best results
+    alternatives: gr.Plot  # what the model weighed at a clicked word
+    history: gr.State  # the session's runs
+    history_list: gr.Radio
+    pinned: gr.State  # run A of an A/B comparison
+    pinned_row: TokenRow
+    ab_table: gr.Dataframe
+    ab_plot: gr.Plot
+    settings: dict[str, gr.components.Component]  # a run's settings by name (restored with it)
+    teach: TeachPanel
 
 
 def kind_input(kind: ControlKind, pipe: Pipeline, offered: bool) -> gr.components.Component:
@@ -87,17 +113,17 @@ def kind_input(kind: ControlKind, pipe: Pipeline, offered: bool) -> gr.component
 def build_panel(pipe: Pipeline) -> GuidancePanel:
     """The panel's inputs; kinds whose classifier this model lacks are hidden."""
     offered = pipe.control_kinds()
-    with gr.Accordion("Guidance: steer with classifiers and the denoiser's own word odds", open=True):
-        fields = {name: kind_input(KINDS[name], pipe, name in offered) for name in STEERED}
-        strength = gr.Slider(0, 5, value=DEFAULT_GUIDANCE.strength, step=0.01, label="guidance strength (0 = off)",
-                             elem_id="ctl-strength")
-        fluency = gr.Slider(0, 1, value=DEFAULT_GUIDANCE.fluency, step=0.005,
-                            label="fluency λ (keeps each step near the model's own proposal)", elem_id="ctl-fluency")
-        reads = gr.Radio(list(READS), value=DEFAULT_GUIDANCE.reads, elem_id="ctl-reads",
-                         label="classifiers read: x_t (fast) or the denoiser's x0_hat (stronger, ~2.5x slower)")
-        with gr.Accordion("weights when combining controls", open=False):
-            weights = {name: gr.Slider(0, 5, value=KINDS[name].weight, step=0.1, label=name,
-                                       elem_id=f"ctl-weight-{name}", visible=name in offered) for name in STEERED}
+    gr.Markdown("Steer with classifiers and the denoiser's own word odds.")
+    fields = {name: kind_input(KINDS[name], pipe, name in offered) for name in STEERED}
+    strength = gr.Slider(0, 5, value=DEFAULT_GUIDANCE.strength, step=0.01, label="guidance strength (0 = off)",
+                         elem_id="ctl-strength")
+    fluency = gr.Slider(0, 1, value=DEFAULT_GUIDANCE.fluency, step=0.005,
+                        label="fluency λ (keeps each step near the model's own proposal)", elem_id="ctl-fluency")
+    reads = gr.Radio(list(READS), value=DEFAULT_GUIDANCE.reads, elem_id="ctl-reads",
+                     label="classifiers read: x_t (fast) or the denoiser's x0_hat (stronger, ~2.5x slower)")
+    with gr.Accordion("weights when combining controls", open=False):
+        weights = {name: gr.Slider(0, 5, value=KINDS[name].weight, step=0.1, label=name,
+                                   elem_id=f"ctl-weight-{name}", visible=name in offered) for name in STEERED}
     return GuidancePanel(fields, weights, strength, fluency, reads)
 
 
@@ -117,86 +143,207 @@ def with_signature(fn: Callable, parameters: list[inspect.Parameter], returns: A
     return call
 
 
+@dataclass
+class Controls:
+    """The side panel's inputs and buttons that are not the handlers' outputs."""
+
+    generate: gr.Button
+    vary: gr.Button
+    stop: gr.Button
+    play: gr.Button
+    pin: gr.Button
+    unpin: gr.Button
+    use: gr.Button
+    compare: gr.Checkbox
+    speed: gr.Slider
+    present: gr.Checkbox
+    load: gr.UploadButton
+
+
 def build(pipe: Pipeline, concurrency: int = MODEL_CONCURRENCY, cache_age_s: int = CACHE_AGE_S
           ) -> tuple[gr.Blocks, Editor]:
     """The page and the handlers bound to its components. `concurrency`: generations run at once
     (the others queue); `cache_age_s`: how long the files served for download stay on disk (every
     Generate writes a trajectory and a plots page, ~5 MB with the bundled model: the editor keeps
     the last KEEP_EXPORTS runs younger than this, and Gradio's cache expiry removes anything it
-    copied itself, such as uploads)."""
+    copied itself, such as uploads). The page's own CSS (PAGE_CSS) goes to `launch(css=...)`."""
     with gr.Blocks(title="DLM Studio", delete_cache=(min(CACHE_SWEEP_S, cache_age_s), cache_age_s)) as demo:
-        gr.Markdown("## DLM Studio — write with a diffusion language model\n"
-                    "Type words, `_` for one free word, `...` for a blank of any length. Click a cell to lock or "
-                    "unlock it, double-click to type a word, **+**/**×** to insert or delete blanks.")
-        with gr.Row():
-            with gr.Column(scale=3):
-                text = gr.Textbox(label="Sentence or template", elem_id="template",
-                                  placeholder="The Eagle is a _ _ coffee shop near _ _ .")
-                msg = gr.HTML(elem_id="message")
-                row = TokenRow(elem_id="token-row")
-                with gr.Row():
-                    generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
-                    stop_btn = gr.Button("Stop", elem_id="stop")
-                    play_btn = gr.Button("Play", elem_id="play")
-                step_slider = gr.Slider(1, 2, value=1, step=1, label="step (scrub the run)", interactive=False,
-                                        elem_id="scrub")
-                compare = gr.Checkbox(False, elem_id="compare", label="compare with left-to-right (FUDGE)")
-                ar_row = TokenRow({"html": IDLE, "cells": []}, elem_id="ar-row", visible=False)
-                compare_table = gr.Dataframe(
-                    headers=["method", "text", "oracle scores", "judge ppl", "checks", "model seconds"],
-                    interactive=False, elem_id="compare-table", wrap=True, visible=False,
-                    label="diffusion beside left to right (the judge's own LM writes the left-to-right text, "
-                          "so the judge's perplexity flatters it)")
-            with gr.Column(scale=1):
-                gr.Markdown("### Controls")
-                length = gr.Slider(0, pipe.seq_len - 2, value=0, step=1, elem_id="length",
-                                   label="length in words (0 = template/model decides)")
-                steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=10, label="denoising steps", elem_id="steps")
-                samples = gr.Slider(1, MAX_SAMPLES_SLIDER, value=DEFAULT_SAMPLES, step=1, label="samples",
-                                    elem_id="samples")
-                seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
-                panel = build_panel(pipe)
-        gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], label="Examples")
-        gr.Markdown("### Results")
-        results = gr.Dataframe(headers=["#", "text", "judge ppl", "checks"], interactive=False, elem_id="results",
-                               wrap=True)
-        with gr.Row():
-            choice = gr.Dropdown(label="result", choices=[], elem_id="choice")
-            use_btn = gr.Button("Use this", elem_id="use")
-            json_file = gr.DownloadButton("Trajectory (JSON)", elem_id="export-json")
-            html_file = gr.DownloadButton("Plots (HTML)", elem_id="export-html")
-        with gr.Row():
-            heat = gr.Plot(label="confidence", elem_id="heatmap")
-            proj = gr.Plot(label="latents", elem_id="projection")
-            score = gr.Plot(label="scores", elem_id="scores")
-        state = gr.State(None)
-        page = Page(text, msg, row, step_slider, results, choice, json_file, html_file, heat, proj, score, state,
-                    panel, ar_row, compare_table)
+        gr.Markdown("## DLM Studio — write with a diffusion language model")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=560), gr.Tabs(elem_id="main-tabs"):
+                with gr.Tab("Write", id="write", elem_id="tab-write"):
+                    page_parts, buttons = build_write_tab()
+                with gr.Tab("Forward process", id="teach", elem_id="tab-teach", render_children=True):
+                    teach = build_teach()
+            with gr.Column(scale=1, min_width=300), gr.Tabs(elem_id="side-tabs"):
+                settings, controls, panel, history_list = build_side(pipe, buttons)
+        page = Page(**page_parts, state=gr.State(None), panel=panel, history=gr.State([]), history_list=history_list,
+                    pinned=gr.State(None), settings=settings, teach=teach)
         ed = Editor(pipe, page, keep_exports_s=cache_age_s)
-
-        # .change (not .input) so that pasting, deleting and examples update the row too
-        text.change(ed.set_text, [text, row], [row, msg], api_name="set_text", trigger_mode="always_last",
-                    show_progress="hidden")
-        row.cell_action(ed.cell_action, [row], [row, text, msg], api_name="cell_action", trigger_mode="always_last",
-                        show_progress="hidden")
-        run = generate_btn.click(
-            ed.generate, [text, row],
-            [row, msg, results, state, step_slider, heat, proj, score, json_file, html_file, choice, ar_row,
-             compare_table],
-            inputs_kwargs={"length": length, "steps": steps, "samples": samples, "seed": seed, **panel.inputs(),
-                           "compare": compare},  # last: the API's positional arguments keep their places
-            api_name="generate", concurrency_limit=concurrency,
-            concurrency_id="model", show_progress="minimal")
-        step_slider.release(ed.scrub, [step_slider, state, row], [row, heat, proj, score], api_name="scrub")
-        replay = play_btn.click(ed.play, [state, row], [row, step_slider, heat, proj, score], api_name="play",
-                                show_progress="hidden")
-        stop_btn.click(None, cancels=[run, replay])
-        compare.change(lambda on: (gr.update(visible=on), gr.update(visible=on)), [compare], [ar_row, compare_table],
-                       show_progress="hidden", queue=False, api_visibility="private")
-        use_btn.click(ed.use_result, [choice, state], [row, text, msg], api_name="use_result")
-        gr.api(with_signature(ed.write, write_parameters(), dict), api_name="write",
-               concurrency_limit=concurrency, concurrency_id="model")
+        connect_writing(ed, page, controls, concurrency)
+        connect_teaching(ed, page, controls, concurrency)
     return demo, ed
+
+
+def build_write_tab() -> tuple[dict, dict[str, gr.Button]]:
+    """The Write tab: the text, the row and its buttons, the step slider, A/B, the left-to-right
+    comparison, the results and the plots."""
+    text = gr.Textbox(label="Sentence or template (_ one free word, ... a blank of any length)",
+                      elem_id="template", placeholder="The Eagle is a _ _ coffee shop near _ _ .")
+    gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], label="Examples")
+    msg = gr.HTML(elem_id="message")
+    pinned_row = TokenRow(elem_id="pinned-row", visible=False)
+    row = TokenRow(elem_id="token-row")
+    with gr.Row():
+        buttons = {"generate": gr.Button("Generate", variant="primary", elem_id="generate", min_width=90),
+                   "vary": gr.Button("Vary", elem_id="vary", min_width=70),
+                   "stop": gr.Button("Stop", elem_id="stop", min_width=70),
+                   "play": gr.Button("Play", elem_id="play", min_width=70),
+                   "pin": gr.Button("Pin as A", elem_id="pin", min_width=90),
+                   "unpin": gr.Button("Unpin", elem_id="unpin", min_width=70)}
+    step_slider = gr.Slider(1, 2, value=1, step=1, label="step (scrub the run)", interactive=False, elem_id="scrub")
+    alternatives = gr.Plot(label="what the model weighed", elem_id="alternatives", visible=False)
+    ab_table = gr.Dataframe(headers=["run", "best text", "judge ppl", "oracle scores", "checks", "model seconds",
+                                     "passes", "settings changed"],
+                            interactive=False, elem_id="ab-table", wrap=True, visible=False, label="A / B")
+    ab_plot = gr.Plot(elem_id="ab-plot", visible=False, label="A / B per step")
+    ar_row = TokenRow({"html": IDLE, "cells": []}, elem_id="ar-row", visible=False)
+    compare = gr.Dataframe(headers=["method", "text", "oracle scores", "judge ppl", "checks", "model seconds"],
+                           interactive=False, elem_id="compare-table", wrap=True, visible=False,
+                           label="diffusion beside left to right (the judge's own LM writes the left-to-right "
+                                 "text, so the judge's perplexity flatters it)")
+    results = gr.Dataframe(headers=["#", "text", "judge ppl", "checks"], interactive=False, elem_id="results",
+                           wrap=True, label="Results")
+    with gr.Row():
+        choice = gr.Dropdown(label="result", choices=[], elem_id="choice", scale=3)
+        buttons["use"] = gr.Button("Use this", elem_id="use", min_width=80)
+        json_file = gr.DownloadButton("Trajectory (JSON)", elem_id="export-json", min_width=120)
+        html_file = gr.DownloadButton("Plots (HTML)", elem_id="export-html", min_width=110)
+    with gr.Row():
+        heat = gr.Plot(label="confidence", elem_id="heatmap")
+        proj = gr.Plot(label="latents", elem_id="projection")
+        score = gr.Plot(label="scores", elem_id="scores")
+    parts = {"text": text, "msg": msg, "row": row, "step_slider": step_slider, "results": results, "choice": choice,
+             "json_file": json_file, "html_file": html_file, "heat": heat, "proj": proj, "score": score,
+             "ar_row": ar_row, "compare": compare, "alternatives": alternatives, "pinned_row": pinned_row,
+             "ab_table": ab_table, "ab_plot": ab_plot}
+    return parts, buttons
+
+
+def build_side(pipe: Pipeline, buttons: dict[str, gr.Button]
+               ) -> tuple[dict[str, gr.components.Component], Controls, GuidancePanel, gr.Radio]:
+    """The side panel's tabs: the settings, the guidance panel, the session's history; so that
+    they never push the results down."""
+    with gr.Tab("Settings", id="settings", elem_id="tab-settings", render_children=True):
+        length = gr.Slider(0, pipe.seq_len - 2, value=0, step=1, elem_id="length",
+                           label="length in words (0 = template/model decides)")
+        steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=10, label="denoising steps", elem_id="steps")
+        samples = gr.Slider(1, MAX_SAMPLES_SLIDER, value=DEFAULT_SAMPLES, step=1, label="samples", elem_id="samples")
+        seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
+        vary_strength = gr.Slider(0.05, 1, value=DEFAULT_VARY_STRENGTH, step=0.05, elem_id="vary-strength",
+                                  label="vary strength (Vary: low keeps the wording, 1 rewrites it)")
+        compare = gr.Checkbox(False, elem_id="compare", label="compare with left-to-right (FUDGE)")
+        speed = gr.Slider(1, MAX_SPEED, value=DEFAULT_SPEED, step=1, elem_id="speed",
+                          label="playback speed (steps per second)")
+        present = gr.Checkbox(False, elem_id="present", label="presentation mode (large type)")
+    with gr.Tab("Guidance", id="guidance", elem_id="tab-guidance", render_children=True):
+        panel = build_panel(pipe)
+    with gr.Tab("History", id="history", elem_id="tab-history", render_children=True):
+        history_list = gr.Radio([], label="this session's runs (click one to restore it)", elem_id="history")
+        load = gr.UploadButton("Load a run (trajectory JSON)", file_types=[".json"], type="filepath",
+                               elem_id="load-run")
+    settings = {"length": length, "steps": steps, "samples": samples, "seed": seed, **panel.inputs(),
+                "vary_strength": vary_strength, "compare": compare}
+    return settings, Controls(**buttons, compare=compare, speed=speed, present=present, load=load), panel, history_list
+
+
+def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int) -> None:
+    """The Write tab's events. Generate and Vary share the model's queue; the states are inputs
+    but not API arguments, so each API's positional arguments keep their places."""
+    row, state, pinned, history = page.row, page.state, page.pinned, page.history
+    settings = page.settings
+    shown_run = [row, page.msg, page.results, state, page.step_slider, page.heat, page.proj, page.score,
+                 page.json_file, page.html_file, page.choice, page.alternatives, page.pinned_row, page.ab_table,
+                 page.ab_plot]
+    finished = [*shown_run, page.ar_row, page.compare, history, page.history_list]
+    restored = [*shown_run, page.text, *settings.values()]
+    ab = [page.pinned_row, page.ab_table, page.ab_plot]
+    plots = [page.heat, page.proj, page.score]
+    sampling = {name: settings[name] for name in settings if name not in ("vary_strength", "compare")}
+    model_queue = {"concurrency_limit": concurrency, "concurrency_id": "model", "show_progress": "minimal"}
+
+    # .change (not .input) so that pasting, deleting and examples update the row too
+    page.text.change(ed.set_text, [page.text, row], [row, page.msg], api_name="set_text",
+                     trigger_mode="always_last", show_progress="hidden")
+    row.cell_action(ed.cell_action, [row], [row, page.text, page.msg], api_name="cell_action",
+                    trigger_mode="always_last", show_progress="hidden")
+    row.inspect(ed.inspect, [row, state], [page.alternatives, page.msg], api_name="inspect",
+                trigger_mode="always_last", show_progress="hidden")
+    run = controls.generate.click(
+        ed.generate, [page.text, row], finished, api_name="generate", **model_queue,
+        inputs_kwargs={**sampling, "compare": settings["compare"], "history": history, "pinned": pinned})
+    varied = controls.vary.click(
+        ed.vary, [page.text, row], finished, api_name="vary", **model_queue,
+        inputs_kwargs={"vary_strength": settings["vary_strength"], **sampling, "history": history, "pinned": pinned})
+    page.step_slider.release(ed.scrub, [page.step_slider, state, row, pinned], [row, *plots, *ab], api_name="scrub")
+    replay = controls.play.click(ed.play, [state, row, controls.speed, pinned],
+                                 [row, page.step_slider, *plots, page.msg, *ab], api_name="play",
+                                 show_progress="hidden")
+    controls.stop.click(None, cancels=[run, varied, replay])
+    controls.pin.click(ed.pin, [state], [pinned, page.msg, *ab], api_name="pin")
+    controls.unpin.click(ed.unpin, None, [pinned, *ab], api_name="unpin")
+    page.history_list.input(ed.restore, [page.history_list, history, pinned], restored, api_name="restore_run")
+    controls.load.upload(ed.load_run, [controls.load, history, pinned], [*restored, history, page.history_list],
+                         api_name="load_run")
+    controls.compare.change(lambda on: (gr.update(visible=on), gr.update(visible=on)), [controls.compare],
+                            [page.ar_row, page.compare], show_progress="hidden", queue=False,
+                            api_visibility="private")
+    controls.present.change(None, [controls.present], None, js=PRESENT_JS, api_visibility="private")
+    controls.use.click(ed.use_result, [page.choice, state], [row, page.text, page.msg], api_name="use_result")
+    gr.api(with_signature(ed.write, write_parameters(), dict), api_name="write", concurrency_limit=concurrency,
+           concurrency_id="model")
+
+
+def connect_teaching(ed: Editor, page: Page, controls: Controls, concurrency: int) -> None:
+    """The forward-process tab's events."""
+    teach, teacher = page.teach, ed.teach
+    teach.noise_btn.click(teacher.noise, [teach.text, page.settings["seed"]],
+                          [teach.state, teach.msg, teach.row, teach.plot, teach.t], api_name="forward")
+    teach.t.release(teacher.at, [teach.t, teach.state], [teach.row, teach.plot], api_name="forward_at")
+    playing = teach.play_btn.click(teacher.play, [teach.state, teach.t, controls.speed],
+                                   [teach.row, teach.plot, teach.t, teach.msg], api_name="forward_play",
+                                   show_progress="hidden")
+    denoising = teach.denoise_btn.click(teacher.denoise, [teach.state, teach.t, page.settings["steps"], controls.speed],
+                                        [teach.row, teach.msg], api_name="denoise_from_here",
+                                        concurrency_limit=concurrency, concurrency_id="model", show_progress="minimal")
+    teach.stop_btn.click(None, cancels=[playing, denoising])
+
+
+def build_teach() -> TeachPanel:
+    """The forward-process tab's components (its events are joined in `build`)."""
+    gr.Markdown("Type a sentence, press **Noise it**, then drag **t** (or press **Play**) and watch it dissolve "
+                "into noise: each cell shows the word nearest its noisy latent and how far that latent has "
+                "drifted from its word's vector. **Denoise from here** runs the model back from the chosen t.")
+    text = gr.Textbox("The Eagle is a cheap coffee shop near the river .", label="sentence", elem_id="teach-text")
+    with gr.Row():
+        noise_btn = gr.Button("Noise it", variant="primary", elem_id="teach-noise", min_width=90)
+        play = gr.Button("Play", elem_id="teach-play", min_width=70)
+        denoise = gr.Button("Denoise from here", elem_id="teach-denoise", min_width=140)
+        stop = gr.Button("Stop", elem_id="teach-stop", min_width=70)
+    t = gr.Slider(0, 1, value=0, step=1, label="t (noise grows to the right)", elem_id="teach-t", interactive=False)
+    msg = gr.HTML(elem_id="teach-message")
+    row = TokenRow({"html": '<div class="empty">press Noise it</div>', "cells": []}, elem_id="teach-row")
+    plot = gr.Plot(label="latents", elem_id="teach-plot")
+    return TeachPanel(text, msg, row, t, plot, gr.State(None), noise_btn, play, denoise, stop)
+
+
+PRESENT_JS = "(on) => { document.body.classList.toggle('present', !!on); return []; }"
+PAGE_CSS = """
+body.present .cell { font-size: 30px !important; padding: 10px 16px !important; }
+body.present .status { font-size: 20px !important; }
+body.present .caption { font-size: 26px !important; }
+body.present #template textarea, body.present #teach-text textarea { font-size: 24px !important; }
+"""
 
 
 def build_app(pipe: Pipeline) -> gr.Blocks:

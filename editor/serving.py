@@ -8,4 +8,4 @@ MAX_QUEUE = 64  # events waiting in the queue; more are refused with "Queue is f
 CACHE_AGE_S = 3600  # a run's download files are deleted after this, checked as runs finish (--cache-age)
 KEEP_EXPORTS = 20  # at most this many runs' files stay (~5 MB a run with the bundled model) (constant)
 CACHE_SWEEP_S = 600  # how often Gradio looks for expired copies (or every CACHE_AGE_S when that is shorter)
-MAX_UPLOAD = "1mb"  # the page takes no uploads: Gradio's upload route refuses anything larger (constant)
+MAX_UPLOAD = "16mb"  # the largest run file "load a run" takes (an export is ~1 MB); larger are refused (constant)

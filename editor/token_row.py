@@ -1,4 +1,5 @@
-"""The token row: a gr.HTML component whose cells the user clicks, and which animates a run.
+"""The token row: a gr.HTML component whose cells the user edits by keyboard or mouse, and which
+animates a run.
 
 Its value is {"html": ..., "cells": [...], "action": ...}. The page's JavaScript only reports what
 was clicked (an "action") through the custom `cell_action` event; Python applies it and sends the
@@ -27,32 +28,146 @@ CSS = """
 .cell.add { border: none; background: none; padding: 6px 0; }
 .status { font: 13px ui-monospace, monospace; color: #456; padding-top: 4px; }
 .empty { color: #888; font-style: italic; padding: 10px 0; }
+.cell:focus-visible { outline: 3px solid #e8a33d; outline-offset: 1px; }
+.cell .cell-input { font: inherit; border: none; outline: none; background: #fff8e6; padding: 0; }
+.cell .d { display: block; font: 10px ui-monospace, monospace; color: #567; }
+.cell.drifted { border-color: #c0392b; }
+.row.animating[data-run] .cell[data-position] { cursor: help; }
+.caption { font: 14px/1.4 ui-sans-serif, system-ui, sans-serif; color: #234; padding-top: 2px; }
+.status a.to-edit { color: #1f4e79; }
 .cell.caret { border: none; background: none; color: #1f4e79; animation: blink 1s step-end infinite; }
 @keyframes blink { 50% { opacity: 0; } }
 """
 
 JS = """
+// The row reports what the user did as an `action` (the custom cell_action event); Python applies
+// it and sends the new row back. Keys on a focused cell: a character starts typing a new word into
+// it (Enter or Tab commits, Escape cancels; `_` or `...` makes a blank), Enter toggles the lock,
+// Backspace on an empty cell deletes it, Tab / Shift+Tab move, Ctrl+Z / Ctrl+Shift+Z (or Ctrl+Y)
+// undo and redo every change of the row, the text box's included.
+const CELLS = '.row.editing .cell[data-index]:not(.add)';
+let focusIndex = null;  // the cell to focus once the row is drawn again
+let shown = null, expected = null;  // the cells on screen; the cells an undo or redo asked for
+const past = [], future = [];
+
 function send(action) {
   props.value = Object.assign({}, props.value || {}, {action: action});
   trigger('cell_action');
 }
+function cellsNow() { return JSON.stringify((props.value && props.value.cells) || []); }
+function restore(cells) {  // Python checks the cells as it would any row sent to it
+  expected = cells;
+  props.value = Object.assign({}, props.value || {}, {cells: JSON.parse(cells), action: {kind: 'edit_mode'}});
+  trigger('cell_action');
+}
+function undo() { if (past.length && shown !== null) { future.push(shown); restore(past.pop()); } }
+function redo() { if (future.length && shown !== null) { past.push(shown); restore(future.pop()); } }
+function redrawn() {
+  if (element.querySelector('.row.editing')) {
+    const now = cellsNow();
+    if (shown !== null && now !== shown) {
+      if (now !== expected) { past.push(shown); future.length = 0; if (past.length > 200) past.shift(); }
+      expected = null;
+    }
+    shown = now;
+  }
+  if (focusIndex !== null) {
+    const cells = element.querySelectorAll(CELLS);
+    if (cells.length) cells[Math.max(0, Math.min(focusIndex, cells.length - 1))].focus();
+    focusIndex = null;
+  }
+}
+watch('value', redrawn);  // after every re-render
+setTimeout(redrawn, 0);
+
+function indexOf(cell) { return parseInt(cell.dataset.index, 10); }
+function focusCell(index) {
+  const cells = element.querySelectorAll(CELLS);
+  if (cells.length) cells[Math.max(0, Math.min(index, cells.length - 1))].focus();
+}
+function beginTyping(cell, text) {
+  const index = indexOf(cell), label = cell.querySelector('.w');
+  if (!label || cell.querySelector('input')) return;
+  const input = document.createElement('input');
+  input.className = 'cell-input'; input.value = text; input.size = Math.max(6, text.length + 2);
+  input.setAttribute('aria-label', 'new word for cell ' + (index + 1) + ' (Enter to keep, Escape to cancel)');
+  label.replaceWith(input);
+  input.focus(); input.setSelectionRange(text.length, text.length);
+  let finished = false;
+  const finish = (commit, move) => {
+    if (finished) return;
+    finished = true;
+    const word = input.value.trim();
+    if (commit && word) {
+      focusIndex = move === null ? null : index + move;
+      send({kind: 'edit', index: index, word: word});
+    } else {
+      input.replaceWith(label);
+      if (move !== null) focusCell(index + (commit ? move : 0));
+    }
+  };
+  input.addEventListener('keydown', (event) => {
+    event.stopPropagation();
+    if (event.key === 'Enter') { event.preventDefault(); finish(true, 0); }
+    else if (event.key === 'Escape') { event.preventDefault(); finish(false, 0); }
+    else if (event.key === 'Tab') { event.preventDefault(); finish(true, event.shiftKey ? -1 : 1); }
+    else if (event.key === 'Backspace' && input.value === '') {
+      event.preventDefault(); finished = true; focusIndex = index - 1; send({kind: 'delete', index: index});
+    }
+    else input.size = Math.max(6, input.value.length + 3);
+  });
+  input.addEventListener('blur', () => finish(true, null));
+}
+
 let pendingToggle = null;  // a click on a cell waits briefly: it may be the start of a double-click
 element.addEventListener('click', (event) => {
-  if (event.target.closest('.row.animating')) { send({kind: 'edit_mode'}); return; }
+  if (event.target.closest('.to-edit')) { event.preventDefault(); send({kind: 'edit_mode'}); return; }
+  const word = event.target.closest('.row.animating[data-run] .cell[data-position]');
+  if (word) {  // a word of a stored run: what the model weighed there, at the step on screen
+    const row = word.closest('.row');
+    props.value = Object.assign({}, props.value || {}, {action: {kind: 'inspect', run: +row.dataset.run,
+      step: +row.dataset.step, position: +word.dataset.position}});
+    trigger('inspect');
+    return;
+  }
   const cell = event.target.closest('.row.editing .cell');
-  if (!cell) return;
-  const index = parseInt(cell.dataset.index, 10);
+  if (!cell || event.target.closest('input')) return;
+  const index = indexOf(cell);
   const button = event.target.closest('button[data-action]');
-  if (button) { send({kind: button.dataset.action, index: index}); return; }
+  if (button) { focusIndex = Math.max(0, index); send({kind: button.dataset.action, index: index}); return; }
   clearTimeout(pendingToggle);
-  pendingToggle = setTimeout(() => send({kind: 'toggle', index: index}), 280);
+  pendingToggle = setTimeout(() => { focusIndex = index; send({kind: 'toggle', index: index}); }, 280);
 });
 element.addEventListener('dblclick', (event) => {
   clearTimeout(pendingToggle);
-  const cell = event.target.closest('.row.editing .cell');
-  if (!cell || cell.classList.contains('add') || event.target.closest('button')) return;
-  const word = window.prompt('Word for this cell (it will be locked):', cell.dataset.word || '');
-  if (word !== null) send({kind: 'edit', index: parseInt(cell.dataset.index, 10), word: word});
+  const cell = event.target.closest(CELLS);
+  if (!cell || event.target.closest('button, input')) return;
+  beginTyping(cell, cell.dataset.word === '...' ? '' : (cell.dataset.word || ''));
+});
+element.addEventListener('keydown', (event) => {
+  const cell = event.target.closest(CELLS);
+  if (!cell || event.target !== cell) return;
+  const index = indexOf(cell), word = cell.dataset.word || '';
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.key === 'Enter' || event.key === ' ') {
+    event.preventDefault(); focusIndex = index; send({kind: 'toggle', index: index});
+  }
+  else if (event.key === 'Backspace' || event.key === 'Delete') {
+    event.preventDefault();
+    if (event.key === 'Backspace' && word && word !== '...') beginTyping(cell, word.slice(0, -1));
+    else { focusIndex = event.key === 'Backspace' ? index - 1 : index; send({kind: 'delete', index: index}); }
+  }
+  else if (event.key === 'ArrowRight') { event.preventDefault(); focusCell(index + 1); }
+  else if (event.key === 'ArrowLeft') { event.preventDefault(); focusCell(index - 1); }
+  else if (event.key.length === 1) { event.preventDefault(); beginTyping(cell, event.key); }
+});
+document.addEventListener('keydown', (event) => {
+  if (!(event.ctrlKey || event.metaKey) || !element.querySelector('.row.editing')) return;
+  const inside = element.contains(document.activeElement) && !document.activeElement.closest('input');
+  if (!inside && document.activeElement !== document.body) return;  // the text box keeps its own undo
+  const key = event.key.toLowerCase();
+  if (key === 'z' && !event.shiftKey) { event.preventDefault(); undo(); }
+  else if ((key === 'z' && event.shiftKey) || key === 'y') { event.preventDefault(); redo(); }
 });
 """
 

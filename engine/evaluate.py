@@ -3,8 +3,10 @@
     python -m engine.evaluate quality --n 64 --json
     python -m engine.evaluate control --kind pos --targets FILE --n-targets 50 --json
     python -m engine.evaluate rescore --judge DIR REPORT.json ...
+    python -m engine.evaluate vary --n 30 --strengths 0.2,0.4,0.6,0.8,1 --json
 
-See engine.scoring.quality and engine.scoring.control_eval for what each measures.
+See engine.scoring.quality, engine.scoring.control_eval and engine.scoring.variation for what each
+measures.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import FILE_KINDS
 from engine.diffusion.sampler import SampleOptions
 from engine.request import METHODS
-from engine.scoring import control_eval, quality
+from engine.scoring import control_eval, quality, variation
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "e2e"
 
@@ -60,7 +62,14 @@ def build_parser():
                                    "apart from the one that wrote left-to-right samples): corpus perplexity per file.")
     r.add_argument("reports", nargs="+", help="JSON files written by `engine.evaluate control`")
     r.add_argument("--judge", required=True, metavar="DIR", help="directory with judge.json and vocab.json")
-    for p in (q, c):
+    v = sub.add_parser("vary", help="words changed and fluency of variations (SDEdit), by strength",
+                       description=variation.__doc__)
+    v.add_argument("--n", type=int, default=30, help="real sentences to vary")
+    v.add_argument("--samples", type=int, default=4, help="variations of each sentence per strength")
+    v.add_argument("--strengths", default="0.1,0.2,0.3,0.4,0.5,0.6,0.8,1", help="vary strengths, comma-separated")
+    v.add_argument("--valid", default=str(DATA / "valid.csv"), help="real sentences to vary")
+    v.add_argument("--show", type=int, default=0, help="include the variations of this many sentences verbatim")
+    for p in (q, c, v):
         p.add_argument("--fluency-judge", metavar="DIR",
                        help="score fluency with the judge in DIR, an LM trained apart (the model's own judge writes "
                             "the left-to-right methods' text, so it flatters them)")
@@ -76,7 +85,9 @@ def evaluate(args) -> int:
         print(json.dumps(control_eval.rescore(args.reports, args.judge), indent=2))
         return 0
     sampling = options_from(SampleOptions, args)
-    if args.command == "control":
+    if args.command == "vary":
+        report = variation.vary_report(args, sampling)
+    elif args.command == "control":
         report = control_eval.evaluate_control(args, sampling, options_from(GuidanceOptions, args),
                                                parse_weights(args.weights), options_from(WriteOptions, args))
     else:

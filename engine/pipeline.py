@@ -39,6 +39,7 @@ from engine.diffusion.model import Denoiser
 from engine.diffusion.sampler import Frame, Sampler
 from engine.diffusion.schedule import strided_timesteps
 from engine.errors import CheckpointError, ConfigError, TemplateError
+from engine.provenance import request_dict, versions, weights_digests
 from engine.request import MAX_ROWS, Candidate, Cost, Prompt, Request, Result, WriteCost, Writing
 from engine.scoring.judge import Judge
 from engine.scoring.metrics import has_repeated_trigram, locked_kept
@@ -135,6 +136,17 @@ class Pipeline:
         if KINDS[kind].trained:
             return self.classifier(kind)
         return self.word_posterior if KINDS[kind].steers else None
+
+    @cached_property
+    def weights(self) -> dict[str, str]:
+        """{weights file: SHA-256} of this model folder (what an exported run records as its model)."""
+        return weights_digests(self.directory)
+
+    def provenance(self, request: Request) -> dict:
+        """What makes a run of `request` again: the model and its weights' hashes, the request as read,
+        the package versions."""
+        return {"model": {"directory": str(self.directory), "weights_sha256": self.weights},
+                "request": request_dict(request), "versions": versions()}
 
     @cached_property
     def word_posterior(self) -> WordPosterior:

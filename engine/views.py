@@ -42,6 +42,25 @@ def projected(latents: torch.Tensor) -> list[list[list[float]]]:
     return [[[round(x, 3), round(y, 3)] for x, y in step] for step in coords.tolist()]
 
 
+def shown_positions(trajectory: Trajectory, row: int) -> int:
+    """Positions a view of a row shows: START, the words and the final END."""
+    ids = trajectory.tokens[row].tolist()
+    return ids.index(Tokenizer.end_id) + 1 if Tokenizer.end_id in ids else len(ids)
+
+
+def alternatives(frame: Frame, tokenizer: Tokenizer, row: int, positions: int) -> list[list[list]]:
+    """[position] = [[word, probability], ...]: the words the denoiser weighed at each of the first
+    `positions` positions, most likely first; a locked position (or one past the network's window)
+    holds only its word. Empty when the run recorded no alternatives."""
+    if frame.alternatives is None:
+        return []
+    ids, probs = (t[row].tolist() for t in frame.alternatives)
+    locked = frame.locked[row].tolist()
+    return [[[tokenizer.words[frame.tokens[row, p].item()], 1.0]] if locked[p] or p >= len(ids) else
+            [[tokenizer.words[i], round(q, 4)] for i, q in zip(ids[p], probs[p], strict=True)]
+            for p in range(positions)]
+
+
 def run_view(result: Result, tokenizer: Tokenizer) -> dict:
     """Every step of the first prompt's ranked samples: words, confidences, noise level, latent
     projection, classifier beliefs; and the run's cost."""
@@ -56,8 +75,9 @@ def run_view(result: Result, tokenizer: Tokenizer) -> dict:
         "samples": [{
             "row": row,
             "locked": trajectory.locked_mask[row].tolist(),
-            "frames": [{k: v for k, v in frame_view(f, tokenizer, row, steps).items() if k in ("words", "confidence")}
-                       for f in trajectory.frames],
+            "frames": [{"words": view["words"], "confidence": view["confidence"],
+                        "top": alternatives(f, tokenizer, row, shown_positions(trajectory, row))}
+                       for f in trajectory.frames for view in [frame_view(f, tokenizer, row, steps)]],
             "projection": project_latents(trajectory, row),
             # per control, the classifier's per-claim probability of its target at each step (None
             # at steps guidance did not run: before it first ran, or outside its part of the

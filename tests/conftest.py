@@ -12,6 +12,7 @@ from engine.controls.classifier import ClassifierConfig
 from engine.diffusion.model import DenoiserConfig
 from engine.train import TrainConfig, train
 from engine.train_control import ControlTrainConfig, train_control
+from tests.browser import browser, open_page  # noqa: F401  (fixtures of the browser tests)
 
 NAMES = ["The Eagle", "Alimentum", "The Mill", "Wildwood", "Blue Spice", "The Punter"]
 KINDS = ["coffee shop", "pub", "restaurant"]

@@ -87,7 +87,13 @@ def test_generate_streams_every_step_then_results(editor):
     for row in table:
         words = row[1].split()
         assert words[:4] == ["The", "Eagle", "is", "a"] and words[5] == "near" and "✓ locked words kept" in row[3]
-    record = json.loads(open(final[page.json_file]).read())
+    exported = json.loads(open(final[page.json_file]).read())
+    record = exported["record"]
+    assert exported["format"] == "dlm-studio-run" and exported["settings"]["seed"] == 5
+    provenance = exported["provenance"]
+    assert len(provenance["model"]["weights_sha256"]["denoiser.safetensors"]) == 64
+    assert provenance["request"]["seed"] == 5 and provenance["request"]["sampling"]["steps"] == 10
+    assert {"torch", "transformers", "gradio", "python"} <= set(provenance["versions"])
     assert record["steps"] == 10 and len(record["samples"]) == 3
     assert record["denoiser_passes"] == 10 and record["classifier_passes"] == 0 and record["rows"] == 3
     assert "plotly" in open(final[page.html_file]).read().lower()
@@ -262,8 +268,14 @@ def test_stale_choices_and_states_are_ignored(editor):
 def test_blank_markers_never_become_locked_words():
     assert cells_from_text("serves food...") == [{"word": "serves", "locked": True}, {"word": "food", "locked": True},
                                                  {"word": "...", "locked": False}]
-    with pytest.raises(CellActionError, match="blanks, not words"):
-        apply_action(cells_from_text("a _"), {"kind": "edit", "index": 1, "word": "_"})
+    # typing `_` or `...` into a cell makes it a blank, never a locked "_"
+    assert apply_action(cells_from_text("a pub"), {"kind": "edit", "index": 1, "word": "_"}) == [
+        {"word": "a", "locked": True}, {"word": "", "locked": False}]
+    assert apply_action(cells_from_text("a pub"), {"kind": "edit", "index": 1, "word": " ... "})[1] == {
+        "word": "...", "locked": False}
+    assert apply_action(cells_from_text("a pub"), {"kind": "edit", "index": 0, "word": "the cheap _"}) == [
+        {"word": "the", "locked": True}, {"word": "cheap", "locked": True}, {"word": "", "locked": False},
+        {"word": "pub", "locked": True}]
 
 
 def test_use_result_words_become_locked_cells():

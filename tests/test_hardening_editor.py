@@ -22,7 +22,7 @@ from gradio.utils import get_upload_folder
 from gradio_client import Client
 
 from editor import cells as cells_module
-from editor import plots
+from editor import plots, runs
 from editor.cells import apply_action, cells_from_text, parse_cells
 from editor.form import EXACT_FLOAT, Form, GuidanceForm, whole_number
 from editor.handlers import KEEP_EXPORTS
@@ -260,7 +260,9 @@ def test_exports_keep_the_last_runs_only(tiny_model, monkeypatch):
     ed = build(Pipeline.load(tiny_model, bf16=False))[1]
     try:
         assert ed.export_dir.parent == Path(get_upload_folder())  # Gradio serves the files without a copy
-        record = run_view(ed.pipe.run(Request.one("The Mill is a _ .", samples=1)), ed.pipe.tokenizer)
+        result = ed.pipe.run(Request.one("The Mill is a _ .", samples=1))
+        record = runs.stored(run_view(result, ed.pipe.tokenizer), [c.to_dict() for c in result.best], cells=[],
+                             text="The Mill is a _ .", settings={}, summary="", provenance={})
         monkeypatch.setattr(plots, "figures_html", lambda record: "<html></html>")  # plotly.js is 4.6 MB a copy
         paths = [ed.exports(record)[0] for _ in range(KEEP_EXPORTS + 3)]
         assert len(list(ed.export_dir.iterdir())) == KEEP_EXPORTS
@@ -340,7 +342,7 @@ def test_app_serves_quietly_bounds_uploads_and_cleans_up_on_sigterm():
             "Gradio serves the exports without copying them"
         with urllib.request.urlopen(json_file["url"], timeout=10) as response:
             assert response.status == 200 and b"\"steps\": 10" in response.read()
-        assert upload_status(app.url, 2 * 1024 * 1024) == 413
+        assert upload_status(app.url, 17 * 1024 * 1024) == 413  # MAX_UPLOAD: 16 MB, for "load a run"
         assert upload_status(app.url, 1024) == 200
         message = client.predict("The pub is cheap . " * 26_300, api_name="/set_text")[1]
         assert "the text is too long: 499,700 characters, at most 2,048" in message

@@ -25,6 +25,8 @@ from engine.errors import ConfigError
 from engine.text.template import Template, stack
 from engine.text.tokenizer import Tokenizer
 
+TOP_WORDS = 5  # alternatives recorded per position and step
+
 
 @dataclass
 class SampleOptions:
@@ -86,6 +88,9 @@ class Frame:
     # [B] per control (guided runs only)
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
     last_t: int = field(default=1, repr=False)
+    # what the model was choosing between: ([B, W, K] word ids, [B, W, K] probabilities) of its K most
+    # likely words over the W positions the network ran on (recorded with the latents)
+    alternatives: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def final(self) -> bool:
@@ -113,6 +118,7 @@ class Estimate:
     confidence: torch.Tensor  # [B, L] its probability (1 at locked positions)
     soft: torch.Tensor  # [B, L, D] the expected clean vectors (locked positions as written)
     x0_hat: torch.Tensor  # [B, L, D] what the step rule moves towards: `soft`, or the clamped word vectors
+    probs: torch.Tensor  # [B, L, V] the denoiser's word probabilities (banned words at 0)
 
 
 def estimate(out: Denoised, E: torch.Tensor, banned: torch.Tensor, locks: Locks, *, temperature: float = 1.0,
@@ -125,7 +131,7 @@ def estimate(out: Denoised, E: torch.Tensor, banned: torch.Tensor, locks: Locks,
     confidence = torch.where(locks.mask, torch.ones_like(confidence), confidence)
     word_probs = probs if temperature == 1.0 else (logits / temperature).softmax(-1)
     soft = locks.apply(out.x0_from(word_probs, E).float(), locks.vectors)
-    return Estimate(tokens, confidence, soft, E[tokens] if clamp else soft)
+    return Estimate(tokens, confidence, soft, E[tokens] if clamp else soft, probs)
 
 
 @dataclass
@@ -222,9 +228,11 @@ class Sampler:
             tokens = whole(est.tokens, full_ids)
             confidence = whole(est.confidence, full_confidence)
             latents = whole(x, full_vectors).cpu() if options.record_latents else None
+            top = est.probs.topk(min(TOP_WORDS, E.shape[0]), dim=-1) if options.record_latents else None
             yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(torch.tensor(t), T)), tokens=tokens.cpu(),
                         confidence=confidence.cpu(), latents=latents, locked=locked_cpu,
-                        scores={k: v.cpu() for k, v in scores.items()}, last_t=times[-1])
+                        scores={k: v.cpu() for k, v in scores.items()}, last_t=times[-1],
+                        alternatives=(top.indices.cpu(), top.values.cpu()) if top is not None else None)
             t_next = times[i + 1] if i + 1 < len(times) else 0
             if t_next == 0:
                 break

@@ -1,0 +1,127 @@
+"""The forward-process view, for teaching: type a sentence, drag t (or press Play) and watch it
+dissolve into noise; then "denoise from here" runs the reverse from the chosen t, starting from
+exactly the latent shown (engine.Pipeline.forward and a variation of the same seed share noise).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from editor import plots
+from editor.form import number, whole_number
+from editor.limits import Limits, error_message, shown
+from editor.render import frame_row, message, noised_row
+from engine.diffusion.sampler import SampleOptions
+from engine.errors import ConfigError, EngineError
+from engine.pipeline import Pipeline
+from engine.request import Request, Result
+from engine.views import frame_view, noising_view
+
+if TYPE_CHECKING:
+    from editor.layout import TeachPanel
+
+POINTS = 50  # times shown between t = 0 and T
+DEFAULT_SPEED = 10  # playback, steps per second
+MAX_SPEED = 60
+
+Updates = dict[Any, Any]
+
+
+def steps_per_second(speed: object) -> float:
+    """A playback speed as the page sends it: 1 to MAX_SPEED steps a second."""
+    value = number(speed, "playback speed", DEFAULT_SPEED)
+    if not 1 <= value <= MAX_SPEED:
+        raise ConfigError(f"playback speed must be from 1 to {MAX_SPEED} steps a second, got {shown(speed)}")
+    return value
+
+
+def shown_noising(state: object) -> dict | None:
+    return state if isinstance(state, dict) and isinstance(state.get("record"), dict) else None
+
+
+class Teach:
+    """The forward-process tab's handlers, bound to one pipeline and the tab's components."""
+
+    def __init__(self, pipe: Pipeline, panel: TeachPanel, limits: Limits):
+        self.pipe, self.panel, self.limits = pipe, panel, limits
+
+    def noise(self, sentence: str, seed: object = 0) -> Updates:
+        """The sentence's forward process at POINTS + 1 times, shown clean (t = 0) first."""
+        panel = self.panel
+        try:
+            if not isinstance(sentence, str) or not sentence.strip():
+                raise ConfigError("type a sentence to dissolve into noise")
+            self.limits.check_text(sentence, "the sentence", ConfigError)
+            seed = whole_number(seed, "seed", 0)
+            record = noising_view(self.pipe.forward(sentence, seed, POINTS), self.pipe.tokenizer)
+        except EngineError as exc:
+            return {panel.msg: message(error_message(exc))}
+        state = {"record": record, "sentence": " ".join(sentence.split()), "seed": seed}
+        return {panel.state: state, panel.msg: "", **self.at(0, state),
+                panel.t: gr.update(value=0, maximum=POINTS, interactive=True)}
+
+    def at(self, index: object, state: object) -> Updates:
+        """The row and latent plot at the slider's time."""
+        run = shown_noising(state)
+        if run is None or not isinstance(index, int | float) or isinstance(index, bool):
+            return {}
+        index = max(0, min(int(index), run["record"]["steps"] - 1))
+        return {self.panel.row: {"html": noised_row(run["record"], index), "cells": [], "action": None},
+                self.panel.plot: plots.noising_plot(run["record"], index)}
+
+    def play(self, state: object, index: object = 0, speed: object = DEFAULT_SPEED) -> Iterator[Updates]:
+        """Noise grows at `speed` steps a second, from the slider's time to T (from 0 when it is at T)."""
+        run = shown_noising(state)
+        try:
+            pause = 1.0 / steps_per_second(speed)
+        except EngineError as exc:
+            yield {self.panel.msg: message(error_message(exc))}
+            return
+        if run is None:
+            yield {self.panel.msg: message("type a sentence and press Noise it first")}
+            return
+        last = run["record"]["steps"] - 1
+        start = int(index) if isinstance(index, int | float) and not isinstance(index, bool) else 0
+        start = 0 if start >= last else max(0, start)
+        for i in range(start, last + 1):
+            time.sleep(pause)
+            yield {**self.at(i, run), self.panel.t: i}
+
+    def denoise(self, state: object, index: object = 0, steps: object = None, speed: object = DEFAULT_SPEED
+                ) -> Iterator[Updates]:
+        """The reverse from the slider's time: a variation of the sentence with strength t/T, its
+        first latent the one shown; each step drawn at `speed` steps a second."""
+        panel = self.panel
+        run = shown_noising(state)
+        if run is None:
+            yield {panel.msg: message("type a sentence and press Noise it first")}
+            return
+        record = run["record"]
+        i = max(0, min(int(index), record["steps"] - 1)) if isinstance(index, int | float) else 0
+        t, T = record["t"][i], self.pipe.model.config.T
+        try:
+            if t == 0:
+                raise ConfigError("drag t above 0 first: at t = 0 there is no noise to remove")
+            pause = 1.0 / steps_per_second(speed)
+            options = SampleOptions(steps=whole_number(steps, "steps", SampleOptions().steps), vary_strength=t / T)
+            request = Request.one(vary=run["sentence"], samples=1, candidates=1, seed=run["seed"], sampling=options)
+            stream = self.pipe.stream(request)
+            first = next(stream)
+        except EngineError as exc:
+            yield {panel.msg: message(error_message(exc))}
+            return
+        for item in itertools.chain([first], stream):
+            if isinstance(item, Result):
+                best = item.best[0]
+                yield {panel.msg: message(f"denoised from t = {t} in {len(item.trajectory.frames)} steps: "
+                                          f"{best.text}", "info")}
+                return
+            time.sleep(pause)
+            view = frame_view(item, self.pipe.tokenizer, 0, len(options.times(T)))
+            yield {panel.row: {"html": frame_row(view, view["locked"], editable=False), "cells": [], "action": None},
+                   panel.msg: ""}
