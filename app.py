@@ -48,8 +48,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=port_number, default=7860, help="port to serve on, 1 to 65535 (default: 7860)")
     p.add_argument("--model", help="model directory (default: assets/model)")
     p.add_argument("--concurrency", type=positive, default=MODEL_CONCURRENCY, metavar="N",
-                   help=f"generations run at once, the others queue (default: {MODEL_CONCURRENCY}; "
-                        "more than one per CPU core only makes each slower)")
+                   help=f"generations run at once, the others queue (default: one per CPU core, here "
+                        f"{MODEL_CONCURRENCY}; more than one per core only makes each slower)")
     p.add_argument("--max-queue", type=positive, default=MAX_QUEUE, metavar="N",
                    help=f"events waiting in the queue before new ones are refused (default: {MAX_QUEUE})")
     p.add_argument("--cache-age", type=positive, default=CACHE_AGE_S, metavar="SECONDS",

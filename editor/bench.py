@@ -1,9 +1,14 @@
 """Measure the editor as a user feels it, through its real HTTP API, and print JSON.
 
     python -m editor.bench --json
+    python -m editor.bench --scenario class --students 30 --presses 2 --within 60 --json
 
-Starts the app on a free local port, then: time from submitting Generate to the first streamed
-frame, frames per second while streaming, and four users generating at once (all must finish).
+Starts the app on a free local port, then (scenario "users"): time from submitting Generate to the
+first streamed frame, frames per second while streaming, and four users generating at once (all
+must finish). Scenario "class": each of `--students` simulated students (a client of their own)
+presses Generate `--presses` times at random moments within `--within` seconds; the report gives
+the median and 95th-percentile wait to the first frame and to the result, the queue positions the
+page showed them, and whether every run finished (nothing dropped).
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import socket
+import statistics
 import sys
 import threading
 import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from editor.serving import MODEL_CONCURRENCY  # noqa: E402  (light: constants only)
 
 TEMPLATE = "The Eagle is a _ _ coffee shop near _ _ ."
 
@@ -42,6 +51,68 @@ def timed_run(client, steps: int, samples: int, seed: int) -> dict:
             "frames_per_s": round((frames - 1) / streaming, 1) if frames > 1 else None}
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of values, by the nearest rank."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def student_run(url: str, at: float, *, steps: int, samples: int, seed: int) -> dict:
+    """One press of Generate at the moment `at` (perf_counter): the waits to its first frame and to
+    its result, and the queue positions it was shown while waiting."""
+    from gradio_client import Client
+
+    from editor.cells import cells_from_text
+
+    client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+    time.sleep(max(0.0, at - time.perf_counter()))
+    pressed = time.perf_counter()
+    job = client.submit(TEMPLATE, {"cells": cells_from_text(TEMPLATE)}, 0, steps, samples, seed, api_name="/generate")
+    first, ranks = None, []
+    while not job.done():
+        status = job.status()
+        if status.rank is not None:
+            ranks.append(status.rank + 1)  # the page counts from 1
+        if first is None and job.outputs():
+            first = time.perf_counter() - pressed
+        time.sleep(0.02)
+    outputs = job.outputs()
+    finished = bool(outputs) and job.status().success is not False and "info" in str(outputs[-1][1])
+    return {"first_frame_s": first if first is not None else time.perf_counter() - pressed,
+            "result_s": time.perf_counter() - pressed, "max_queue_position": max(ranks, default=0),
+            "finished": finished}
+
+
+def class_scenario(url: str, args: argparse.Namespace) -> dict:
+    """Every student's presses at seeded random moments within the window, all at once."""
+    moments = random.Random(0)
+    presses = sorted(moments.uniform(0, args.within) for _ in range(args.students * args.presses))
+    results: list[dict] = [{} for _ in presses]
+    start = time.perf_counter() + 2.0  # every client connects first
+
+    def press(i: int) -> None:
+        results[i] = student_run(url, start + presses[i], steps=args.steps, samples=args.samples, seed=100 + i)
+
+    threads = [threading.Thread(target=press, args=(i,)) for i in range(len(presses))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    first = [r["first_frame_s"] for r in results]
+    done = [r["result_s"] for r in results]
+    queued = [r["max_queue_position"] for r in results]
+    return {"students": args.students, "presses_each": args.presses, "within_s": args.within,
+            "runs": len(results), "finished": sum(r["finished"] for r in results),
+            "nothing_dropped": all(r["finished"] for r in results),
+            "first_frame_s": {"median": round(statistics.median(first), 2), "p95": round(percentile(first, 95), 2),
+                              "max": round(max(first), 2)},
+            "result_s": {"median": round(statistics.median(done), 2), "p95": round(percentile(done, 95), 2),
+                         "max": round(max(done), 2)},
+            "queue_position_shown": {"median": statistics.median(queued), "max": max(queued),
+                                     "runs_that_queued": sum(q > 0 for q in queued)},
+            "wall_s": round(time.perf_counter() - start, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m editor.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print JSON (the default output is also JSON)")
+    parser.add_argument("--scenario", choices=("users", "class"), default="users")
+    parser.add_argument("--students", type=int, default=30, help="class: simulated students")
+    parser.add_argument("--presses", type=int, default=2, help="class: Generate presses per student")
+    parser.add_argument("--within", type=float, default=60.0, help="class: seconds the presses fall in")
+    parser.add_argument("--concurrency", type=int, default=MODEL_CONCURRENCY, help="runs at once (as app.py's)")
     args = parser.parse_args(argv)
 
     from gradio_client import Client
@@ -57,14 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     from editor.serving import EVENT_CONCURRENCY, MAX_QUEUE
     from engine.pipeline import Pipeline
 
-    demo, editor = build(Pipeline.load(args.model))
-    demo.queue(default_concurrency_limit=EVENT_CONCURRENCY, max_size=MAX_QUEUE)
+    demo, editor = build(Pipeline.load(args.model), concurrency=args.concurrency)
+    queue_size = max(MAX_QUEUE, args.students * args.presses) if args.scenario == "class" else MAX_QUEUE
+    demo.queue(default_concurrency_limit=EVENT_CONCURRENCY, max_size=queue_size)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False, ssr_mode=False,
                 run_history=False, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
         timed_run(client, 10, 1, 0)  # warm-up
+        if args.scenario == "class":
+            report = {**class_scenario(f"http://127.0.0.1:{port}/", args), "steps": args.steps,
+                      "samples": args.samples, "concurrency": args.concurrency, "cpu_cores": os.cpu_count()}
+            print(json.dumps(report, indent=2))
+            return 0
         single = [timed_run(client, args.steps, args.samples, seed) for seed in range(3)]
         results: list[dict] = [{} for _ in range(4)]
 

@@ -327,8 +327,8 @@ class Editor:
         updates = self.show(run, run["cells"], pinned)
         settings = {k: v for k, v in run.get("settings", {}).items() if k in page.settings}
         try:
-            Form.from_values(None, {k: v for k, v in settings.items() if k != "compare"},
-                             limits=self.limits).request()
+            self.pipe.check(Form.from_values(None, {k: v for k, v in settings.items() if k != "compare"},
+                                             limits=self.limits).request())
             if not isinstance(settings.get("compare", False), bool):
                 raise ConfigError(f"compare must be true or false, got {shown(settings['compare'])}")
         except EngineError as exc:

@@ -1,8 +1,11 @@
-"""How the app serves the editor: the deployer's knobs and their defaults (no imports, so that
-`python app.py --help` and a bad flag or port answer at once). `python app.py --help` lists the
-flags; the rest are constants here. Everything the app wrote is removed when it stops."""
+"""How the app serves the editor: the deployer's knobs and their defaults (no heavy imports, so
+that `python app.py --help` and a bad flag or port answer at once). `python app.py --help` lists
+the flags; the rest are constants here. Everything the app wrote is removed when it stops."""
 
-MODEL_CONCURRENCY = 2  # generations run at once, the others queue (--concurrency): two cores, more only share them
+import os
+
+# generations run at once, the others queue (--concurrency): one per CPU core (more only share them)
+MODEL_CONCURRENCY = max(1, os.cpu_count() or 1)
 EVENT_CONCURRENCY = 4  # editing, scrubbing and replaying events handled at once (constant)
 MAX_QUEUE = 64  # events waiting in the queue; more are refused with "Queue is full" (--max-queue)
 CACHE_AGE_S = 3600  # a run's download files are deleted after this, checked as runs finish (--cache-age)

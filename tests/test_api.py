@@ -9,6 +9,7 @@ import json
 import os
 import re
 import tempfile
+import urllib.request
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before gradio_client (and huggingface_hub) are imported
 
@@ -16,6 +17,7 @@ import gradio_client
 import pytest
 from gradio_client import Client
 
+from editor.form import DEFAULT_VARY_STRENGTH
 from engine.controls import STEERED
 from engine.controls.guidance import DEFAULT_GUIDANCE, GuidanceOptions
 from engine.controls.targets import targets_from_fields
@@ -226,7 +228,9 @@ def test_readme_client_example_runs_verbatim(app_url, tmp_path, monkeypatch):  #
 def test_api_arguments_keep_their_names_and_defaults(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(endpoints) == {f"/{name}" for name in
-                              ("set_text", "cell_action", "generate", "scrub", "play", "use_result", "write")}
+                              ("set_text", "cell_action", "inspect", "generate", "vary", "scrub", "play", "pin",
+                               "unpin", "restore_run", "load_run", "use_result", "write", "forward", "forward_at",
+                               "forward_play", "denoise_from_here")}
 
     def arguments(name: str) -> dict:
         return {p["parameter_name"]: p["parameter_default"] if p["parameter_has_default"] else "required"
@@ -235,10 +239,10 @@ def test_api_arguments_keep_their_names_and_defaults(client):
     guidance = {"strength": DEFAULT_GUIDANCE.strength, "fluency": DEFAULT_GUIDANCE.fluency}  # the page's sliders
     write = arguments("/write")
     assert list(write) == ["text", "length", "steps", "samples", "seed", *STEERED, "strength", "fluency", "weights",
-                           "reads"]
+                           "reads", "vary", "vary_strength"]
     assert write == {"text": "required", "length": 0, "steps": 50, "samples": 4, "seed": 0, "pos": "", "tree": "",
                      "spans": "", "semantic": None, "include": "", "strength": None, "fluency": None,
-                     "weights": None, "reads": None}  # None: each control's measured default
+                     "weights": None, "reads": None, "vary": None, "vary_strength": None}  # None: the defaults
     generate = arguments("/generate")
     weights = [f"weight_{kind}" for kind in STEERED]
     assert list(generate) == ["text", "row", "length", "steps", "samples", "seed", *STEERED, "strength", "fluency",
@@ -246,6 +250,12 @@ def test_api_arguments_keep_their_names_and_defaults(client):
     assert generate == {"text": "required", "row": {"html": "", "cells": []}, "length": 0, "steps": 50, "samples": 4,
                         "seed": 0, "pos": "", "tree": "", "spans": "", "semantic": [], "include": "", **guidance,
                         **dict.fromkeys(weights, 1.0), "reads": DEFAULT_GUIDANCE.reads, "compare": False}
+    vary = arguments("/vary")
+    assert list(vary) == ["text", "row", "vary_strength", "length", "steps", "samples", "seed", *STEERED, "strength",
+                          "fluency", *weights, "reads"]
+    assert vary["vary_strength"] == DEFAULT_VARY_STRENGTH
+    assert list(arguments("/play")) == ["value", "speed"] and list(arguments("/forward")) == ["sentence", "seed"]
+    assert list(arguments("/denoise_from_here")) == ["index", "steps", "speed"]
 
 
 @pytest.fixture(scope="module")
@@ -272,3 +282,83 @@ def test_write_is_pipeline_run_of_the_same_request(client, pipe, args, kwargs, r
         cost.denoiser_passes, cost.classifier_passes, cost.rows)
     if kwargs:
         assert cost.classifier_passes > 0 and cost.denoiser_passes == 10 + cost.classifier_passes
+
+
+# --- the features for the three audiences, through the API ---------------------------------
+SENTENCE = "The Eagle is a cheap coffee shop near the river ."
+
+
+def final_outputs(job) -> list:
+    job.result()
+    assert job.status().success
+    return job.outputs()[-1]
+
+
+def test_vary_streams_a_rewording_that_keeps_the_locked_words(client):
+    template = "The Eagle is a _ _ _ near the river ."
+    row, _ = client.predict(template, api_name="/set_text")
+    cells = row["cells"]
+    for i, word in zip((4, 5, 6), ("cheap", "coffee", "shop"), strict=True):
+        cells[i]["word"] = word  # unlocked cells remember the words to vary
+    job = client.submit(template, {"cells": cells}, 0.8, api_name="/vary")
+    outputs = list(job)
+    final = job.outputs()[-1]
+    assert len(job.outputs()) == 1 + 40, "a frame for each of the 40 steps from 0.8 T, then the results"
+    assert "40 steps" in final[1] and len(outputs) >= 2
+    for _rank, text, _ppl, checks in final[2]["data"]:
+        assert_keeps(text.split(), template)
+        assert "✓ locked words kept" in checks
+    bad = final_outputs(client.submit("The Eagle is a _ .", api_name="/vary"))
+    assert "has no word" in bad[1]
+
+
+def test_pin_generate_restore_and_inspect_in_one_session(client):
+    row, _ = client.predict(EAGLE, api_name="/set_text")
+    first = final_outputs(client.submit(EAGLE, row, 0, 20, 2, 1, api_name="/generate"))
+    pinned = client.predict(api_name="/pin")
+    assert "pinned as A" in pinned[0]
+    second = final_outputs(client.submit(EAGLE, row, 0, 10, 2, 1, api_name="/generate"))
+    ab_table = second[12]
+    assert [r[0] for r in ab_table["value"]["data"]] == ["A (pinned)", "B (this run)"]
+    assert "steps 20 → 10" in ab_table["value"]["data"][1][7]
+    history = second[-1]
+    old_id = history["choices"][1][1]  # newest first: the first run is second
+    restored = client.predict(old_id, api_name="/restore_run")
+    assert restored[2]["data"] == first[2]["data"] and restored[14] == EAGLE
+    run = int(re.search(r'data-run="(\d+)"', restored[0]["html"]).group(1))
+    click = {**restored[0], "action": {"kind": "inspect", "run": run, "step": 4, "position": 5}}
+    figure, message = client.predict(click, api_name="/inspect")
+    plotted = json.loads(figure["value"]["plot"])
+    assert figure["visible"] is True and "position 5, step 5 / 20" in plotted["layout"]["title"]["text"]
+    assert len(plotted["data"][0]["y"]) == 5
+    client.predict(api_name="/unpin")
+
+
+def test_load_run_replays_an_exported_file(client, tmp_path):
+    row, _ = client.predict(EAGLE, api_name="/set_text")
+    final = final_outputs(client.submit(EAGLE, row, 0, 10, 2, 9, api_name="/generate"))
+    exported = final[7]  # the trajectory JSON download
+    assert exported["orig_name"] == "trajectory.json"
+    with urllib.request.urlopen(exported["url"], timeout=10) as response:
+        data = response.read()
+    path = tmp_path / "run.json"
+    path.write_bytes(data)
+    loaded = client.predict(gradio_client.handle_file(str(path)), api_name="/load_run")
+    assert loaded[2]["data"] == final[2]["data"] and loaded[14] == EAGLE
+    assert json.loads(data)["provenance"]["request"]["seed"] == 9
+    path.write_text("{}")
+    refused = client.predict(gradio_client.handle_file(str(path)), api_name="/load_run")
+    assert "not a DLM Studio run" in refused[1]
+
+
+def test_forward_process_and_denoise_from_here(client):
+    shown = client.predict(SENTENCE, 4, api_name="/forward")
+    row, plot, t = shown[1], shown[2], shown[3]
+    assert "clean sentence" in row["html"] and t["maximum"] == 50 and "Latents at t = 0" in json.dumps(plot)
+    middle = client.predict(20, api_name="/forward_at")
+    t_shown = int(re.search(r'<b class="t">(\d+)</b>', middle[0]["html"]).group(1))
+    assert t_shown == round(20 * BUNDLED_T / 50)
+    job = client.submit(20, 50, 60, api_name="/denoise_from_here")
+    final = final_outputs(job)
+    assert f"denoised from t = {t_shown} in 20 steps" in final[1]
+    assert len(job.outputs()) == 21

@@ -1,0 +1,230 @@
+"""The editor's handlers for Vary, the history, A/B, what the model weighed, exported runs and the
+forward-process tab, on the tiny test model (no browser, no server)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from editor import runs
+from editor.cells import apply_action, cells_from_text, text_from_cells, variation
+from editor.layout import build
+from engine.errors import CellActionError, ConfigError
+from engine.pipeline import Pipeline
+
+SENTENCE = "The Eagle is a pub near the river ."
+TEMPLATE = "The Eagle is a _ near _ _ ."
+
+
+@pytest.fixture(scope="module")
+def editor(tiny_model):
+    ed = build(Pipeline.load(tiny_model, bf16=False))[1]
+    yield ed
+    ed.close()
+
+
+def finish(outputs) -> dict:
+    *_, final = outputs
+    return final
+
+
+def generated(editor, text=TEMPLATE, history=None, pinned=None, **values) -> dict:
+    values = {"length": 0, "steps": 8, "samples": 2, "seed": 1} | values
+    return finish(editor.generate(text, {"cells": cells_from_text(text)}, history=history, pinned=pinned, **values))
+
+
+def unlocked(text: str, indices: list[int]) -> list[dict]:
+    cells = cells_from_text(text)
+    for i in indices:
+        cells = apply_action(cells, {"kind": "toggle", "index": i})
+    return cells
+
+
+# --- Vary ----------------------------------------------------------------------------------
+def test_variation_reads_the_row_as_a_sentence_and_its_locks():
+    cells = unlocked(SENTENCE, [4, 6, 7])
+    assert variation(cells) == (SENTENCE, "The Eagle is a _ near _ _ .")
+    assert variation(cells_from_text(SENTENCE)) == (SENTENCE, None)  # nothing unlocked: every word may change
+    for text, match in [("The Eagle is a _ .", "cell 5 has no word"), ("a ... pub", "cell 2 has no word")]:
+        with pytest.raises(CellActionError, match=match):
+            variation(cells_from_text(text))
+    with pytest.raises(CellActionError, match="type a sentence"):
+        variation([])
+
+
+def test_vary_rewords_the_unlocked_words_and_records_how(editor):
+    page = editor.page
+    cells = unlocked(SENTENCE, [4, 6, 7])
+    outputs = list(editor.vary(text_from_cells(cells), {"cells": cells}, 0.5, length=0, steps=10, samples=2, seed=3))
+    assert len(outputs) == 1 + 5, "a frame for each of the 5 steps from t = T/2, then the results"
+    final = outputs[-1]
+    run = final[page.state]
+    assert run["settings"]["vary_strength"] == 0.5 and run["settings"]["varied"] is True
+    assert run["record"]["t"][0] == editor.pipe.model.config.T // 2
+    for candidate in run["candidates"]:
+        words, want = candidate["words"], SENTENCE.split()
+        assert len(words) == len(want) and all(words[i] == want[i] for i in (0, 1, 2, 3, 5, 8))
+    assert final[page.row]["cells"] == cells and "vary 0.5" in final[page.history][-1]["label"]
+
+
+@pytest.mark.parametrize(("text", "strength", "match"), [
+    ("The Eagle is a _ .", 0.5, "has no word"),
+    (SENTENCE, 0, "vary strength must be above 0"),
+    (SENTENCE, "lots", "vary strength must be a number"),
+    ("The Eagel is a pub .", 0.5, "Eagel"),
+])
+def test_vary_refusals_keep_the_row(editor, text, strength, match):
+    cells = cells_from_text(text)
+    outputs = list(editor.vary(text, {"cells": cells}, strength, steps=10, samples=1))
+    assert len(outputs) == 1 and match in outputs[0][editor.page.msg]
+    assert outputs[0].get(editor.page.row, {"cells": cells})["cells"] == cells
+
+
+def test_write_api_varies_a_sentence(editor):
+    out = editor.write("The Eagle is a _ near _ _ .", steps=10, samples=2, vary=SENTENCE, vary_strength=0.4)
+    assert "error" not in out and all(len(r["words"]) == len(SENTENCE.split()) for r in out["results"])
+    assert "error" in editor.write(None, vary=SENTENCE, vary_strength=1.5)
+
+
+# --- history, A/B ---------------------------------------------------------------------------
+def test_history_keeps_each_run_and_restores_its_row_text_and_settings(editor):
+    page = editor.page
+    first = generated(editor, seed=11)
+    second = generated(editor, "Wildwood is a _ .", history=first[page.history], seed=12, steps=6)
+    history = second[page.history]
+    assert [run["settings"]["seed"] for run in history] == [11, 12]
+    choices = second[page.history_list]["choices"]
+    assert [value for _, value in choices] == [history[1]["id"], history[0]["id"]]  # newest first
+    restored = editor.restore(history[0]["id"], history)
+    assert restored[page.text] == TEMPLATE and restored[page.settings["seed"]] == 11
+    assert restored[page.settings["steps"]] == 8 and restored[page.state] is history[0]
+    assert restored[page.results] == first[page.results]
+    assert "no longer" in editor.restore(-5, history)[page.msg]
+    assert len(runs.remembered([{"id": i} for i in range(runs.HISTORY)], {"id": "new"})) == runs.HISTORY
+
+
+def test_pinned_run_is_shown_beside_the_next_with_its_differences(editor):
+    page = editor.page
+    assert "generate first" in editor.pin(None)[page.msg]
+    a = generated(editor, steps=8)[page.state]
+    pinned = editor.pin(a)
+    assert pinned[page.pinned] is a and pinned[page.pinned_row]["visible"] is True
+    assert pinned[page.ab_table]["visible"] is False  # no B yet
+    final = generated(editor, steps=4, pinned=a)
+    table = final[page.ab_table]["value"]
+    assert [row[0] for row in table] == ["A (pinned)", "B (this run)"] and "steps 8 → 4" in table[1][7]
+    assert table[0][1] == a["candidates"][0]["text"] and final[page.ab_plot]["visible"] is True
+    b = final[page.state]
+    scrubbed = editor.scrub(2, b, None, a)  # B's step 2 of 4 is a third of the way: A's step 3 of 8
+    assert 'data-step="1"' in scrubbed[page.row]["html"]
+    assert 'data-step="2"' in scrubbed[page.pinned_row]["value"]["html"]
+    assert set(editor.unpin()) == {page.pinned, page.pinned_row, page.ab_table, page.ab_plot}
+
+
+def test_clicking_a_word_shows_the_models_top_words_at_that_step(editor):
+    page = editor.page
+    run = generated(editor)[page.state]
+    click = {"action": {"kind": "inspect", "run": run["id"], "step": 3, "position": 5}}
+    figure = editor.inspect(click, run)[page.alternatives]["value"]
+    bars = figure.data[0]
+    assert len(bars.y) == 5 and math.isclose(sum(bars.x), sum(p for _, p in run["record"]["samples"][0]["frames"][3]
+                                                                ["top"][5]))
+    assert "position 5, step 4 / 8" in figure.layout.title.text
+    locked = editor.inspect({"action": {**click["action"], "position": 1}}, run)[page.alternatives]["value"]
+    assert list(locked.data[0].y) == ["The"] and "(locked)" in locked.layout.title.text
+    assert "let the run finish" in editor.inspect({"action": {**click["action"], "run": -1}}, run)[page.msg]
+    assert "no word at position 99" in editor.inspect({"action": {**click["action"], "position": 99}}, run)[page.msg]
+    assert editor.inspect(None, run) == {}
+
+
+def test_play_takes_a_speed_and_refuses_a_bad_one(editor):
+    page = editor.page
+    run = generated(editor, steps=4)[page.state]
+    assert [f[page.step_slider] for f in editor.play(run, None, 60)] == [1, 2, 3, 4]
+    assert "playback speed must be from 1 to 60" in next(editor.play(run, None, 0))[page.msg]
+
+
+# --- exported runs --------------------------------------------------------------------------
+def test_an_exported_run_loads_back_with_its_provenance(editor, tmp_path):
+    page = editor.page
+    final = generated(editor, seed=21)
+    exported = json.loads(open(final[page.json_file]).read())
+    assert exported["provenance"]["request"]["seed"] == 21
+    loaded = editor.load_run(final[page.json_file], [])
+    assert loaded[page.results] == final[page.results] and loaded[page.text] == TEMPLATE
+    assert loaded[page.settings["seed"]] == 21 and loaded[page.history][0]["label"].startswith("loaded")
+    assert loaded[page.state]["record"] == final[page.state]["record"]
+
+
+def damaged(exported: dict, change) -> str:
+    data = json.loads(json.dumps(exported))
+    change(data)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda d: d.update(format="other"), "not a DLM Studio run"),
+    (lambda d: d["record"].update(steps=9), "one per step"),
+    (lambda d: d["record"]["samples"][0]["frames"][2]["words"].pop(), "frames\\[2\\] needs"),
+    (lambda d: d["record"]["samples"][0]["frames"][0].update(confidence="high"), "confidence"),
+    (lambda d: d["record"]["samples"][0].update(locked=[]), "locked"),
+    (lambda d: d["record"].update(alpha_bar=[math.nan] * 8), "alpha_bar"),
+    (lambda d: d.update(candidates=[]), "candidates"),
+    (lambda d: d.update(version=7), "version"),
+])
+def test_damaged_run_files_are_refused_with_where(editor, change, match):
+    exported = json.loads(open(generated(editor)[editor.page.json_file]).read())
+    with pytest.raises(ConfigError, match=match):
+        runs.read_run(damaged(exported, change))
+
+
+def test_load_run_refuses_what_is_not_a_run_and_changes_nothing(editor, tmp_path):
+    page = editor.page
+    for name, body in [("empty.json", b""), ("list.json", b"[1, 2]"), ("deep.json", b"[" * 100_000),
+                       ("text.json", "ünïcode".encode())]:
+        path = tmp_path / name
+        path.write_bytes(body)
+        out = editor.load_run(str(path), [])
+        assert set(out) == {page.msg} and "error" in out[page.msg], name
+    assert "choose a trajectory JSON" in editor.load_run(None)[page.msg]
+    assert "choose a trajectory JSON" in editor.load_run(str(tmp_path / "missing.json"))[page.msg]
+
+
+def test_settings_another_model_would_refuse_are_left_as_they_are(editor):
+    page = editor.page
+    run = generated(editor)[page.state]
+    foreign = {**run, "settings": {**run["settings"], "steps": 10**6}}
+    restored = editor.restored(foreign, None)
+    assert "settings were not restored" in restored[page.msg] and page.settings["steps"] not in restored
+    assert restored[page.text] == TEMPLATE
+
+
+# --- the forward process --------------------------------------------------------------------
+def test_the_forward_tab_noises_plays_and_denoises_from_t(editor):
+    panel = editor.teach.panel
+    shown = editor.teach.noise(SENTENCE, 2)
+    state = shown[panel.state]
+    assert 'data-step="0"' in shown[panel.row]["html"] and "clean sentence" in shown[panel.row]["html"]
+    assert shown[panel.t]["maximum"] == 50
+    middle = editor.teach.at(25, state)
+    assert 'data-mode="noising"' in middle[panel.row]["html"] and "d = " in middle[panel.row]["html"]
+    played = list(editor.teach.play(state, 45, 60))
+    assert [p[panel.t] for p in played] == [45, 46, 47, 48, 49, 50]
+    assert "Pure noise" in played[-1][panel.row]["html"]
+    steps = list(editor.teach.denoise(state, 25, 10, 60))
+    assert len(steps) == 1 + 5 and f"denoised from t = {state['record']['t'][25]}" in steps[-1][panel.msg]
+    assert "at t = 0 there is no noise" in next(editor.teach.denoise(state, 0, 10, 60))[panel.msg]
+
+
+@pytest.mark.parametrize(("sentence", "match"), [
+    ("", "type a sentence"), ("The Eagle is _ .", "has a blank"), ("The Eagel .", "Eagel"),
+    ("pub " * 300, "too long"), (7, "type a sentence"),
+])
+def test_the_forward_tab_refuses_what_it_cannot_noise(editor, sentence, match):
+    panel = editor.teach.panel
+    out = editor.teach.noise(sentence, 0)
+    assert set(out) == {panel.msg} and match in out[panel.msg]
+    assert "Noise it first" in next(editor.teach.play(None))[panel.msg]
+    assert "Noise it first" in next(editor.teach.denoise(None))[panel.msg]
