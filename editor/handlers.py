@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import math
 import shutil
 import tempfile
 import threading
@@ -29,8 +28,9 @@ from editor.compare import IDLE, LeftToRight, comparison_rows
 from editor.form import Form, whole_number
 from editor.limits import Limits, error_message, shown
 from editor.render import edit_row, frame_row, message
+from editor.replay import Replay, recorded_row
 from editor.serving import CACHE_AGE_S, KEEP_EXPORTS
-from editor.teach import Teach, steps_per_second
+from editor.teach import Teach
 from engine.errors import CellActionError, ConfigError, EngineError
 from engine.pipeline import Pipeline
 from engine.request import Request, Result
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from editor.layout import Page
 
 MAX_FPS = 30  # updates a second at most (see Pacer)
-PLOT_EVERY = 10  # replay redraws the three plots this often (they are heavier than the row)
 
 Updates = dict[Any, Any]  # component -> its new value
 
@@ -53,23 +52,6 @@ def row_value(cells: list[dict]) -> dict:
 def checks_text(candidate: dict) -> str:
     checks = [("✓ " if ok else "✗ ") + name for name, ok in candidate["checks"].items()]
     return " · ".join(checks + [f"{name} {score:.0%}" for name, score in candidate["control_scores"].items()])
-
-
-def recorded_row(state: dict, step: int, cells: list[dict] | None = None, editable: bool = True) -> dict:
-    """The best sample's row at one step of a stored run."""
-    record = state["record"]
-    best = record["samples"][0]
-    view = {"step": step, "steps": record["steps"], "t": record["t"][step],
-            "alpha_bar": record["alpha_bar"][step], **best["frames"][step]}
-    return {"html": frame_row(view, best["locked"], state.get("id"), editable), "cells": cells or [],
-            "action": None}
-
-
-def number_input(value: object) -> int | None:
-    """A slider's or an index's value as an int, or None when it is not a finite number."""
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        return None
-    return int(value)
 
 
 def html_value(html: str) -> dict:
@@ -91,10 +73,6 @@ class Pacer:
         self.last = time.perf_counter()
 
 
-def stored_run(state: object) -> dict | None:
-    return state if isinstance(state, dict) and isinstance(state.get("record"), dict) else None
-
-
 class Editor:
     """The page's handlers, bound to one loaded pipeline and the page's components."""
 
@@ -104,6 +82,7 @@ class Editor:
         self.keep_exports_s = keep_exports_s
         self.limits = Limits.for_window(pipe.seq_len)  # the most text the handlers read (see editor.limits)
         self.teach = Teach(pipe, page.teach, self.limits)
+        self.replay = Replay(page)
         # Inside Gradio's cache folder, Gradio serves the exports as they are. Elsewhere it would copy
         # every run's files into its cache, and (Gradio 6.31) through the session's copy of the download
         # buttons, whose files its cache expiry (delete_cache) never sweeps. Removed on exit.
@@ -271,7 +250,7 @@ class Editor:
             page.json_file: json_path, page.html_file: html_path,
             page.choice: gr.update(choices=[(f"{i + 1}: {c['text']}", i) for i, c in enumerate(candidates)], value=0),
             page.alternatives: gr.update(visible=False),
-            **self.ab_view(pinned, run, 1.0),
+            **self.replay.ab_view(pinned, run, 1.0),
         }
 
     def summary(self, result: Result, steps: int) -> str:
@@ -336,94 +315,6 @@ class Editor:
                                         "info")
             settings = {}
         return {**updates, page.text: run["text"], **{page.settings[k]: v for k, v in settings.items()}}
-
-    def pin(self, state: dict | None) -> Updates:
-        """Keep the run on the page as A: the next runs show beside it (B) on one step slider."""
-        page = self.page
-        run = stored_run(state)
-        if run is None:
-            return {page.msg: message("generate first, then pin the run to compare the next ones with it")}
-        return {page.pinned: run, page.msg: message("pinned as A: change any setting and run again (same seed) "
-                                                    "to see B beside it", "info"),
-                **self.ab_view(run, None, 1.0)}
-
-    def unpin(self) -> Updates:
-        page = self.page
-        return {page.pinned: None, page.pinned_row: gr.update(visible=False), page.ab_table: gr.update(visible=False),
-                page.ab_plot: gr.update(visible=False)}
-
-    def ab_view(self, pinned: dict | None, run: dict | None, fraction: float) -> Updates:
-        """The pinned run A at a fraction of its way, and beside run B the table and plots of both."""
-        page = self.page
-        a = stored_run(pinned)
-        if a is None:
-            return {page.pinned_row: gr.update(visible=False), page.ab_table: gr.update(visible=False),
-                    page.ab_plot: gr.update(visible=False)}
-        shown_a = recorded_row(a, runs.step_of(a, fraction), editable=False)
-        shown_a["html"] = '<div class="status"><b>A (pinned)</b></div>' + shown_a["html"]
-        updates = {page.pinned_row: gr.update(value=shown_a, visible=True)}
-        b = stored_run(run)
-        if b is None or b["id"] == a["id"]:
-            return updates | {page.ab_table: gr.update(visible=False), page.ab_plot: gr.update(visible=False)}
-        figure = plots.ab_figure(a, b, runs.step_of(a, fraction), runs.step_of(b, fraction))
-        return updates | {page.ab_table: gr.update(value=runs.ab_rows(a, b), visible=True),
-                          page.ab_plot: gr.update(value=figure, visible=True)}
-
-    # --- replaying -----------------------------------------------------------------------
-    def scrub(self, step: int, state: dict | None, value: dict | None, pinned: dict | None = None) -> Updates:
-        page = self.page
-        run = stored_run(state)
-        step = number_input(step)
-        if run is None or step is None:
-            return {}
-        last = run["record"]["steps"] - 1
-        index = max(0, min(step - 1, last))
-        cells = value.get("cells", []) if isinstance(value, dict) else []
-        heat, proj, score = plots.all_figures(run["record"], 0, index)
-        updates = {page.row: recorded_row(run, index, cells), page.heat: heat, page.proj: proj, page.score: score}
-        return updates | (self.ab_view(pinned, run, index / last if last else 1.0) if pinned else {})
-
-    def play(self, state: dict | None, value: dict | None, speed: object = MAX_FPS,
-             pinned: dict | None = None) -> Iterator[Updates]:
-        """Replay the stored run at `speed` steps a second: the row every step, the plots every
-        PLOT_EVERY steps and at the end (and the pinned run A beside it)."""
-        page = self.page
-        run = stored_run(state)
-        try:
-            pause = 1.0 / steps_per_second(speed)
-        except EngineError as exc:
-            yield {page.msg: message(error_message(exc))}
-            return
-        if run is None:
-            yield {}
-            return
-        cells = value.get("cells", []) if isinstance(value, dict) else []
-        last = run["record"]["steps"] - 1
-        for step in range(last + 1):
-            time.sleep(pause)
-            updates = {page.row: recorded_row(run, step, cells), page.step_slider: step + 1}
-            if step % PLOT_EVERY == 0 or step == last:
-                heat, proj, score = plots.all_figures(run["record"], 0, step)
-                updates |= {page.heat: heat, page.proj: proj, page.score: score}
-                if pinned:
-                    updates |= self.ab_view(pinned, run, step / last if last else 1.0)
-            yield updates
-
-    def inspect(self, value: dict | None, state: dict | None) -> Updates:
-        """What the model weighed at the clicked word of a stored run, at the step on screen: its
-        five most likely words as bars (and each guide's belief, in a guided run)."""
-        page = self.page
-        run = stored_run(state)
-        action = value.get("action") if isinstance(value, dict) else None
-        if not isinstance(action, dict):
-            return {}
-        step, position = number_input(action.get("step")), number_input(action.get("position"))
-        if run is None or action.get("run") != run.get("id") or step is None or position is None:
-            return {page.msg: message("let the run finish, then click a word to see what the model weighed")}
-        sample = run["record"]["samples"][0]
-        if not (0 <= step < run["record"]["steps"] and 0 <= position < len(sample["locked"])):
-            return {page.msg: message(f"there is no word at position {position} of step {step + 1}")}
-        return {page.alternatives: gr.update(value=plots.alternatives(run["record"], 0, step, position), visible=True)}
 
     # --- the JSON API --------------------------------------------------------------------
     def write(self, text: str | None, length: object = None, steps: object = None, samples: object = None,

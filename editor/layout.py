@@ -277,7 +277,7 @@ def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int
                      trigger_mode="always_last", show_progress="hidden")
     row.cell_action(ed.cell_action, [row], [row, page.text, page.msg], api_name="cell_action",
                     trigger_mode="always_last", show_progress="hidden")
-    row.inspect(ed.inspect, [row, state], [page.alternatives, page.msg], api_name="inspect",
+    row.inspect(ed.replay.inspect, [row, state], [page.alternatives, page.msg], api_name="inspect",
                 trigger_mode="always_last", show_progress="hidden")
     run = controls.generate.click(
         ed.generate, [page.text, row], finished, api_name="generate", **model_queue,
@@ -285,13 +285,14 @@ def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int
     varied = controls.vary.click(
         ed.vary, [page.text, row], finished, api_name="vary", **model_queue,
         inputs_kwargs={"vary_strength": settings["vary_strength"], **sampling, "history": history, "pinned": pinned})
-    page.step_slider.release(ed.scrub, [page.step_slider, state, row, pinned], [row, *plots, *ab], api_name="scrub")
-    replay = controls.play.click(ed.play, [state, row, controls.speed, pinned],
+    page.step_slider.release(ed.replay.scrub, [page.step_slider, state, row, pinned], [row, *plots, *ab],
+                             api_name="scrub")
+    replaying = controls.play.click(ed.replay.play, [state, row, controls.speed, pinned],
                                  [row, page.step_slider, *plots, page.msg, *ab], api_name="play",
                                  show_progress="hidden")
-    controls.stop.click(None, cancels=[run, varied, replay])
-    controls.pin.click(ed.pin, [state], [pinned, page.msg, *ab], api_name="pin")
-    controls.unpin.click(ed.unpin, None, [pinned, *ab], api_name="unpin")
+    controls.stop.click(None, cancels=[run, varied, replaying])
+    controls.pin.click(ed.replay.pin, [state], [pinned, page.msg, *ab], api_name="pin")
+    controls.unpin.click(ed.replay.unpin, None, [pinned, *ab], api_name="unpin")
     page.history_list.input(ed.restore, [page.history_list, history, pinned], restored, api_name="restore_run")
     controls.load.upload(ed.load_run, [controls.load, history, pinned], [*restored, history, page.history_list],
                          api_name="load_run")

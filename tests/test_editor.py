@@ -125,8 +125,8 @@ def test_scrub_use_result_and_api(editor):
     page, text = editor.page, "Alimentum serves _ food ."
     final = list(editor.generate(text, {"cells": cells_from_text(text)}, length=0, steps=10, samples=2, seed=1))[-1]
     state = final[page.state]
-    first = editor.scrub(1, state, {"cells": []})
-    last = editor.scrub(10, state, {"cells": []})[page.row]["html"]
+    first = editor.replay.scrub(1, state, {"cells": []})
+    last = editor.replay.scrub(10, state, {"cells": []})[page.row]["html"]
     assert set(first) == {page.row, page.heat, page.proj, page.score}
     assert 'data-step="0"' in first[page.row]["html"] and 'data-step="9"' in last and first[page.row]["html"] != last
     used = editor.use_result(0, state)
@@ -143,10 +143,10 @@ def test_play_replays_the_stored_run(editor):
     page, text = editor.page, "The Mill is a _ ."
     outputs = list(editor.generate(text, {"cells": cells_from_text(text)}, length=0, steps=12, samples=1, seed=0))
     state = outputs[-1][page.state]
-    frames = list(editor.play(state, {"cells": []}))
+    frames = list(editor.replay.play(state, {"cells": []}))
     assert [f[page.step_slider] for f in frames] == list(range(1, 13))
     assert [i for i, f in enumerate(frames) if page.heat in f] == [0, 10, 11]
-    assert list(editor.play(None, None)) == [{}]
+    assert list(editor.replay.play(None, None)) == [{}]
 
 
 def test_write_runs_the_same_request_as_the_pipeline(tiny_model):
@@ -262,7 +262,7 @@ def test_stale_choices_and_states_are_ignored(editor):
     assert "generate first" in editor.use_result(5, {"candidates": []})[page.msg]
     assert "generate first" in editor.use_result("1: x", None)[page.msg]
     assert set(editor.use_result(None, None)) == {page.msg}
-    assert editor.scrub(1, {}, None) == {} and editor.scrub("x", None, None) == {}
+    assert editor.replay.scrub(1, {}, None) == {} and editor.replay.scrub("x", None, None) == {}
 
 
 def test_blank_markers_never_become_locked_words():

@@ -107,9 +107,9 @@ def test_history_keeps_each_run_and_restores_its_row_text_and_settings(editor):
 
 def test_pinned_run_is_shown_beside_the_next_with_its_differences(editor):
     page = editor.page
-    assert "generate first" in editor.pin(None)[page.msg]
+    assert "generate first" in editor.replay.pin(None)[page.msg]
     a = generated(editor, steps=8)[page.state]
-    pinned = editor.pin(a)
+    pinned = editor.replay.pin(a)
     assert pinned[page.pinned] is a and pinned[page.pinned_row]["visible"] is True
     assert pinned[page.ab_table]["visible"] is False  # no B yet
     final = generated(editor, steps=4, pinned=a)
@@ -117,33 +117,34 @@ def test_pinned_run_is_shown_beside_the_next_with_its_differences(editor):
     assert [row[0] for row in table] == ["A (pinned)", "B (this run)"] and "steps 8 → 4" in table[1][7]
     assert table[0][1] == a["candidates"][0]["text"] and final[page.ab_plot]["visible"] is True
     b = final[page.state]
-    scrubbed = editor.scrub(2, b, None, a)  # B's step 2 of 4 is a third of the way: A's step 3 of 8
+    scrubbed = editor.replay.scrub(2, b, None, a)  # B's step 2 of 4 is a third of the way: A's step 3 of 8
     assert 'data-step="1"' in scrubbed[page.row]["html"]
     assert 'data-step="2"' in scrubbed[page.pinned_row]["value"]["html"]
-    assert set(editor.unpin()) == {page.pinned, page.pinned_row, page.ab_table, page.ab_plot}
+    assert set(editor.replay.unpin()) == {page.pinned, page.pinned_row, page.ab_table, page.ab_plot}
 
 
 def test_clicking_a_word_shows_the_models_top_words_at_that_step(editor):
     page = editor.page
     run = generated(editor)[page.state]
     click = {"action": {"kind": "inspect", "run": run["id"], "step": 3, "position": 5}}
-    figure = editor.inspect(click, run)[page.alternatives]["value"]
+    figure = editor.replay.inspect(click, run)[page.alternatives]["value"]
     bars = figure.data[0]
     assert len(bars.y) == 5 and math.isclose(sum(bars.x), sum(p for _, p in run["record"]["samples"][0]["frames"][3]
                                                                 ["top"][5]))
     assert "position 5, step 4 / 8" in figure.layout.title.text
-    locked = editor.inspect({"action": {**click["action"], "position": 1}}, run)[page.alternatives]["value"]
+    locked = editor.replay.inspect({"action": {**click["action"], "position": 1}}, run)[page.alternatives]["value"]
     assert list(locked.data[0].y) == ["The"] and "(locked)" in locked.layout.title.text
-    assert "let the run finish" in editor.inspect({"action": {**click["action"], "run": -1}}, run)[page.msg]
-    assert "no word at position 99" in editor.inspect({"action": {**click["action"], "position": 99}}, run)[page.msg]
-    assert editor.inspect(None, run) == {}
+    inspect = editor.replay.inspect
+    assert "let the run finish" in inspect({"action": {**click["action"], "run": -1}}, run)[page.msg]
+    assert "no word at position 99" in inspect({"action": {**click["action"], "position": 99}}, run)[page.msg]
+    assert editor.replay.inspect(None, run) == {}
 
 
 def test_play_takes_a_speed_and_refuses_a_bad_one(editor):
     page = editor.page
     run = generated(editor, steps=4)[page.state]
-    assert [f[page.step_slider] for f in editor.play(run, None, 60)] == [1, 2, 3, 4]
-    assert "playback speed must be from 1 to 60" in next(editor.play(run, None, 0))[page.msg]
+    assert [f[page.step_slider] for f in editor.replay.play(run, None, 60)] == [1, 2, 3, 4]
+    assert "playback speed must be from 1 to 60" in next(editor.replay.play(run, None, 0))[page.msg]
 
 
 # --- exported runs --------------------------------------------------------------------------

@@ -161,7 +161,7 @@ def test_messages_are_one_short_line():
 
 def test_scrubbing_to_a_step_that_is_not_a_number_changes_nothing(editor):
     for step in (float("nan"), float("inf"), -float("inf"), True, "3", None):
-        assert editor.scrub(step, {"record": {"steps": 3}}, None) == {}
+        assert editor.replay.scrub(step, {"record": {"steps": 3}}, None) == {}
 
 
 # --- 3. /write: wrong types refused by name, exact seeds ----------------------------------------
