@@ -23,6 +23,7 @@ import statistics
 import sys
 import threading
 import time
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -75,7 +76,7 @@ def student_run(url: str, at: float, *, steps: int, samples: int, seed: int) -> 
             ranks.append(status.rank + 1)  # the page counts from 1
         if first is None and job.outputs():
             first = time.perf_counter() - pressed
-        time.sleep(0.02)
+        time.sleep(0.1)
     outputs = job.outputs()
     finished = bool(outputs) and job.status().success is not False and "info" in str(outputs[-1][1])
     return {"first_frame_s": first if first is not None else time.perf_counter() - pressed,
@@ -113,6 +114,31 @@ def class_scenario(url: str, args: argparse.Namespace) -> dict:
             "wall_s": round(time.perf_counter() - start, 1)}
 
 
+def class_bench(args: argparse.Namespace) -> dict:
+    """The class scenario against `python app.py` in a process of its own (as a class would use it:
+    the students' clients are not in the server's process), with a queue long enough for every press."""
+    import subprocess
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    command = [sys.executable, "app.py", "--port", str(port), "--concurrency", str(args.concurrency),
+               "--max-queue", str(max(64, args.students * args.presses))]
+    if args.model:
+        command += ["--model", args.model]
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        if not (server.stdout.readline() or "").startswith("DLM Studio:"):
+            raise SystemExit(f"app.py did not start: {server.stdout.read()}")
+        from gradio_client import Client
+
+        timed_run(Client(url, verbose=False, analytics_enabled=False), 10, 1, 0)  # warm-up
+        return class_scenario(url, args)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m editor.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--within", type=float, default=60.0, help="class: seconds the presses fall in")
     parser.add_argument("--concurrency", type=int, default=MODEL_CONCURRENCY, help="runs at once (as app.py's)")
     args = parser.parse_args(argv)
+    if args.scenario == "class":
+        report = {**class_bench(args), "steps": args.steps, "samples": args.samples, "concurrency": args.concurrency,
+                  "cpu_cores": os.cpu_count()}
+        print(json.dumps(report, indent=2))
+        return 0
 
     from gradio_client import Client
 
@@ -134,19 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     from engine.pipeline import Pipeline
 
     demo, editor = build(Pipeline.load(args.model), concurrency=args.concurrency)
-    queue_size = max(MAX_QUEUE, args.students * args.presses) if args.scenario == "class" else MAX_QUEUE
-    demo.queue(default_concurrency_limit=EVENT_CONCURRENCY, max_size=queue_size)
+    demo.queue(default_concurrency_limit=EVENT_CONCURRENCY, max_size=MAX_QUEUE)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False, ssr_mode=False,
                 run_history=False, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
         timed_run(client, 10, 1, 0)  # warm-up
-        if args.scenario == "class":
-            report = {**class_scenario(f"http://127.0.0.1:{port}/", args), "steps": args.steps,
-                      "samples": args.samples, "concurrency": args.concurrency, "cpu_cores": os.cpu_count()}
-            print(json.dumps(report, indent=2))
-            return 0
         single = [timed_run(client, args.steps, args.samples, seed) for seed in range(3)]
         results: list[dict] = [{} for _ in range(4)]
 

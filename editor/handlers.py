@@ -28,7 +28,7 @@ from editor.compare import IDLE, LeftToRight, comparison_rows
 from editor.form import Form, whole_number
 from editor.limits import Limits, error_message, shown
 from editor.render import edit_row, frame_row, message
-from editor.replay import Replay, recorded_row
+from editor.replay import Replay, recorded_row, stored_run
 from editor.serving import CACHE_AGE_S, KEEP_EXPORTS
 from editor.teach import Teach
 from engine.errors import CellActionError, ConfigError, EngineError
@@ -137,11 +137,11 @@ class Editor:
 
     # --- generating ----------------------------------------------------------------------
     def generate(self, text: str, row: dict | None, compare: object = False, history: list | None = None,
-                 pinned: dict | None = None, **values: object) -> Iterator[Updates]:
+                 **values: object) -> Iterator[Updates]:
         """Stream the row after every denoising step, then the ranked results, plots and exports.
         `values` are the settings and the guidance panel's inputs by name (see Form.from_values).
         With `compare`, the same request is written left to right beside it, a word per step. The
-        run joins the session's `history`; with a `pinned` run, A and B are shown side by side."""
+        run joins the session's `history` (`runs_view` then shows the list and A/B)."""
         page = self.page
         try:
             cells, _ = cells_for(text, row, self.limits)
@@ -156,10 +156,10 @@ class Editor:
             yield {page.row: row_value(cells), page.msg: message(error_message(exc))}
             return
         settings = {**values, "compare": compare}
-        yield from self.run(request, cells, settings, history=history, pinned=pinned, compare=compare)
+        yield from self.run(request, cells, settings, history=history, compare=compare)
 
     def vary(self, text: str, row: dict | None, vary_strength: object = None, history: list | None = None,
-             pinned: dict | None = None, **values: object) -> Iterator[Updates]:
+             **values: object) -> Iterator[Updates]:
         """Reword the row's sentence (SDEdit): start from its words noised to vary_strength x T and
         denoise; locked words stay (a row with nothing unlocked may change every word). Streams as
         Generate does."""
@@ -178,10 +178,10 @@ class Editor:
             yield {page.row: row_value(cells), page.msg: message(error_message(exc))}
             return
         settings = {**values, "vary_strength": request.sampling.vary_strength, "varied": True}
-        yield from self.run(request, cells, settings, history=history, pinned=pinned)
+        yield from self.run(request, cells, settings, history=history)
 
     def run(self, request: Request, cells: list[dict], settings: dict, *, history: list | None,
-            pinned: dict | None, compare: bool = False) -> Iterator[Updates]:
+            compare: bool = False) -> Iterator[Updates]:
         """The one streaming loop of Generate and Vary: a frame per step (and a left-to-right word
         beside it when comparing), then everything a finished run shows."""
         page = self.page
@@ -198,7 +198,7 @@ class Editor:
                 while left is not None and not left.done:  # diffusion finished first: the other side writes on
                     paced()
                     yield {page.ar_row: html_value(left.advance())}
-                yield self.finished(item, request, cells, settings, left=left, history=history, pinned=pinned)
+                yield self.finished(item, request, cells, settings, left=left, history=history)
                 return
             paced()
             view = frame_view(item, self.pipe.tokenizer, 0, len(request.sampling.times(self.pipe.model.config.T)))
@@ -209,18 +209,18 @@ class Editor:
             yield updates
 
     def finished(self, result: Result, request: Request, cells: list[dict], settings: dict, *,
-                 left: LeftToRight | None = None, history: list | None = None, pinned: dict | None = None
-                 ) -> Updates:
+                 left: LeftToRight | None = None, history: list | None = None) -> Updates:
         """Every output after a run: the stored run shown (see `show`), added to the history, and
-        the comparison with left-to-right writing when it ran."""
+        the comparison with left-to-right writing when it ran. (The streaming event has as few
+        outputs as it can: Gradio redraws every output a frame leaves out, so the history list
+        and A/B follow in `runs_view`.)"""
         page = self.page
         record = run_view(result, self.pipe.tokenizer)
         run = runs.stored(record, [c.to_dict() for c in result.best], cells=cells, text=text_from_cells(cells),
                           settings=settings, summary=self.summary(result, record["steps"]),
                           provenance=self.provenance(request))
         history = runs.remembered(history, run)
-        return {**self.show(run, cells, pinned), page.history: history,
-                page.history_list: gr.update(choices=runs.history_choices(history), value=run["id"]),
+        return {**self.show(run, cells), page.history: history,
                 page.ar_row: html_value(left.html if left else IDLE),
                 page.compare: comparison_rows(result, left) if left else []}
 
@@ -230,9 +230,9 @@ class Editor:
         provenance["versions"] |= {name: version(name) for name in ("gradio", "plotly")}
         return provenance
 
-    def show(self, run: dict, cells: list[dict] | None = None, pinned: dict | None = None) -> Updates:
+    def show(self, run: dict, cells: list[dict] | None = None) -> Updates:
         """A stored run on the page: its best sample's last step, the summary, the ranked table, the
-        step slider, the plots, fresh export files, the result picker; beside a pinned run, A/B."""
+        step slider, the plots, fresh export files, the result picker."""
         page = self.page
         record = run["record"]
         last = record["steps"] - 1
@@ -249,9 +249,16 @@ class Editor:
             page.heat: heat, page.proj: proj, page.score: score,
             page.json_file: json_path, page.html_file: html_path,
             page.choice: gr.update(choices=[(f"{i + 1}: {c['text']}", i) for i, c in enumerate(candidates)], value=0),
-            page.alternatives: gr.update(visible=False),
-            **self.replay.ab_view(pinned, run, 1.0),
         }
+
+    def runs_view(self, state: dict | None, history: list | None, pinned: dict | None = None) -> Updates:
+        """The session's history list (the run on the page selected) and, with a pinned run, A
+        beside it; the word inspector closes (it showed the run before)."""
+        page = self.page
+        run = stored_run(state)
+        return {page.history_list: gr.update(choices=runs.history_choices(history),
+                                             value=run["id"] if run else None),
+                page.alternatives: gr.update(visible=False), **self.replay.ab_view(pinned, run, 1.0)}
 
     def summary(self, result: Result, steps: int) -> str:
         cost = result.cost
@@ -283,7 +290,7 @@ class Editor:
         run = next((r for r in history or [] if r["id"] == run_id), None)
         if run is None:
             return {self.page.msg: message("that run is no longer in this session's history")}
-        return self.restored(run, pinned)
+        return self.restored(run, history, pinned)
 
     def load_run(self, path: object, history: list | None = None, pinned: dict | None = None) -> Updates:
         """An exported run file replayed on the page (and added to the history); a file that is not
@@ -296,14 +303,13 @@ class Editor:
         except EngineError as exc:
             return {page.msg: message(error_message(exc))}
         history = runs.remembered(history, run)
-        return {**self.restored(run, pinned), page.history: history,
-                page.history_list: gr.update(choices=runs.history_choices(history), value=run["id"])}
+        return {**self.restored(run, history, pinned), page.history: history}
 
-    def restored(self, run: dict, pinned: dict | None) -> Updates:
+    def restored(self, run: dict, history: list | None, pinned: dict | None) -> Updates:
         """A kept run shown, with the text, the row and the settings that made it; settings that
         this model would refuse (a file from another model) stay as they are, and the message says so."""
         page = self.page
-        updates = self.show(run, run["cells"], pinned)
+        updates = {**self.show(run, run["cells"]), **self.runs_view(run, history, pinned)}
         settings = {k: v for k, v in run.get("settings", {}).items() if k in page.settings}
         try:
             self.pipe.check(Form.from_values(None, {k: v for k, v in settings.items() if k != "compare"},

@@ -263,11 +263,11 @@ def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int
     row, state, pinned, history = page.row, page.state, page.pinned, page.history
     settings = page.settings
     shown_run = [row, page.msg, page.results, state, page.step_slider, page.heat, page.proj, page.score,
-                 page.json_file, page.html_file, page.choice, page.alternatives, page.pinned_row, page.ab_table,
-                 page.ab_plot]
-    finished = [*shown_run, page.ar_row, page.compare, history, page.history_list]
-    restored = [*shown_run, page.text, *settings.values()]
+                 page.json_file, page.html_file, page.choice]
     ab = [page.pinned_row, page.ab_table, page.ab_plot]
+    around = [page.history_list, page.alternatives, *ab]  # Editor.runs_view
+    finished = [*shown_run, page.ar_row, page.compare, history]
+    restored = [*shown_run, *around, page.text, *settings.values()]
     plots = [page.heat, page.proj, page.score]
     sampling = {name: settings[name] for name in settings if name not in ("vary_strength", "compare")}
     model_queue = {"concurrency_limit": concurrency, "concurrency_id": "model", "show_progress": "minimal"}
@@ -281,10 +281,12 @@ def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int
                 trigger_mode="always_last", show_progress="hidden")
     run = controls.generate.click(
         ed.generate, [page.text, row], finished, api_name="generate", **model_queue,
-        inputs_kwargs={**sampling, "compare": settings["compare"], "history": history, "pinned": pinned})
+        inputs_kwargs={**sampling, "compare": settings["compare"], "history": history})
     varied = controls.vary.click(
         ed.vary, [page.text, row], finished, api_name="vary", **model_queue,
-        inputs_kwargs={"vary_strength": settings["vary_strength"], **sampling, "history": history, "pinned": pinned})
+        inputs_kwargs={"vary_strength": settings["vary_strength"], **sampling, "history": history})
+    run.then(ed.runs_view, [state, history, pinned], around, api_name="runs", show_progress="hidden")
+    varied.then(ed.runs_view, [state, history, pinned], around, api_name=False, show_progress="hidden")
     page.step_slider.release(ed.replay.scrub, [page.step_slider, state, row, pinned], [row, *plots, *ab],
                              api_name="scrub")
     replaying = controls.play.click(ed.replay.play, [state, row, controls.speed, pinned],

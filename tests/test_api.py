@@ -228,7 +228,7 @@ def test_readme_client_example_runs_verbatim(app_url, tmp_path, monkeypatch):  #
 def test_api_arguments_keep_their_names_and_defaults(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(endpoints) == {f"/{name}" for name in
-                              ("set_text", "cell_action", "inspect", "generate", "vary", "scrub", "play", "pin",
+                              ("set_text", "cell_action", "inspect", "generate", "runs", "vary", "scrub", "play", "pin",
                                "unpin", "restore_run", "load_run", "use_result", "write", "forward", "forward_at",
                                "forward_play", "denoise_from_here")}
 
@@ -317,14 +317,13 @@ def test_pin_generate_restore_and_inspect_in_one_session(client):
     first = final_outputs(client.submit(EAGLE, row, 0, 20, 2, 1, api_name="/generate"))
     pinned = client.predict(api_name="/pin")
     assert "pinned as A" in pinned[0]
-    second = final_outputs(client.submit(EAGLE, row, 0, 10, 2, 1, api_name="/generate"))
-    ab_table = second[12]
+    final_outputs(client.submit(EAGLE, row, 0, 10, 2, 1, api_name="/generate"))
+    history, _alternatives, _pinned_row, ab_table, _ab_plot = client.predict(api_name="/runs")
     assert [r[0] for r in ab_table["value"]["data"]] == ["A (pinned)", "B (this run)"]
     assert "steps 20 → 10" in ab_table["value"]["data"][1][7]
-    history = second[-1]
     old_id = history["choices"][1][1]  # newest first: the first run is second
     restored = client.predict(old_id, api_name="/restore_run")
-    assert restored[2]["data"] == first[2]["data"] and restored[14] == EAGLE
+    assert restored[2]["data"] == first[2]["data"] and restored[15] == EAGLE
     run = int(re.search(r'data-run="(\d+)"', restored[0]["html"]).group(1))
     click = {**restored[0], "action": {"kind": "inspect", "run": run, "step": 4, "position": 5}}
     figure, message = client.predict(click, api_name="/inspect")
@@ -344,7 +343,7 @@ def test_load_run_replays_an_exported_file(client, tmp_path):
     path = tmp_path / "run.json"
     path.write_bytes(data)
     loaded = client.predict(gradio_client.handle_file(str(path)), api_name="/load_run")
-    assert loaded[2]["data"] == final[2]["data"] and loaded[14] == EAGLE
+    assert loaded[2]["data"] == final[2]["data"] and loaded[15] == EAGLE
     assert json.loads(data)["provenance"]["request"]["seed"] == 9
     path.write_text("{}")
     refused = client.predict(gradio_client.handle_file(str(path)), api_name="/load_run")

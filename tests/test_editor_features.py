@@ -30,9 +30,9 @@ def finish(outputs) -> dict:
     return final
 
 
-def generated(editor, text=TEMPLATE, history=None, pinned=None, **values) -> dict:
+def generated(editor, text=TEMPLATE, history=None, **values) -> dict:
     values = {"length": 0, "steps": 8, "samples": 2, "seed": 1} | values
-    return finish(editor.generate(text, {"cells": cells_from_text(text)}, history=history, pinned=pinned, **values))
+    return finish(editor.generate(text, {"cells": cells_from_text(text)}, history=history, **values))
 
 
 def unlocked(text: str, indices: list[int]) -> list[dict]:
@@ -95,7 +95,9 @@ def test_history_keeps_each_run_and_restores_its_row_text_and_settings(editor):
     second = generated(editor, "Wildwood is a _ .", history=first[page.history], seed=12, steps=6)
     history = second[page.history]
     assert [run["settings"]["seed"] for run in history] == [11, 12]
-    choices = second[page.history_list]["choices"]
+    shown = editor.runs_view(second[page.state], history)
+    choices = shown[page.history_list]["choices"]
+    assert shown[page.history_list]["value"] == history[1]["id"] and shown[page.ab_table]["visible"] is False
     assert [value for _, value in choices] == [history[1]["id"], history[0]["id"]]  # newest first
     restored = editor.restore(history[0]["id"], history)
     assert restored[page.text] == TEMPLATE and restored[page.settings["seed"]] == 11
@@ -112,11 +114,12 @@ def test_pinned_run_is_shown_beside_the_next_with_its_differences(editor):
     pinned = editor.replay.pin(a)
     assert pinned[page.pinned] is a and pinned[page.pinned_row]["visible"] is True
     assert pinned[page.ab_table]["visible"] is False  # no B yet
-    final = generated(editor, steps=4, pinned=a)
-    table = final[page.ab_table]["value"]
-    assert [row[0] for row in table] == ["A (pinned)", "B (this run)"] and "steps 8 → 4" in table[1][7]
-    assert table[0][1] == a["candidates"][0]["text"] and final[page.ab_plot]["visible"] is True
+    final = generated(editor, steps=4)
     b = final[page.state]
+    shown = editor.runs_view(b, final[page.history], a)
+    table = shown[page.ab_table]["value"]
+    assert [row[0] for row in table] == ["A (pinned)", "B (this run)"] and "steps 8 → 4" in table[1][7]
+    assert table[0][1] == a["candidates"][0]["text"] and shown[page.ab_plot]["visible"] is True
     scrubbed = editor.replay.scrub(2, b, None, a)  # B's step 2 of 4 is a third of the way: A's step 3 of 8
     assert 'data-step="1"' in scrubbed[page.row]["html"]
     assert 'data-step="2"' in scrubbed[page.pinned_row]["value"]["html"]
@@ -197,7 +200,7 @@ def test_settings_another_model_would_refuse_are_left_as_they_are(editor):
     page = editor.page
     run = generated(editor)[page.state]
     foreign = {**run, "settings": {**run["settings"], "steps": 10**6}}
-    restored = editor.restored(foreign, None)
+    restored = editor.restored(foreign, [foreign], None)
     assert "settings were not restored" in restored[page.msg] and page.settings["steps"] not in restored
     assert restored[page.text] == TEMPLATE
 
