@@ -1,14 +1,19 @@
-"""Measure the editor as a user feels it, through its real HTTP API, and print JSON.
+"""Measure the editor as a user feels it, through its real HTTP API or its page, and print JSON.
 
     python -m editor.bench --json
+    python -m editor.bench --scenario page --json
     python -m editor.bench --scenario class --students 30 --presses 2 --within 60 --json
 
-Starts the app on a free local port, then (scenario "users"): time from submitting Generate to the
-first streamed frame, frames per second while streaming, and four users generating at once (all
-must finish). Scenario "class": each of `--students` simulated students (a client of their own)
-presses Generate `--presses` times at random moments within `--within` seconds; the report gives
-the median and 95th-percentile wait to the first frame and to the result, the queue positions the
-page showed them, and whether every run finished (nothing dropped).
+Scenario "users" (through gradio_client, the app in this process): the time from submitting
+Generate to the first streamed frame, frames a second while streaming, and four users generating
+at once (all must finish). Scenario "page": the page itself in headless Chromium (Debian's
+/usr/bin/chromium, through Playwright), Generate pressed three times at the page's defaults (50
+steps, 4 samples), timing the first frame, the frames a second and the finished run as the
+browser shows them. Scenario "class": each of `--students` simulated students (a gradio_client of their
+own) presses Generate `--presses` times at random moments within `--within` seconds; the report
+gives the median and 95th-percentile wait to the first frame and to the result, the queue
+positions shown, and whether every run finished (nothing dropped). "page" and "class" run
+`python app.py` in a process of its own.
 """
 
 from __future__ import annotations
@@ -114,9 +119,47 @@ def class_scenario(url: str, args: argparse.Namespace) -> dict:
             "wall_s": round(time.perf_counter() - start, 1)}
 
 
-def class_bench(args: argparse.Namespace) -> dict:
-    """The class scenario against `python app.py` in a process of its own (as a class would use it:
-    the students' clients are not in the server's process), with a queue long enough for every press."""
+PAGE_RECORDER = """() => { window.__frames = []; new MutationObserver(() => {
+  const row = document.querySelector('#token-row .row.animating');
+  const last = window.__frames[window.__frames.length - 1];
+  if (row && (!last || last[0] !== row.dataset.step)) window.__frames.push([row.dataset.step, performance.now()]);
+}).observe(document.body, {subtree: true, childList: true, attributes: true}); }"""
+
+
+def page_scenario(url: str, runs: int = 3) -> dict:
+    """Generate pressed in the page `runs` times: the first frame, the frames a second, and when the
+    row shows the finished run with its summary (the results table follows it)."""
+    from playwright.sync_api import sync_playwright
+
+    measured = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        box = page.locator("#template textarea")
+        box.fill(TEMPLATE[:-1])
+        box.type(TEMPLATE[-1])
+        page.wait_for_selector("#token-row .row.editing")
+        for _ in range(runs):
+            page.evaluate(PAGE_RECORDER)
+            pressed = page.evaluate("performance.now()")
+            page.click("#generate")
+            page.wait_for_function("() => document.querySelector('#message .msg.info')", timeout=120_000)
+            done = page.evaluate("performance.now()")
+            frames = page.evaluate("window.__frames")
+            span = (frames[-1][1] - frames[0][1]) / 1000
+            measured.append({"first_frame_s": round((frames[0][1] - pressed) / 1000, 3), "frames": len(frames),
+                             "frames_per_s": round((len(frames) - 1) / span, 1) if span > 0 else None,
+                             "finished_s": round((done - pressed) / 1000, 2)})
+            page.locator("#token-row .status a.to-edit").click()
+            page.wait_for_selector("#token-row .row.editing")
+        browser.close()
+    return {"page": measured}
+
+
+def served(args: argparse.Namespace, scenario) -> dict:
+    """`scenario(url)` against `python app.py` in a process of its own (as a class would use it:
+    the clients are not in the server's process), with a queue long enough for every press."""
     import subprocess
 
     port = free_port()
@@ -133,10 +176,14 @@ def class_bench(args: argparse.Namespace) -> dict:
         from gradio_client import Client
 
         timed_run(Client(url, verbose=False, analytics_enabled=False), 10, 1, 0)  # warm-up
-        return class_scenario(url, args)
+        return scenario(url)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def class_bench(args: argparse.Namespace) -> dict:
+    return served(args, lambda url: class_scenario(url, args))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,15 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print JSON (the default output is also JSON)")
-    parser.add_argument("--scenario", choices=("users", "class"), default="users")
+    parser.add_argument("--scenario", choices=("users", "class", "page"), default="users")
     parser.add_argument("--students", type=int, default=30, help="class: simulated students")
     parser.add_argument("--presses", type=int, default=2, help="class: Generate presses per student")
     parser.add_argument("--within", type=float, default=60.0, help="class: seconds the presses fall in")
     parser.add_argument("--concurrency", type=int, default=MODEL_CONCURRENCY, help="runs at once (as app.py's)")
     args = parser.parse_args(argv)
-    if args.scenario == "class":
-        report = {**class_bench(args), "steps": args.steps, "samples": args.samples, "concurrency": args.concurrency,
-                  "cpu_cores": os.cpu_count()}
+    if args.scenario in ("class", "page"):
+        report = class_bench(args) if args.scenario == "class" else served(args, page_scenario)
+        report |= {"steps": args.steps, "samples": args.samples, "concurrency": args.concurrency,
+                   "cpu_cores": os.cpu_count()}
         print(json.dumps(report, indent=2))
         return 0
 

@@ -136,12 +136,13 @@ class Editor:
                 page.msg: message("copied into the row: unlock words to rewrite them", "info")}
 
     # --- generating ----------------------------------------------------------------------
-    def generate(self, text: str, row: dict | None, compare: object = False, history: list | None = None,
-                 **values: object) -> Iterator[Updates]:
+    def generate(self, text: str, row: dict | None, compare: object = False, history: list | None = None, *,
+                 quick: bool = False, **values: object) -> Iterator[Updates]:
         """Stream the row after every denoising step, then the ranked results, plots and exports.
         `values` are the settings and the guidance panel's inputs by name (see Form.from_values).
         With `compare`, the same request is written left to right beside it, a word per step. The
-        run joins the session's `history` (`runs_view` then shows the list and A/B)."""
+        run joins the session's `history` (`runs_view` then shows the list and A/B). `quick`: the
+        page's way, see `generate_on_page`."""
         page = self.page
         try:
             cells, _ = cells_for(text, row, self.limits)
@@ -156,10 +157,22 @@ class Editor:
             yield {page.row: row_value(cells), page.msg: message(error_message(exc))}
             return
         settings = {**values, "compare": compare}
-        yield from self.run(request, cells, settings, history=history, compare=compare)
+        yield from self.run(request, cells, settings, history=history, compare=compare, quick=quick)
 
-    def vary(self, text: str, row: dict | None, vary_strength: object = None, history: list | None = None,
-             **values: object) -> Iterator[Updates]:
+    def generate_on_page(self, text: str, row: dict | None, compare: object = False, history: list | None = None,
+                         **values: object) -> Iterator[Updates]:
+        """The page's Generate: the same run, streamed into the row alone and ending on the stored
+        run; `show_fresh` then fills in the results, plots and exports. Gradio redraws every output
+        a frame leaves out, so a streaming event with few outputs streams several times faster."""
+        yield from self.generate(text, row, compare, history, quick=True, **values)
+
+    def vary_on_page(self, text: str, row: dict | None, vary_strength: object = None, history: list | None = None,
+                     **values: object) -> Iterator[Updates]:
+        """The page's Vary, streamed as `generate_on_page` streams."""
+        yield from self.vary(text, row, vary_strength, history, quick=True, **values)
+
+    def vary(self, text: str, row: dict | None, vary_strength: object = None, history: list | None = None, *,
+             quick: bool = False, **values: object) -> Iterator[Updates]:
         """Reword the row's sentence (SDEdit): start from its words noised to vary_strength x T and
         denoise; locked words stay (a row with nothing unlocked may change every word). Streams as
         Generate does."""
@@ -178,10 +191,10 @@ class Editor:
             yield {page.row: row_value(cells), page.msg: message(error_message(exc))}
             return
         settings = {**values, "vary_strength": request.sampling.vary_strength, "varied": True}
-        yield from self.run(request, cells, settings, history=history)
+        yield from self.run(request, cells, settings, history=history, quick=quick)
 
     def run(self, request: Request, cells: list[dict], settings: dict, *, history: list | None,
-            compare: bool = False) -> Iterator[Updates]:
+            compare: bool = False, quick: bool = False) -> Iterator[Updates]:
         """The one streaming loop of Generate and Vary: a frame per step (and a left-to-right word
         beside it when comparing), then everything a finished run shows."""
         page = self.page
@@ -198,7 +211,7 @@ class Editor:
                 while left is not None and not left.done:  # diffusion finished first: the other side writes on
                     paced()
                     yield {page.ar_row: html_value(left.advance())}
-                yield self.finished(item, request, cells, settings, left=left, history=history)
+                yield self.finished(item, request, cells, settings, left=left, history=history, quick=quick)
                 return
             paced()
             view = frame_view(item, self.pipe.tokenizer, 0, len(request.sampling.times(self.pipe.model.config.T)))
@@ -209,20 +222,34 @@ class Editor:
             yield updates
 
     def finished(self, result: Result, request: Request, cells: list[dict], settings: dict, *,
-                 left: LeftToRight | None = None, history: list | None = None) -> Updates:
+                 left: LeftToRight | None = None, history: list | None = None, quick: bool = False) -> Updates:
         """Every output after a run: the stored run shown (see `show`), added to the history, and
-        the comparison with left-to-right writing when it ran. (The streaming event has as few
-        outputs as it can: Gradio redraws every output a frame leaves out, so the history list
-        and A/B follow in `runs_view`.)"""
+        the comparison with left-to-right writing when it ran. `quick` (the page): only the row,
+        the summary and the stored run, marked fresh for `show_fresh`. The history list and A/B
+        follow in `runs_view`."""
         page = self.page
         record = run_view(result, self.pipe.tokenizer)
         run = runs.stored(record, [c.to_dict() for c in result.best], cells=cells, text=text_from_cells(cells),
                           settings=settings, summary=self.summary(result, record["steps"]),
                           provenance=self.provenance(request))
+        run["comparison"] = comparison_rows(result, left) if left else []
         history = runs.remembered(history, run)
-        return {**self.show(run, cells), page.history: history,
-                page.ar_row: html_value(left.html if left else IDLE),
-                page.compare: comparison_rows(result, left) if left else []}
+        ending = {page.history: history, page.ar_row: html_value(left.html if left else IDLE)}
+        if quick:
+            return {page.row: recorded_row(run, record["steps"] - 1, cells), page.msg: message(run["summary"], "info"),
+                    page.state: run, page.fresh: True, **ending}
+        return {**self.show(run, cells), page.compare: run["comparison"], **ending}
+
+    def show_fresh(self, state: dict | None, fresh: bool = False) -> Updates:
+        """After the page's run: what else a finished run shows, once (a run that failed or was
+        stopped left nothing fresh, and the page stays as it is). The row and the message are the
+        run's already, and the user may have moved on from them (back to editing, say)."""
+        page = self.page
+        run = stored_run(state)
+        if not fresh or run is None:
+            return {page.fresh: False}
+        shown = {k: v for k, v in self.show(run).items() if k not in (page.row, page.msg)}
+        return {**shown, page.compare: run.get("comparison", []), page.fresh: False}
 
     def provenance(self, request: Request) -> dict:
         """What an exported run records of how it was made: the engine's provenance and the page's packages."""

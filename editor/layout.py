@@ -98,6 +98,7 @@ class Page:
     ab_plot: gr.Plot
     settings: dict[str, gr.components.Component]  # a run's settings by name (restored with it)
     teach: TeachPanel
+    fresh: gr.State  # the page's run just finished: show_fresh has yet to show it
 
 
 def kind_input(kind: ControlKind, pipe: Pipeline, offered: bool) -> gr.components.Component:
@@ -178,7 +179,7 @@ def build(pipe: Pipeline, concurrency: int = MODEL_CONCURRENCY, cache_age_s: int
             with gr.Column(scale=1, min_width=300), gr.Tabs(elem_id="side-tabs"):
                 settings, controls, panel, history_list = build_side(pipe, buttons)
         page = Page(**page_parts, state=gr.State(None), panel=panel, history=gr.State([]), history_list=history_list,
-                    pinned=gr.State(None), settings=settings, teach=teach)
+                    pinned=gr.State(None), settings=settings, teach=teach, fresh=gr.State(False))
         ed = Editor(pipe, page, keep_exports_s=cache_age_s)
         connect_writing(ed, page, controls, concurrency)
         connect_teaching(ed, page, controls, concurrency)
@@ -279,14 +280,23 @@ def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int
                     trigger_mode="always_last", show_progress="hidden")
     row.inspect(ed.replay.inspect, [row, state], [page.alternatives, page.msg], api_name="inspect",
                 trigger_mode="always_last", show_progress="hidden")
-    run = controls.generate.click(
-        ed.generate, [page.text, row], finished, api_name="generate", **model_queue,
-        inputs_kwargs={**sampling, "compare": settings["compare"], "history": history})
-    varied = controls.vary.click(
-        ed.vary, [page.text, row], finished, api_name="vary", **model_queue,
-        inputs_kwargs={"vary_strength": settings["vary_strength"], **sampling, "history": history})
-    run.then(ed.runs_view, [state, history, pinned], around, api_name="runs", show_progress="hidden")
-    varied.then(ed.runs_view, [state, history, pinned], around, api_name=False, show_progress="hidden")
+    generate_inputs = {**sampling, "compare": settings["compare"], "history": history}
+    vary_inputs = {"vary_strength": settings["vary_strength"], **sampling, "history": history}
+    # The page streams into few outputs, then shows the rest (see Editor.generate_on_page); the API's
+    # /generate and /vary stream the same run with every output at its end, from buttons never shown.
+    streamed = [row, page.msg, state, history, page.ar_row, page.fresh]
+    run = controls.generate.click(ed.generate_on_page, [page.text, row], streamed, api_visibility="private",
+                                  inputs_kwargs=generate_inputs, **model_queue)
+    varied = controls.vary.click(ed.vary_on_page, [page.text, row], streamed, api_visibility="private",
+                                 inputs_kwargs=vary_inputs, **model_queue)
+    for event, api_name in ((run, "runs"), (varied, False)):
+        event.then(ed.show_fresh, [state, page.fresh], [*shown_run[2:], page.compare, page.fresh],
+                   api_visibility="private", show_progress="hidden").then(
+            ed.runs_view, [state, history, pinned], around, api_name=api_name, show_progress="hidden")
+    api_generate, api_vary = gr.Button(visible=False), gr.Button(visible=False)
+    api_generate.click(ed.generate, [page.text, row], finished, api_name="generate", inputs_kwargs=generate_inputs,
+                       **model_queue)
+    api_vary.click(ed.vary, [page.text, row], finished, api_name="vary", inputs_kwargs=vary_inputs, **model_queue)
     page.step_slider.release(ed.replay.scrub, [page.step_slider, state, row, pinned], [row, *plots, *ab],
                              api_name="scrub")
     replaying = controls.play.click(ed.replay.play, [state, row, controls.speed, pinned],

@@ -232,3 +232,19 @@ def test_the_forward_tab_refuses_what_it_cannot_noise(editor, sentence, match):
     assert set(out) == {panel.msg} and match in out[panel.msg]
     assert "Noise it first" in next(editor.teach.play(None))[panel.msg]
     assert "Noise it first" in next(editor.teach.denoise(None))[panel.msg]
+
+
+def test_the_pages_run_streams_into_the_row_then_shows_the_rest_once(editor):
+    page = editor.page
+    streamed = {page.row, page.msg, page.state, page.history, page.ar_row, page.fresh}
+    outputs = list(editor.generate_on_page(TEMPLATE, {"cells": cells_from_text(TEMPLATE)}, length=0, steps=6,
+                                           samples=2, seed=4))
+    assert all(set(o) <= streamed for o in outputs) and outputs[-1][page.fresh] is True
+    run = outputs[-1][page.state]
+    assert 'data-step="5"' in outputs[-1][page.row]["html"] and "best 2 of 2" in outputs[-1][page.msg]
+    shown = editor.show_fresh(run, True)
+    assert len(shown[page.results]) == 2 and shown[page.fresh] is False
+    assert page.row not in shown and page.msg not in shown, "the user may already be editing again"
+    assert editor.show_fresh(run, False) == {page.fresh: False}  # a stopped or failed run shows nothing
+    varied = list(editor.vary_on_page(SENTENCE, {"cells": cells_from_text(SENTENCE)}, 0.3, steps=10, samples=1))
+    assert all(set(o) <= streamed for o in varied) and varied[-1][page.fresh] is True
