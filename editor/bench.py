@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import random
 import socket
@@ -60,7 +61,7 @@ def timed_run(client, steps: int, samples: int, seed: int) -> dict:
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0-100) of values, by the nearest rank."""
     ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 def student_run(url: str, at: float, *, steps: int, samples: int, seed: int) -> dict:

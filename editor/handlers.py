@@ -23,14 +23,23 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from editor import plots, runs
-from editor.cells import apply_action, cells_for, cells_from_words, parse_cells, text_from_cells, variation
+from editor.cells import (
+    apply_action,
+    cells_for,
+    cells_from_words,
+    check_row,
+    parse_cells,
+    text_from_cells,
+    variation,
+)
 from editor.compare import IDLE, LeftToRight, comparison_rows
-from editor.form import Form, whole_number
+from editor.form import Form, number, whole_number
 from editor.limits import Limits, error_message, shown
 from editor.render import edit_row, frame_row, message
 from editor.replay import Replay, recorded_row, stored_run
 from editor.serving import CACHE_AGE_S, KEEP_EXPORTS
 from editor.teach import Teach
+from engine.diffusion.sampler import SampleOptions
 from engine.errors import CellActionError, ConfigError, EngineError
 from engine.pipeline import Pipeline
 from engine.request import Request, Result
@@ -106,6 +115,8 @@ class Editor:
         except EngineError as exc:
             return {self.page.msg: message(error_message(exc))}
         if kept:
+            if isinstance(value, dict) and str(value.get("html", "")).startswith('<div class="row editing"'):
+                return {self.page.row: gr.skip()}  # already shown for editing: a redraw would only lose the focus
             return {self.page.row: row_value(cells)}
         return {self.page.row: row_value(cells), self.page.msg: ""}
 
@@ -132,6 +143,10 @@ class Editor:
         if not 0 <= index < len(candidates):
             return {page.msg: message("generate first, then pick one of the results to use")}
         cells = cells_from_words(candidates[index]["words"])
+        try:
+            check_row(cells, self.limits)
+        except EngineError as exc:  # a loaded file's words the row cannot hold
+            return {page.msg: message(error_message(exc))}
         return {page.row: row_value(cells), page.text: text_from_cells(cells),
                 page.msg: message("copied into the row: unlock words to rewrite them", "info")}
 
@@ -334,22 +349,29 @@ class Editor:
 
     def restored(self, run: dict, history: list | None, pinned: dict | None) -> Updates:
         """A kept run shown, with the text, the row and the settings that made it; settings that
-        this model would refuse (a file from another model) stay as they are, and the message says so."""
+        this model would refuse (a file from another model) or that the page's sliders cannot
+        show stay as they are, and the message says so."""
         page = self.page
         updates = {**self.show(run, run["cells"]), **self.runs_view(run, history, pinned)}
         settings = {k: v for k, v in run.get("settings", {}).items() if k in page.settings}
         try:
-            self.pipe.check(Form.from_values(None, {k: v for k, v in settings.items() if k != "compare"},
+            self.pipe.check(Form.from_values(None, {k: v for k, v in settings.items()
+                                                    if k not in ("compare", "vary_strength")},
                                              limits=self.limits).request())
+            SampleOptions(vary_strength=number(settings.get("vary_strength"), "vary strength", 1.0))
             if not isinstance(settings.get("compare", False), bool):
                 raise ConfigError(f"compare must be true or false, got {shown(settings['compare'])}")
+            for name, value in settings.items():
+                component = page.settings[name]
+                low, high = getattr(component, "minimum", None), getattr(component, "maximum", None)
+                if low is not None and isinstance(value, int | float) and not low <= value <= high:
+                    raise ConfigError(f"{name} {value:g} is outside the page's range {low:g} to {high:g}")
         except EngineError as exc:
             updates[page.msg] = message(f"{run['summary']} · its settings were not restored: {error_message(exc)}",
                                         "info")
             settings = {}
         return {**updates, page.text: run["text"], **{page.settings[k]: v for k, v in settings.items()}}
 
-    # --- the JSON API --------------------------------------------------------------------
     def write(self, text: str | None, length: object = None, steps: object = None, samples: object = None,
               seed: object = None, **guidance: object) -> dict:
         """Ranked results for a template as JSON, with the run's cost (no animation). Guidance by

@@ -19,8 +19,8 @@ import gradio as gr
 from editor.compare import IDLE
 from editor.form import DEFAULT_SAMPLES, DEFAULT_STEPS, DEFAULT_VARY_STRENGTH, WEIGHT_PREFIX, write_parameters
 from editor.handlers import Editor
+from editor.replay import DEFAULT_SPEED, MAX_SPEED
 from editor.serving import CACHE_AGE_S, CACHE_SWEEP_S, MODEL_CONCURRENCY
-from editor.teach import DEFAULT_SPEED, MAX_SPEED
 from editor.token_row import TokenRow
 from engine.controls import KINDS, STEERED
 from engine.controls.base import ControlKind
@@ -306,7 +306,7 @@ def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int
     controls.pin.click(ed.replay.pin, [state], [pinned, page.msg, *ab], api_name="pin")
     controls.unpin.click(ed.replay.unpin, None, [pinned, *ab], api_name="unpin")
     page.history_list.input(ed.restore, [page.history_list, history, pinned], restored, api_name="restore_run")
-    controls.load.upload(ed.load_run, [controls.load, history, pinned], [*restored, history, page.history_list],
+    controls.load.upload(ed.load_run, [controls.load, history, pinned], [*restored, history],
                          api_name="load_run")
     controls.compare.change(lambda on: (gr.update(visible=on), gr.update(visible=on)), [controls.compare],
                             [page.ar_row, page.compare], show_progress="hidden", queue=False,

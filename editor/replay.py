@@ -12,15 +12,17 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from editor import plots, runs
-from editor.limits import error_message
+from editor.form import number
+from editor.limits import error_message, shown
 from editor.render import frame_row, message
-from editor.teach import steps_per_second
-from engine.errors import EngineError
+from engine.errors import ConfigError, EngineError
 
 if TYPE_CHECKING:
     from editor.layout import Page
 
 MAX_FPS = 30  # replay's default speed, steps a second
+DEFAULT_SPEED = 10  # playback, steps per second
+MAX_SPEED = 60
 PLOT_EVERY = 10  # replay redraws the three plots this often (they are heavier than the row)
 
 Updates = dict[Any, Any]
@@ -45,6 +47,14 @@ def number_input(value: object) -> int | None:
 
 def stored_run(state: object) -> dict | None:
     return state if isinstance(state, dict) and isinstance(state.get("record"), dict) else None
+
+
+def steps_per_second(speed: object) -> float:
+    """A playback speed as the page sends it: 1 to MAX_SPEED steps a second."""
+    value = number(speed, "playback speed", DEFAULT_SPEED)
+    if not 1 <= value <= MAX_SPEED:
+        raise ConfigError(f"playback speed must be from 1 to {MAX_SPEED} steps a second, got {shown(speed)}")
+    return value
 
 
 class Replay:
@@ -75,7 +85,7 @@ class Replay:
         if a is None:
             return {page.pinned_row: gr.update(visible=False), page.ab_table: gr.update(visible=False),
                     page.ab_plot: gr.update(visible=False)}
-        shown_a = recorded_row(a, runs.step_of(a, fraction), editable=False)
+        shown_a = recorded_row({**a, "id": None}, runs.step_of(a, fraction), editable=False)  # not clickable
         shown_a["html"] = '<div class="status"><b>A (pinned)</b></div>' + shown_a["html"]
         updates = {page.pinned_row: gr.update(value=shown_a, visible=True)}
         b = stored_run(run)
@@ -90,7 +100,7 @@ class Replay:
         run = stored_run(state)
         step = number_input(step)
         if run is None or step is None:
-            return {}
+            return {page.row: gr.skip()}  # nothing to show: the page stays as it is
         last = run["record"]["steps"] - 1
         index = max(0, min(step - 1, last))
         cells = value.get("cells", []) if isinstance(value, dict) else []
@@ -110,7 +120,7 @@ class Replay:
             yield {page.msg: message(error_message(exc))}
             return
         if run is None:
-            yield {}
+            yield {page.row: gr.skip()}
             return
         cells = value.get("cells", []) if isinstance(value, dict) else []
         last = run["record"]["steps"] - 1
@@ -131,7 +141,7 @@ class Replay:
         run = stored_run(state)
         action = value.get("action") if isinstance(value, dict) else None
         if not isinstance(action, dict):
-            return {}
+            return {page.alternatives: gr.skip()}
         step, position = number_input(action.get("step")), number_input(action.get("position"))
         if run is None or action.get("run") != run.get("id") or step is None or position is None:
             return {page.msg: message("let the run finish, then click a word to see what the model weighed")}

@@ -81,8 +81,8 @@ class RecordFile(_Checked):
 
 
 class CandidateFile(_Checked):
-    text: str
-    words: list[Word]
+    text: str = Field(max_length=1 << 14)
+    words: list[Word] = Field(max_length=MAX_POSITIONS)
     judge_ppl: float | None
     checks: dict[str, bool]
     control_scores: dict[str, float] = {}
@@ -101,9 +101,9 @@ class RunFile(_Checked):
     cells: list[CellFile] = Field(max_length=MAX_POSITIONS)
     text: str = Field(max_length=1 << 14)
     settings: dict[str, Any] = {}
-    summary: str = ""
+    summary: str = Field("", max_length=1000)
     provenance: dict[str, Any] = {}
-    label: str = ""
+    label: str = Field("", max_length=1000)
 
 
 def stored(record: dict, candidates: list[dict], *, cells: list[dict], text: str, settings: dict, summary: str,
@@ -146,7 +146,7 @@ def read_run(text: str | bytes) -> dict:
         where = ".".join(str(part) for part in first["loc"]) or "the file"
         raise ConfigError(one_line(f"this run file is damaged at {where}: {first['msg']}")) from None
     run = json.loads(checked.model_dump_json(exclude={"format", "version"}))  # as read: plain JSON values
-    return run | {"id": next(_ids), "label": "loaded · " + (run.get("label") or label(run))}
+    return run | {"id": next(_ids), "label": "loaded · " + (run.get("label") or label(run)).removeprefix("loaded · ")}
 
 
 def remembered(history: list[dict] | None, run: dict) -> list[dict]:

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from editor import plots
-from editor.form import number, whole_number
-from editor.limits import Limits, error_message, shown
+from editor.form import whole_number
+from editor.limits import Limits, error_message
 from editor.render import frame_row, message, noised_row
+from editor.replay import DEFAULT_SPEED, number_input, steps_per_second, stored_run
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import ConfigError, EngineError
 from engine.pipeline import Pipeline
@@ -26,22 +27,8 @@ if TYPE_CHECKING:
     from editor.layout import TeachPanel
 
 POINTS = 50  # times shown between t = 0 and T
-DEFAULT_SPEED = 10  # playback, steps per second
-MAX_SPEED = 60
 
 Updates = dict[Any, Any]
-
-
-def steps_per_second(speed: object) -> float:
-    """A playback speed as the page sends it: 1 to MAX_SPEED steps a second."""
-    value = number(speed, "playback speed", DEFAULT_SPEED)
-    if not 1 <= value <= MAX_SPEED:
-        raise ConfigError(f"playback speed must be from 1 to {MAX_SPEED} steps a second, got {shown(speed)}")
-    return value
-
-
-def shown_noising(state: object) -> dict | None:
-    return state if isinstance(state, dict) and isinstance(state.get("record"), dict) else None
 
 
 class Teach:
@@ -67,16 +54,16 @@ class Teach:
 
     def at(self, index: object, state: object) -> Updates:
         """The row and latent plot at the slider's time."""
-        run = shown_noising(state)
-        if run is None or not isinstance(index, int | float) or isinstance(index, bool):
-            return {}
-        index = max(0, min(int(index), run["record"]["steps"] - 1))
+        run, index = stored_run(state), number_input(index)
+        if run is None or index is None:
+            return {self.panel.row: gr.skip()}  # nothing to show: the tab stays as it is
+        index = max(0, min(index, run["record"]["steps"] - 1))
         return {self.panel.row: {"html": noised_row(run["record"], index), "cells": [], "action": None},
                 self.panel.plot: plots.noising_plot(run["record"], index)}
 
     def play(self, state: object, index: object = 0, speed: object = DEFAULT_SPEED) -> Iterator[Updates]:
         """Noise grows at `speed` steps a second, from the slider's time to T (from 0 when it is at T)."""
-        run = shown_noising(state)
+        run = stored_run(state)
         try:
             pause = 1.0 / steps_per_second(speed)
         except EngineError as exc:
@@ -86,7 +73,7 @@ class Teach:
             yield {self.panel.msg: message("type a sentence and press Noise it first")}
             return
         last = run["record"]["steps"] - 1
-        start = int(index) if isinstance(index, int | float) and not isinstance(index, bool) else 0
+        start = number_input(index) or 0
         start = 0 if start >= last else max(0, start)
         for i in range(start, last + 1):
             time.sleep(pause)
@@ -97,12 +84,12 @@ class Teach:
         """The reverse from the slider's time: a variation of the sentence with strength t/T, its
         first latent the one shown; each step drawn at `speed` steps a second."""
         panel = self.panel
-        run = shown_noising(state)
+        run = stored_run(state)
         if run is None:
             yield {panel.msg: message("type a sentence and press Noise it first")}
             return
         record = run["record"]
-        i = max(0, min(int(index), record["steps"] - 1)) if isinstance(index, int | float) else 0
+        i = max(0, min(number_input(index) or 0, record["steps"] - 1))
         t, T = record["t"][i], self.pipe.model.config.T
         try:
             if t == 0:

@@ -134,7 +134,13 @@ element.addEventListener('click', (event) => {
   if (!cell || event.target.closest('input')) return;
   const index = indexOf(cell);
   const button = event.target.closest('button[data-action]');
-  if (button) { focusIndex = Math.max(0, index); send({kind: button.dataset.action, index: index}); return; }
+  if (button) {  // insert: the new blank (after the cell, or last); delete: the cell now in its place
+    const kind = button.dataset.action;
+    focusIndex = kind === 'insert' ? (index < 0 ? 1e9 : index + 1) : Math.max(0, index);
+    send({kind: kind, index: index});
+    return;
+  }
+  if (index < 0) return;  // the "+ blank" cell around its button
   clearTimeout(pendingToggle);
   pendingToggle = setTimeout(() => { focusIndex = index; send({kind: 'toggle', index: index}); }, 280);
 });
@@ -162,6 +168,7 @@ element.addEventListener('keydown', (event) => {
   else if (event.key.length === 1) { event.preventDefault(); beginTyping(cell, event.key); }
 });
 document.addEventListener('keydown', (event) => {
+  if (!element.isConnected) return;  // a row the page has since drawn anew
   if (!(event.ctrlKey || event.metaKey) || !element.querySelector('.row.editing')) return;
   const inside = element.contains(document.activeElement) && !document.activeElement.closest('input');
   if (!inside && document.activeElement !== document.body) return;  // the text box keeps its own undo

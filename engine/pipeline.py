@@ -40,7 +40,7 @@ from engine.diffusion.sampler import Frame, Sampler
 from engine.diffusion.schedule import strided_timesteps
 from engine.errors import CheckpointError, ConfigError, TemplateError
 from engine.provenance import request_dict, versions, weights_digests
-from engine.request import MAX_ROWS, Candidate, Cost, Prompt, Request, Result, WriteCost, Writing
+from engine.request import MAX_ROWS, MAX_SEED, Candidate, Cost, Prompt, Request, Result, WriteCost, Writing
 from engine.scoring.judge import Judge
 from engine.scoring.metrics import has_repeated_trigram, locked_kept
 from engine.text.template import (
@@ -319,6 +319,8 @@ class Pipeline:
         with the noise that a variation of it (Request.one(vary=sentence, seed=seed)) starts from."""
         if not 1 <= points <= self.model.config.T:
             raise ConfigError(f"points must be from 1 to {self.model.config.T}, got {points}")
+        if not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed}")
         template = self.windowed([vary_template(sentence, None, self.tokenizer, self.seq_len)])[0]
         return noising(self.sampler, self.word_posterior, template, seed,
                        [0, *reversed(strided_timesteps(points, self.model.config.T))])

@@ -42,12 +42,6 @@ def projected(latents: torch.Tensor) -> list[list[list[float]]]:
     return [[[round(x, 3), round(y, 3)] for x, y in step] for step in coords.tolist()]
 
 
-def shown_positions(trajectory: Trajectory, row: int) -> int:
-    """Positions a view of a row shows: START, the words and the final END."""
-    ids = trajectory.tokens[row].tolist()
-    return ids.index(Tokenizer.end_id) + 1 if Tokenizer.end_id in ids else len(ids)
-
-
 def alternatives(frame: Frame, tokenizer: Tokenizer, row: int, positions: int) -> list[list[list]]:
     """[position] = [[word, probability], ...]: the words the denoiser weighed at each of the first
     `positions` positions, most likely first; a locked position (or one past the network's window)
@@ -75,8 +69,9 @@ def run_view(result: Result, tokenizer: Tokenizer) -> dict:
         "samples": [{
             "row": row,
             "locked": trajectory.locked_mask[row].tolist(),
+            # what the model weighed, for the best sample only (the one the page shows), at every position
             "frames": [{"words": view["words"], "confidence": view["confidence"],
-                        "top": alternatives(f, tokenizer, row, shown_positions(trajectory, row))}
+                        "top": alternatives(f, tokenizer, row, len(view["words"]) if rank == 0 else 0)}
                        for f in trajectory.frames for view in [frame_view(f, tokenizer, row, steps)]],
             "projection": project_latents(trajectory, row),
             # per control, the classifier's per-claim probability of its target at each step (None
@@ -85,7 +80,7 @@ def run_view(result: Result, tokenizer: Tokenizer) -> dict:
             "control_scores": {name: [round(float(f.scores[name][row]), 4) if name in f.scores else None
                                       for f in trajectory.frames]
                                for name in dict.fromkeys(n for f in trajectory.frames for n in f.scores)},
-        } for row in rows],
+        } for rank, row in enumerate(rows)],
     }
 
 

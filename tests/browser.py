@@ -6,6 +6,8 @@ checking that all of them went to the local server.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -162,3 +164,15 @@ def assert_locked_kept(rows: list[list[str]], template: str) -> None:
             if w != "_":
                 assert words[i] == w, f"result #{rank} {text!r}: position {i} is {words[i]!r}, locked {w!r}"
         assert "✓ locked words kept" in checks, f"result #{rank}: checks say {checks!r}"
+
+
+def assert_every_request_was_local(open_page) -> None:
+    """Load the page and do one edit (so the check stands on its own), then: every URL any page of
+    the session requested went to 127.0.0.1."""
+    page = open_page()
+    type_template(page, "Blue Spice is a _ .")
+    page.close()
+    assert any("/gradio_api/queue/join" in url for url in REQUESTS), REQUESTS[:20]
+    outside = sorted({url for url in REQUESTS
+                      if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname != "127.0.0.1"})
+    assert not outside, f"requests that left 127.0.0.1: {outside}"

@@ -12,7 +12,6 @@ import os
 import struct
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page
@@ -21,10 +20,10 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from tests.browser import (
     EAGLE,
     EDIT_CELLS,
-    REQUESTS,
     RUN_TIMEOUT_MS,
     STEP_RECORDER,
     VIEWPORT,
+    assert_every_request_was_local,
     assert_locked_kept,
     click_cell,
     current_step,
@@ -303,10 +302,4 @@ def test_double_click_types_a_word(open_page):
 
 
 def test_every_request_went_to_the_local_server(open_page, app_url):  # noqa: F811
-    page = open_page()  # also on its own: load the page and do one edit
-    type_template(page, "Blue Spice is a _ .")
-    page.close()
-    assert any("/gradio_api/queue/join" in url for url in REQUESTS), REQUESTS[:20]
-    outside = sorted({url for url in REQUESTS
-                      if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname != "127.0.0.1"})
-    assert not outside, f"requests that left 127.0.0.1: {outside}"
+    assert_every_request_was_local(open_page)

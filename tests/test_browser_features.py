@@ -15,7 +15,6 @@ import os
 import struct
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page
@@ -25,6 +24,7 @@ from tests.browser import (
     EDIT_CELLS,
     REQUESTS,
     RUN_TIMEOUT_MS,
+    assert_every_request_was_local,
     result_rows,
     set_slider,
     type_template,
@@ -329,10 +329,4 @@ def test_layout_has_no_dead_space_at_projector_and_desktop_sizes(browser, app_ur
 
 
 def test_every_request_went_to_the_local_server(open_page, app_url):  # noqa: F811
-    page = open_page()  # also on its own: load the page and do one edit
-    type_template(page, "Blue Spice is a _ .")
-    page.close()
-    assert any("/gradio_api/queue/join" in url for url in REQUESTS), REQUESTS[:20]
-    outside = sorted({url for url in REQUESTS
-                      if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname != "127.0.0.1"})
-    assert not outside, outside
+    assert_every_request_was_local(open_page)

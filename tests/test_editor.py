@@ -2,6 +2,7 @@
 
 import json
 
+import gradio as gr
 import pytest
 
 from editor import plots
@@ -146,7 +147,7 @@ def test_play_replays_the_stored_run(editor):
     frames = list(editor.replay.play(state, {"cells": []}))
     assert [f[page.step_slider] for f in frames] == list(range(1, 13))
     assert [i for i, f in enumerate(frames) if page.heat in f] == [0, 10, 11]
-    assert list(editor.replay.play(None, None)) == [{}]
+    assert list(editor.replay.play(None, None)) == [{editor.page.row: gr.skip()}]
 
 
 def test_write_runs_the_same_request_as_the_pipeline(tiny_model):
@@ -262,7 +263,8 @@ def test_stale_choices_and_states_are_ignored(editor):
     assert "generate first" in editor.use_result(5, {"candidates": []})[page.msg]
     assert "generate first" in editor.use_result("1: x", None)[page.msg]
     assert set(editor.use_result(None, None)) == {page.msg}
-    assert editor.replay.scrub(1, {}, None) == {} and editor.replay.scrub("x", None, None) == {}
+    nothing = {page.row: gr.skip()}
+    assert editor.replay.scrub(1, {}, None) == nothing and editor.replay.scrub("x", None, None) == nothing
 
 
 def test_blank_markers_never_become_locked_words():

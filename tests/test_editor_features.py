@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import gradio as gr
 import pytest
 
 from editor import runs
@@ -31,7 +32,7 @@ def finish(outputs) -> dict:
 
 
 def generated(editor, text=TEMPLATE, history=None, **values) -> dict:
-    values = {"length": 0, "steps": 8, "samples": 2, "seed": 1} | values
+    values = {"length": 0, "steps": 10, "samples": 2, "seed": 1} | values
     return finish(editor.generate(text, {"cells": cells_from_text(text)}, history=history, **values))
 
 
@@ -91,8 +92,8 @@ def test_write_api_varies_a_sentence(editor):
 # --- history, A/B ---------------------------------------------------------------------------
 def test_history_keeps_each_run_and_restores_its_row_text_and_settings(editor):
     page = editor.page
-    first = generated(editor, seed=11)
-    second = generated(editor, "Wildwood is a _ .", history=first[page.history], seed=12, steps=6)
+    first = generated(editor, seed=11, steps=10)
+    second = generated(editor, "Wildwood is a _ .", history=first[page.history], seed=12, steps=20)
     history = second[page.history]
     assert [run["settings"]["seed"] for run in history] == [11, 12]
     shown = editor.runs_view(second[page.state], history)
@@ -101,7 +102,7 @@ def test_history_keeps_each_run_and_restores_its_row_text_and_settings(editor):
     assert [value for _, value in choices] == [history[1]["id"], history[0]["id"]]  # newest first
     restored = editor.restore(history[0]["id"], history)
     assert restored[page.text] == TEMPLATE and restored[page.settings["seed"]] == 11
-    assert restored[page.settings["steps"]] == 8 and restored[page.state] is history[0]
+    assert restored[page.settings["steps"]] == 10 and restored[page.state] is history[0]
     assert restored[page.results] == first[page.results]
     assert "no longer" in editor.restore(-5, history)[page.msg]
     assert len(runs.remembered([{"id": i} for i in range(runs.HISTORY)], {"id": "new"})) == runs.HISTORY
@@ -134,13 +135,13 @@ def test_clicking_a_word_shows_the_models_top_words_at_that_step(editor):
     bars = figure.data[0]
     assert len(bars.y) == 5 and math.isclose(sum(bars.x), sum(p for _, p in run["record"]["samples"][0]["frames"][3]
                                                                 ["top"][5]))
-    assert "position 5, step 4 / 8" in figure.layout.title.text
+    assert "position 5, step 4 / 10" in figure.layout.title.text
     locked = editor.replay.inspect({"action": {**click["action"], "position": 1}}, run)[page.alternatives]["value"]
     assert list(locked.data[0].y) == ["The"] and "(locked)" in locked.layout.title.text
     inspect = editor.replay.inspect
     assert "let the run finish" in inspect({"action": {**click["action"], "run": -1}}, run)[page.msg]
     assert "no word at position 99" in inspect({"action": {**click["action"], "position": 99}}, run)[page.msg]
-    assert editor.replay.inspect(None, run) == {}
+    assert editor.replay.inspect(None, run) == {page.alternatives: gr.skip()}
 
 
 def test_play_takes_a_speed_and_refuses_a_bad_one(editor):
@@ -196,13 +197,21 @@ def test_load_run_refuses_what_is_not_a_run_and_changes_nothing(editor, tmp_path
     assert "choose a trajectory JSON" in editor.load_run(str(tmp_path / "missing.json"))[page.msg]
 
 
-def test_settings_another_model_would_refuse_are_left_as_they_are(editor):
+@pytest.mark.parametrize(("change", "why"), [
+    ({"steps": 10**6}, "steps must be from 1 to"),  # the model refuses it
+    ({"steps": 8}, "steps 8 is outside the page&#x27;s range 10 to 200"),  # an API run's: no slider shows it
+    ({"vary_strength": 3}, "vary strength must be above 0 and at most 1"),
+    ({"compare": "yes"}, "compare must be true or false"),
+])
+def test_settings_the_page_cannot_take_are_left_as_they_are(editor, change, why):
     page = editor.page
-    run = generated(editor)[page.state]
-    foreign = {**run, "settings": {**run["settings"], "steps": 10**6}}
+    run = generated(editor, steps=10)[page.state]
+    foreign = {**run, "settings": {**run["settings"], **change}}
     restored = editor.restored(foreign, [foreign], None)
-    assert "settings were not restored" in restored[page.msg] and page.settings["steps"] not in restored
-    assert restored[page.text] == TEMPLATE
+    assert "settings were not restored" in restored[page.msg] and why in restored[page.msg]
+    assert page.settings["steps"] not in restored and restored[page.text] == TEMPLATE
+    varied = {**run, "settings": {**run["settings"], "vary_strength": 0.4, "varied": True}}
+    assert editor.restored(varied, [varied], None)[page.settings["vary_strength"]] == 0.4
 
 
 # --- the forward process --------------------------------------------------------------------

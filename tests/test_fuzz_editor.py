@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from html import unescape
 
+import gradio as gr
 import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
@@ -115,7 +116,7 @@ def test_editing_handlers_never_raise(guided_editor, text, row):
         assert set(out) <= {page.row, page.text, page.msg}
         if out.get(page.msg):
             assert_message(message_text(out[page.msg]))
-        if page.row in out:
+        if page.row in out and out[page.row] != gr.skip():  # skip: the row already shows these cells
             assert len(out[page.row]["cells"]) <= LIMITS.words
 
 
