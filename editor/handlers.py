@@ -36,7 +36,7 @@ from editor.compare import IDLE, LeftToRight, comparison_rows
 from editor.form import Form, number, whole_number
 from editor.limits import Limits, error_message, shown
 from editor.render import edit_row, frame_row, message
-from editor.replay import Replay, recorded_row, stored_run
+from editor.replay import MAX_FPS, Replay, recorded_row, stored_run
 from editor.serving import CACHE_AGE_S, KEEP_EXPORTS
 from editor.teach import Teach
 from engine.diffusion.sampler import SampleOptions
@@ -48,7 +48,6 @@ from engine.views import frame_view, run_view
 if TYPE_CHECKING:
     from editor.layout import Page
 
-MAX_FPS = 30  # updates a second at most (see Pacer)
 
 Updates = dict[Any, Any]  # component -> its new value
 

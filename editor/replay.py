@@ -20,7 +20,7 @@ from engine.errors import ConfigError, EngineError
 if TYPE_CHECKING:
     from editor.layout import Page
 
-MAX_FPS = 30  # replay's default speed, steps a second
+MAX_FPS = 30  # frames a second at most: live runs (editor.handlers.Pacer) and replay's default speed
 DEFAULT_SPEED = 10  # playback, steps per second
 MAX_SPEED = 60
 PLOT_EVERY = 10  # replay redraws the three plots this often (they are heavier than the row)
@@ -74,23 +74,22 @@ class Replay:
                 **self.ab_view(run, None, 1.0)}
 
     def unpin(self) -> Updates:
-        page = self.page
-        return {page.pinned: None, page.pinned_row: gr.update(visible=False), page.ab_table: gr.update(visible=False),
-                page.ab_plot: gr.update(visible=False)}
+        return {self.page.pinned: None, **self.ab_view(None, None, 1.0)}
 
     def ab_view(self, pinned: dict | None, run: dict | None, fraction: float) -> Updates:
-        """The pinned run A at a fraction of its way, and beside run B the table and plots of both."""
+        """The pinned run A at a fraction of its way, and beside run B the table and plots of both;
+        whatever has no run to show is hidden."""
         page = self.page
+        hidden = {component: gr.update(visible=False) for component in (page.pinned_row, page.ab_table, page.ab_plot)}
         a = stored_run(pinned)
         if a is None:
-            return {page.pinned_row: gr.update(visible=False), page.ab_table: gr.update(visible=False),
-                    page.ab_plot: gr.update(visible=False)}
+            return hidden
         shown_a = recorded_row({**a, "id": None}, runs.step_of(a, fraction), editable=False)  # not clickable
         shown_a["html"] = '<div class="status"><b>A (pinned)</b></div>' + shown_a["html"]
         updates = {page.pinned_row: gr.update(value=shown_a, visible=True)}
         b = stored_run(run)
         if b is None or b["id"] == a["id"]:
-            return updates | {page.ab_table: gr.update(visible=False), page.ab_plot: gr.update(visible=False)}
+            return hidden | updates
         figure = plots.ab_figure(a, b, runs.step_of(a, fraction), runs.step_of(b, fraction))
         return updates | {page.ab_table: gr.update(value=runs.ab_rows(a, b), visible=True),
                           page.ab_plot: gr.update(value=figure, visible=True)}
