@@ -35,6 +35,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from editor.serving import MODEL_CONCURRENCY  # noqa: E402  (light: constants only)
+from engine.cli import DEVICE_HELP  # noqa: E402  (light: no torch)
 
 TEMPLATE = "The Eagle is a _ _ coffee shop near _ _ ."
 
@@ -169,6 +170,7 @@ def served(args: argparse.Namespace, scenario) -> dict:
                "--max-queue", str(max(64, args.students * args.presses))]
     if args.model:
         command += ["--model", args.model]
+    command += ["--device", args.device]
     root = Path(__file__).resolve().parent.parent
     server = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -191,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m editor.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model directory (default: the bundled model)")
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print JSON (the default output is also JSON)")
@@ -213,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     from editor.serving import EVENT_CONCURRENCY, MAX_QUEUE
     from engine.pipeline import Pipeline
 
-    demo, editor = build(Pipeline.load(args.model), concurrency=args.concurrency)
+    demo, editor = build(Pipeline.load(args.model, device=args.device), concurrency=args.concurrency)
     demo.queue(default_concurrency_limit=EVENT_CONCURRENCY, max_size=MAX_QUEUE)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False, ssr_mode=False,

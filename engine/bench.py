@@ -35,7 +35,7 @@ import time
 
 import torch
 
-from engine.cli import parser_for, run_command
+from engine.cli import DEVICE_HELP, parser_for, run_command
 from engine.controls import COMPOSED, FUTURE, KINDS, STEERED
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import targets_from_fields
@@ -193,12 +193,12 @@ def bench(args) -> int:
         steps = args.steps or [SampleOptions().steps]
         if len(steps) not in (1, len(args.models)):
             raise EngineError(f"--steps takes one count or one per model ({len(args.models)}), got {len(steps)}")
-        pipes = [Pipeline.load(d, bf16=not args.fp32) for d in args.models]
+        pipes = [Pipeline.load(d, bf16=not args.fp32, device=args.device) for d in args.models]
         rows = side_by_side(pipes, steps * len(pipes) if len(steps) == 1 else steps, args.repeats)
         print(json.dumps({"side_by_side": rows, "peak_rss_mb": peak_rss_mb(),
                           "threads": torch.get_num_threads(), "torch": torch.__version__}, indent=2))
         return 0
-    pipe = Pipeline.load(args.model, bf16=not args.fp32)
+    pipe = Pipeline.load(args.model, bf16=not args.fp32, device=args.device)
     if args.methods:
         if not 1 <= args.batch <= 32:
             raise EngineError(f"--batch must be from 1 to 32, got {args.batch}")
@@ -231,6 +231,7 @@ def peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = parser_for("engine.bench", __doc__)
     parser.add_argument("--model", help="model directory (default: the bundled model)")
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per setting (the best is kept)")
     parser.add_argument("--fp32", action="store_true", help="run the network in float32 instead of bfloat16")
     parser.add_argument("--step-rules", action="store_true",

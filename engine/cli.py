@@ -76,6 +76,9 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
+DEVICE_HELP = "run the networks on cpu (the default) or cuda (cuda:N for the N-th GPU), where PyTorch sees one"
+
+
 def parser_for(prog: str, doc: str | None) -> argparse.ArgumentParser:
     return OneLineParser(prog=f"python -m {prog}", description=doc,
                          formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import torch
 from transformers import GPT2LMHeadModel
 
 from engine.autoregressive.discriminator import FutureDiscriminator, load_discriminator
@@ -58,6 +59,24 @@ from engine.text.tokenizer import Tokenizer
 ELLIPSIS_LENGTHS = (1, 2, 3, 4, 5, 6, 8)  # words tried for each `...` blank
 ELLIPSIS_ROWS = 32  # at most this many rows for one prompt's '...' lengths together
 SAMPLE_PAD = 2  # positions after END a windowed model samples on (it trained on 0 .. losses.WINDOW_PAD)
+
+
+def check_device(name: str) -> torch.device:
+    """The torch device `name` names, if this machine can run on it."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {name!r}: use cpu or cuda (cuda:N for the N-th GPU)") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: PyTorch {torch.__version__} sees no CUDA GPU on this machine; "
+                              "run on the CPU (--device cpu)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                              f"numbered from 0")
+    elif device.type != "cpu":
+        raise ConfigError(f"device {name!r}: the engine runs on cpu or cuda")
+    return device
 
 
 @dataclass
@@ -109,17 +128,23 @@ class Pipeline:
     discriminators: dict[str, FutureDiscriminator] = field(default_factory=dict)  # FUDGE's, loaded on first use
 
     @classmethod
-    def load(cls, directory: Path | str | None = None, bf16: bool = True) -> Pipeline:
+    def load(cls, directory: Path | str | None = None, bf16: bool = True, device: str = "cpu") -> Pipeline:
+        """The model folder's networks on `device` ("cpu", "cuda", "cuda:1"; see `check_device`)."""
         directory = Path(directory) if directory else BUNDLED_MODEL
         if not directory.is_dir():
             raise CheckpointError(f"model directory not found: {directory}")
-        model, tokenizer, training = load_denoiser(directory)
-        judge = Judge(directory, tokenizer) if (directory / "judge.json").is_file() else None
+        device = check_device(device)
+        model, tokenizer, training = load_denoiser(directory, device)
+        judge = Judge(directory, tokenizer, device) if (directory / "judge.json").is_file() else None
         return cls(model, tokenizer, Sampler(model, tokenizer, bf16=bf16), judge, training, directory)
 
     @property
     def seq_len(self) -> int:
         return self.model.config.seq_len
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     def control_kinds(self) -> list[str]:
         """The controls this model directory offers: those with a trained classifier, and those needing none."""
@@ -128,7 +153,7 @@ class Pipeline:
 
     def classifier(self, kind: str) -> ControlClassifier:
         if kind not in self.classifiers:
-            self.classifiers[kind] = load_classifier(self.directory, kind)
+            self.classifiers[kind] = load_classifier(self.directory, kind).to(self.device)
         return self.classifiers[kind]
 
     def control_source(self, kind: str) -> ControlClassifier | WordPosterior | None:
@@ -242,7 +267,7 @@ class Pipeline:
             if discriminator.config.seq_len != self.lm_seq_len:
                 raise CheckpointError(f"the FUDGE {kind} discriminator reads {discriminator.config.seq_len} "
                                       f"positions but the LM writes {self.lm_seq_len}: retrain it")
-            self.discriminators[kind] = discriminator
+            self.discriminators[kind] = discriminator.to(self.device)
         return self.discriminators[kind]
 
     def plan(self, request: Request) -> Plan:

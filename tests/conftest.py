@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.controls import TRAINED
+from engine.controls import FUTURE, TRAINED
 from engine.controls.classifier import ClassifierConfig
 from engine.diffusion.model import DenoiserConfig
 from engine.train import TrainConfig, train
@@ -70,6 +70,20 @@ def control_model(tmp_path_factory, tiny_model, labelled_csv) -> Path:
     for kind in TRAINED:
         train_control(ControlTrainConfig(kind=kind, model=str(out), data=str(labelled_csv), max_steps=60,
                                          **TINY_CLASSIFIER))
+    return out
+
+
+@pytest.fixture(scope="session")
+def fudge_model(tmp_path_factory, control_model, corpus_files, labelled_csv) -> Path:
+    """The tiny model with its classifiers, a judge trained long enough to write the fixture's
+    sentences, and a FUDGE discriminator of every kind FUDGE steers."""
+    out = tmp_path_factory.mktemp("fudge_model")
+    shutil.copytree(control_model, out, dirs_exist_ok=True)
+    train_file, valid_file = corpus_files
+    train(TrainConfig(data=str(train_file), valid=str(valid_file), out=str(out), max_steps=300, judge=True, **TINY))
+    for kind in FUTURE:
+        train_control(ControlTrainConfig(kind=kind, model=str(out), data=str(labelled_csv), max_steps=300,
+                                         method="fudge", **TINY_CLASSIFIER))
     return out
 
 

@@ -48,6 +48,7 @@ class Fixed:
 
     def __init__(self, log_p: torch.Tensor):
         self.log_p, self.seq_len = log_p, log_p.shape[1]
+        self.embeddings = log_p.new_zeros(log_p.shape[-1], 1)  # where the control keeps its tensors
 
     def log_probs(self, x, t):
         return self.log_p

@@ -5,8 +5,6 @@ editor's comparison."""
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -17,26 +15,10 @@ from engine.controls.targets import targets_from_fields
 from engine.errors import CheckpointError, ConfigError
 from engine.pipeline import Pipeline
 from engine.request import Prompt, Request, Writing
-from engine.train import TrainConfig, train
-from engine.train_control import ControlTrainConfig, train_control
-from tests.conftest import TINY, TINY_CLASSIFIER
+from engine.train_control import ControlTrainConfig
 from tests.test_cli import run
 
 ITALIAN = targets_from_fields({"semantic": ["food=Italian"]})
-
-
-@pytest.fixture(scope="module")
-def fudge_model(tmp_path_factory, control_model, corpus_files, labelled_csv) -> Path:
-    """The tiny model with its classifiers, a judge trained long enough to write the fixture's
-    sentences, and a FUDGE discriminator of every kind FUDGE steers."""
-    out = tmp_path_factory.mktemp("fudge_model")
-    shutil.copytree(control_model, out, dirs_exist_ok=True)
-    train_file, valid_file = corpus_files
-    train(TrainConfig(data=str(train_file), valid=str(valid_file), out=str(out), max_steps=300, judge=True, **TINY))
-    for kind in FUTURE:
-        train_control(ControlTrainConfig(kind=kind, model=str(out), data=str(labelled_csv), max_steps=300,
-                                         method="fudge", **TINY_CLASSIFIER))
-    return out
 
 
 @pytest.fixture(scope="module")

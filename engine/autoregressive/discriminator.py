@@ -45,7 +45,7 @@ class FutureDiscriminator(nn.Module):
     def log_prob(self, ids: torch.Tensor, known: torch.Tensor, labels: Labels) -> torch.Tensor:
         """[B] log-probability of every claim in `labels` given the first known[b] ids of row b
         (ids [B, L]; the rest are not read)."""
-        visible = torch.arange(ids.shape[1])[None] < known[:, None]
+        visible = torch.arange(ids.shape[1], device=ids.device)[None] < known[:, None]
         x = self.word_vectors(torch.where(visible, ids, self.unknown_id))
         return self.network.log_prob(x, known, labels)
 

@@ -67,39 +67,38 @@ def write(lm: GPT2LMHeadModel, tokenizer: Tokenizer, prefixes: list[list[int]], 
     number of words a row must end with (None: the LM decides, up to the row's room).
     `controls_for(rows)` builds the controls for those rows (a row listed once per candidate
     word it scores); None writes without control (plain sampling)."""
-    generator = torch.Generator().manual_seed(seed)
+    device = lm.device
+    generator = torch.Generator(device=device).manual_seed(seed)
     tok = tokenizer
     rows = [list(p) for p in prefixes]
     finished = [False] * len(rows)
     passes = passes if passes is not None else Passes()
-    never = torch.tensor([tok.pad_id, tok.unk_id, tok.start_id])
+    never = torch.tensor([tok.pad_id, tok.unk_id, tok.start_id], device=device)
     step = 0
     while not all(finished):
         active = [r for r, done in enumerate(finished) if not done]
         width = max(len(rows[r]) for r in active)
-        ids = torch.full((len(active), seq_len), tok.pad_id)
-        for i, r in enumerate(active):
-            ids[i, :len(rows[r])] = torch.tensor(rows[r])
-        written = torch.tensor([len(rows[r]) for r in active])  # positions filled (START included)
+        ids = torch.tensor([rows[r] + [tok.pad_id] * (seq_len - len(rows[r])) for r in active], device=device)
+        written = torch.tensor([len(rows[r]) for r in active], device=device)  # positions filled (START included)
+        each = torch.arange(len(active), device=device)
         with torch.no_grad():
-            filled = (torch.arange(width)[None] < written[:, None]).long()
+            filled = (torch.arange(width, device=device)[None] < written[:, None]).long()
             logits = lm(input_ids=ids[:, :width], attention_mask=filled).logits
-            logits = logits[torch.arange(len(active)), written - 1].float()
+            logits = logits[each, written - 1].float()
         passes.lm += 1
         scores = (logits / options.lm_temperature).log_softmax(-1)
         scores[:, never] = -torch.inf
         words = written - 1
-        held = torch.tensor([lengths[r] or 0 for r in active])  # 0: the LM decides
+        held = torch.tensor([lengths[r] or 0 for r in active], device=device)  # 0: the LM decides
         scores[(words < held) | (words == 0), tok.end_id] = -torch.inf  # END only after the words asked for
         must_end = (words >= seq_len - 2) | ((held > 0) & (words >= held))
         scores[must_end] = -torch.inf
         scores[must_end, tok.end_id] = 0.0
         k = min(options.top_k, scores.shape[1])
         top, candidates = scores.topk(k, dim=-1)  # [A, k]
-        beliefs: dict[str, list[float | None]] = {}
         choosing = [i for i in range(len(active)) if not must_end[i]]
         if controls_for is not None and choosing:
-            pick = torch.tensor(choosing)
+            pick = torch.tensor(choosing, device=device)
             controls = controls_for([active[i] for i in choosing for _ in range(k)])
             guided, guided_beliefs = future_scores(controls, ids[pick],
                                                    written[pick], candidates[pick], tok.end_id)
@@ -108,19 +107,26 @@ def write(lm: GPT2LMHeadModel, tokenizer: Tokenizer, prefixes: list[list[int]], 
         else:
             guided_beliefs = {}
         choice = torch.multinomial(top.softmax(-1), 1, generator=generator)[:, 0]
-        chosen = candidates[torch.arange(len(active)), choice]
-        for name, per_candidate in guided_beliefs.items():
-            per_row: list[float | None] = [None] * len(rows)
-            for j, i in enumerate(choosing):
-                belief = float(per_candidate[j, choice[i]])
-                per_row[active[i]] = None if math.isnan(belief) else round(belief, 4)  # NaN: no target here
-            beliefs[name] = per_row
+        chosen = candidates[each, choice].tolist()
+        beliefs = {name: chosen_beliefs(per_candidate, choice, choosing, active, len(rows))
+                   for name, per_candidate in guided_beliefs.items()}
         for i, r in enumerate(active):
-            word = int(chosen[i])
+            word = chosen[i]
             rows[r].append(word)
             finished[r] = word == tok.end_id
         yield Written(step, [list(row) for row in rows], list(finished), beliefs)
         step += 1
+
+
+def chosen_beliefs(per_candidate: torch.Tensor, choice: torch.Tensor, choosing: list[int], active: list[int],
+                   n_rows: int) -> list[float | None]:
+    """Per row, a discriminator's belief in its target after the word the row chose (None: no target
+    there, or the row did not choose this step)."""
+    per_row: list[float | None] = [None] * n_rows
+    for j, i in enumerate(choosing):
+        belief = float(per_candidate[j, choice[i]])
+        per_row[active[i]] = None if math.isnan(belief) else round(belief, 4)  # NaN: no target here
+    return per_row
 
 
 def future_scores(controls: list[Control], ids: torch.Tensor, written: torch.Tensor, candidates: torch.Tensor,
@@ -131,9 +137,9 @@ def future_scores(controls: list[Control], ids: torch.Tensor, written: torch.Ten
     extended = ids.repeat_interleave(k, 0)
     at = written.repeat_interleave(k, 0)
     flat = candidates.reshape(-1)
-    extended[torch.arange(A * k), at] = flat
+    extended[torch.arange(A * k, device=ids.device), at] = flat
     known = torch.where(flat == end_id, ids.shape[1], at + 1)  # a finished row is known whole (PAD after END)
-    total = torch.zeros(A * k)
+    total = torch.zeros(A * k, device=ids.device)
     beliefs = {}
     with torch.no_grad():
         for control in controls:

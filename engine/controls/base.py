@@ -116,6 +116,9 @@ class Labels:
         """[B] how many claims each row makes (to average a loss over)."""
         return sum((self.tensors[name] != IGNORE).flatten(1).sum(-1) for name in self.claimed)
 
+    def to(self, device: torch.device) -> Labels:
+        return Labels({name: t.to(device) for name, t in self.tensors.items()}, self.claimed)
+
 
 @dataclass
 class ClassifierControl:
@@ -129,7 +132,9 @@ class ClassifierControl:
     steers = True
 
     def __post_init__(self) -> None:
-        self.labels = self.build_labels()
+        with torch.device("cpu"):  # built entry by entry on the host, then moved to the classifier's device once
+            labels = self.build_labels()
+        self.labels = labels.to(next(self.classifier.parameters()).device)
 
     @property
     def seq_len(self) -> int:

@@ -126,28 +126,28 @@ class IncludeControl:
 
     def __post_init__(self) -> None:
         most = max((len(t.words) for t in self.targets if t), default=0)
-        self.word_ids = torch.zeros(len(self.targets), most, dtype=torch.long)
-        self.continues = torch.zeros(len(self.targets), most, dtype=torch.bool)
-        self.counts = torch.zeros(len(self.targets), dtype=torch.long)
+        word_ids, continues, counts = [[0] * most for _ in self.targets], [[False] * most for _ in self.targets], []
         for row, target in enumerate(self.targets):
-            if target is None:
-                continue
-            ids = self.posterior.ids(target.words)
+            ids = self.posterior.ids(target.words) if target else []
             if len(ids) + 2 > self.posterior.seq_len:
                 raise TargetError(f"include: {len(ids)} words cannot fit: the model writes at most "
                                   f"{self.posterior.seq_len - 2}")
-            self.word_ids[row, :len(ids)] = torch.tensor(ids)
-            self.continues[row, :len(ids)] = torch.tensor([i > 0 for p in target.phrases for i in range(len(p))])
-            self.counts[row] = len(ids)
+            word_ids[row][:len(ids)] = ids
+            continues[row][:len(ids)] = [i > 0 for p in target.phrases for i in range(len(p))] if target else []
+            counts.append(len(ids))
+        device = self.posterior.embeddings.device
+        self.word_ids = torch.tensor(word_ids, dtype=torch.long, device=device).reshape(len(self.targets), most)
+        self.continues = torch.tensor(continues, dtype=torch.bool, device=device).reshape(len(self.targets), most)
+        self.counts = torch.tensor(counts, dtype=torch.long, device=device)
 
     def log_prob(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """[B] the log-probability of the best in-order placement of each row's target words."""
         log_p = self.posterior.log_probs(x_t, t)  # [B, L, V]
         B, L, _ = log_p.shape
-        picked = log_p.gather(-1, self.word_ids.to(x_t.device)[:, None, :].expand(B, L, -1))  # [B, L, K]
+        picked = log_p.gather(-1, self.word_ids[:, None, :].expand(B, L, -1))  # [B, L, K]
         never = torch.full((B, 1), NEVER, device=x_t.device, dtype=log_p.dtype)
         result = torch.zeros(B, device=x_t.device, dtype=log_p.dtype)
-        continues, counts = self.continues.to(x_t.device), self.counts.to(x_t.device)
+        continues, counts = self.continues, self.counts
         placed = None  # [B, L] the best placement of words 1..k with word k at position i
         for k in range(picked.shape[-1]):
             if placed is None:

@@ -37,16 +37,16 @@ def noising(sampler: Sampler, posterior: WordPosterior, template: Template, seed
     """The template's words noised to each of `times` (see the module docstring)."""
     T = sampler.model.config.T
     x = sampler.noised(template, seed, times)
-    t = torch.tensor(times)
+    t = torch.tensor(times, device=x.device)
     with torch.no_grad():
         probs = posterior.log_probs(x, t).exp()
     confidence, tokens = probs.max(-1)
-    ids = torch.tensor(template.ids[:x.shape[1]])
-    locked = torch.tensor(template.locked[:x.shape[1]])  # held at their words, as a run holds them
+    ids = torch.tensor(template.ids[:x.shape[1]], device=x.device)
+    locked = torch.tensor(template.locked[:x.shape[1]], device=x.device)  # held at their words, as a run holds them
     true_probability = probs.gather(-1, ids.expand(len(times), -1)[..., None])[..., 0]
     one = torch.ones_like(confidence)
-    return Noising(template=template, times=list(times),
-                   alpha_bar=[float(alpha_bar(torch.tensor(v), T)) for v in times],
-                   tokens=torch.where(locked, ids, tokens), confidence=torch.where(locked, one, confidence),
-                   true_probability=torch.where(locked, one, true_probability),
-                   distance=(x - posterior.embeddings[ids]).norm(dim=-1), latents=x)
+    return Noising(template=template, times=list(times),  # on the host, as a Frame's tensors are
+                   alpha_bar=[float(alpha_bar(v, T)) for v in times],
+                   tokens=torch.where(locked, ids, tokens).cpu(), confidence=torch.where(locked, one, confidence).cpu(),
+                   true_probability=torch.where(locked, one, true_probability).cpu(),
+                   distance=(x - posterior.embeddings[ids]).norm(dim=-1).cpu(), latents=x.cpu())

@@ -196,7 +196,7 @@ class Sampler:
         device = next(model.parameters()).device
         generator = torch.Generator(device=device).manual_seed(seed)
         E = model.embeddings()
-        full_ids, full_mask = (x.to(device) for x in stack(templates))
+        full_ids, full_mask = stack(templates, device)
         B, full_length = full_ids.shape
         windows = torch.tensor([t.window or full_length for t in templates], device=device)
         L = int(windows.max())
@@ -229,7 +229,7 @@ class Sampler:
             confidence = whole(est.confidence, full_confidence)
             latents = whole(x, full_vectors).cpu() if options.record_latents else None
             top = est.probs.topk(min(TOP_WORDS, E.shape[0]), dim=-1) if options.record_latents else None
-            yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(torch.tensor(t), T)), tokens=tokens.cpu(),
+            yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(t, T)), tokens=tokens.cpu(),
                         confidence=confidence.cpu(), latents=latents, locked=locked_cpu,
                         scores={k: v.cpu() for k, v in scores.items()}, last_t=times[-1],
                         alternatives=(top.indices.cpu(), top.values.cpu()) if top is not None else None)

@@ -14,9 +14,9 @@ S_DEFAULT = 1e-4
 _MIN_ALPHA_BAR = 1e-5  # 1 - sqrt(1 + s) is negative at t = T: keep a tiny positive signal
 
 
-def alpha_bar(t: torch.Tensor, T: int = T_DEFAULT, s: float = S_DEFAULT) -> torch.Tensor:
-    """Fraction of signal variance left at time t (t = 0 gives exactly 1)."""
-    t = torch.as_tensor(t, dtype=torch.float64)
+def alpha_bar(t: torch.Tensor | float, T: int = T_DEFAULT, s: float = S_DEFAULT) -> torch.Tensor:
+    """Fraction of signal variance left at time t (t = 0 gives exactly 1), on t's device (a number: the CPU)."""
+    t = torch.as_tensor(t, dtype=torch.float64, device=t.device if isinstance(t, torch.Tensor) else "cpu")
     value = (1.0 - torch.sqrt(t / T + s)).clamp(min=_MIN_ALPHA_BAR)
     return torch.where(t <= 0, torch.ones_like(value), value).float()
 
@@ -43,7 +43,7 @@ def posterior(
 def strided_timesteps(steps: int, T: int = T_DEFAULT, start: int | None = None) -> list[int]:
     """`steps` integer times from `start` (default T) down to 1, evenly spaced: sampling visits
     these, then t = 0. A run that starts below T varies a sentence noised to `start` (SDEdit)."""
-    times = torch.linspace(T if start is None else start, 0, steps + 1)[:-1].round().long().tolist()
+    times = torch.linspace(T if start is None else start, 0, steps + 1, device="cpu")[:-1].round().long().tolist()
     return [max(1, int(x)) for x in times]
 
 

@@ -60,7 +60,7 @@ def save_judge(directory: Path, model: GPT2LMHeadModel, config: JudgeConfig, rec
 class Judge:
     """Scores finished word sequences by their likelihood under the autoregressive LM."""
 
-    def __init__(self, directory: Path, tokenizer: Tokenizer):
+    def __init__(self, directory: Path, tokenizer: Tokenizer, device: torch.device | str = "cpu"):
         meta = read_json(Path(directory) / "judge.json", what="fluency judge config")
         try:
             self.config = JudgeConfig(**meta["config"])
@@ -71,7 +71,7 @@ class Judge:
                                   f"vocab.json has {len(tokenizer)}")
         self.model = build_judge(self.config)
         load_weights(self.model, Path(directory) / "judge.safetensors")
-        self.model.eval()
+        self.model.to(device).eval()
         self.tokenizer = tokenizer
 
     @torch.no_grad()
@@ -81,7 +81,7 @@ class Judge:
         rows = [[tok.start_id, *tok.encode_words(words)][: self.config.seq_len - 1] + [tok.end_id]
                 for words in sentences]
         width = max(len(r) for r in rows)
-        ids = torch.tensor([r + [tok.pad_id] * (width - len(r)) for r in rows])
+        ids = torch.tensor([r + [tok.pad_id] * (width - len(r)) for r in rows], device=self.model.device)
         logits = self.model(input_ids=ids, attention_mask=(ids != tok.pad_id).long()).logits[:, :-1].float()
         targets = ids[:, 1:]
         nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")

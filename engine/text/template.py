@@ -108,9 +108,10 @@ def free_template(seq_len: int) -> Template:
                     locked=(True,) + (False,) * (seq_len - 1))
 
 
-def stack(templates: list[Template]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids [B, L] long, locked_mask [B, L] bool) for a batch of templates."""
-    return torch.tensor([t.ids for t in templates]), torch.tensor([t.locked for t in templates])
+def stack(templates: list[Template], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids [B, L] long, locked_mask [B, L] bool) for a batch of templates, on `device`."""
+    return (torch.tensor([t.ids for t in templates], device=device),
+            torch.tensor([t.locked for t in templates], device=device))
 
 
 def template_from_ids(words: list[int | None], seq_len: int) -> Template:
