@@ -64,6 +64,7 @@ class TeachPanel:
     t: gr.Slider
     plot: gr.Plot
     state: gr.State  # the sentence's forward process (engine.views.noising_view) and seed
+    denoised: gr.State  # the rows of the last "denoise from here", for Teach.show_denoising to draw
     noise_btn: gr.Button
     play_btn: gr.Button
     denoise_btn: gr.Button
@@ -274,7 +275,8 @@ def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int
     model_queue = {"concurrency_limit": concurrency, "concurrency_id": "model", "show_progress": "minimal"}
 
     # .change (not .input) so that pasting, deleting and examples update the row too
-    page.text.change(ed.set_text, [page.text, row], [row, page.msg], api_name="set_text",
+    # typing only (`input`): a row action writes the text box too, and must not be redrawn from it
+    page.text.input(ed.set_text, [page.text, row], [row, page.msg], api_name="set_text",
                      trigger_mode="always_last", show_progress="hidden")
     row.cell_action(ed.cell_action, [row], [row, page.text, page.msg], api_name="cell_action",
                     trigger_mode="always_last", show_progress="hidden")
@@ -327,9 +329,11 @@ def connect_teaching(ed: Editor, page: Page, controls: Controls, concurrency: in
                                    [teach.row, teach.plot, teach.t, teach.msg], api_name="forward_play",
                                    show_progress="hidden")
     denoising = teach.denoise_btn.click(teacher.denoise, [teach.state, teach.t, page.settings["steps"], controls.speed],
-                                        [teach.row, teach.msg], api_name="denoise_from_here",
+                                        [teach.row, teach.msg, teach.denoised], api_name="denoise_from_here",
                                         concurrency_limit=concurrency, concurrency_id="model", show_progress="minimal")
-    teach.stop_btn.click(None, cancels=[playing, denoising])
+    drawing = denoising.then(teacher.show_denoising, [teach.denoised], [teach.row, teach.msg],
+                             api_name="denoise_play", show_progress="hidden")
+    teach.stop_btn.click(None, cancels=[playing, denoising, drawing])
 
 
 def build_teach() -> TeachPanel:
@@ -347,7 +351,7 @@ def build_teach() -> TeachPanel:
     msg = gr.HTML(elem_id="teach-message")
     row = TokenRow({"html": '<div class="empty">press Noise it</div>', "cells": []}, elem_id="teach-row")
     plot = gr.Plot(label="latents", elem_id="teach-plot")
-    return TeachPanel(text, msg, row, t, plot, gr.State(None), noise_btn, play, denoise, stop)
+    return TeachPanel(text, msg, row, t, plot, gr.State(None), gr.State(None), noise_btn, play, denoise, stop)
 
 
 PRESENT_JS = "(on) => { document.body.classList.toggle('present', !!on); return []; }"

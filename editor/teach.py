@@ -5,7 +5,6 @@ exactly the latent shown (engine.Pipeline.forward and a variation of the same se
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ from editor.replay import DEFAULT_SPEED, number_input, steps_per_second, stored_
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import ConfigError, EngineError
 from engine.pipeline import Pipeline
-from engine.request import Request, Result
+from engine.request import Request
 from engine.views import frame_view, noising_view
 
 if TYPE_CHECKING:
@@ -80,14 +79,14 @@ class Teach:
             yield {**self.at(i, run), self.panel.t: i}
 
     def denoise(self, state: object, index: object = 0, steps: object = None, speed: object = DEFAULT_SPEED
-                ) -> Iterator[Updates]:
+                ) -> Updates:
         """The reverse from the slider's time: a variation of the sentence with strength t/T, its
-        first latent the one shown; each step drawn at `speed` steps a second."""
+        first latent the one shown. The run is made here, in a model slot; `show_denoising` then
+        draws its steps at `speed` steps a second, outside it (a slow playback holds no slot)."""
         panel = self.panel
         run = stored_run(state)
         if run is None:
-            yield {panel.msg: message("type a sentence and press Noise it first")}
-            return
+            return {panel.msg: message("type a sentence and press Noise it first"), panel.denoised: None}
         record = run["record"]
         i = max(0, min(number_input(index) or 0, record["steps"] - 1))
         t, T = record["t"][i], self.pipe.model.config.T
@@ -97,18 +96,24 @@ class Teach:
             pause = 1.0 / steps_per_second(speed)
             options = SampleOptions(steps=whole_number(steps, "steps", SampleOptions().steps), vary_strength=t / T)
             request = Request.one(vary=run["sentence"], samples=1, candidates=1, seed=run["seed"], sampling=options)
-            stream = self.pipe.stream(request)
-            first = next(stream)
+            result = self.pipe.run(request)
         except EngineError as exc:
-            yield {panel.msg: message(error_message(exc))}
+            return {panel.msg: message(error_message(exc)), panel.denoised: None}
+        frames = result.trajectory.frames
+        rows = []
+        for frame in frames:
+            view = frame_view(frame, self.pipe.tokenizer, 0, len(frames))
+            rows.append({"html": frame_row(view, view["locked"], editable=False), "cells": [], "action": None})
+        done = f"denoised from t = {t} in {len(frames)} steps: {result.best[0].text}"
+        return {panel.row: rows[0], panel.msg: message(f"denoising from t = {t}"),
+                panel.denoised: {"rows": rows, "pause": pause, "message": done}}
+
+    def show_denoising(self, denoised: dict | None) -> Iterator[Updates]:
+        """The steps `denoise` made, one every pause, then what it wrote."""
+        panel = self.panel
+        if not isinstance(denoised, dict) or not denoised.get("rows"):
             return
-        for item in itertools.chain([first], stream):
-            if isinstance(item, Result):
-                best = item.best[0]
-                yield {panel.msg: message(f"denoised from t = {t} in {len(item.trajectory.frames)} steps: "
-                                          f"{best.text}", "info")}
-                return
-            time.sleep(pause)
-            view = frame_view(item, self.pipe.tokenizer, 0, len(options.times(T)))
-            yield {panel.row: {"html": frame_row(view, view["locked"], editable=False), "cells": [], "action": None},
-                   panel.msg: ""}
+        for row in denoised["rows"][1:]:
+            time.sleep(denoised["pause"])
+            yield {panel.row: row}
+        yield {panel.msg: message(denoised["message"], "info")}

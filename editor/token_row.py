@@ -49,19 +49,36 @@ const CELLS = '.row.editing .cell[data-index]:not(.add)';
 let focusIndex = null;  // the cell to focus once the row is drawn again
 let shown = null, expected = null;  // the cells on screen; the cells an undo or redo asked for
 const past = [], future = [];
+// One action at a time: the next waits for Python's answer to the last (a row with no action), so
+// actions made faster than the server answers all apply, in order, each to the row the last left.
+// An undo or redo waits its turn too, and reads the history once the rows before it are drawn.
+const waiting = [];  // functions giving the next value change to send (null: nothing to send)
+let inFlight = null;  // the timer that gives up on an answer (an action Python refused changes no row)
 
-function send(action) {
-  props.value = Object.assign({}, props.value || {}, {action: action});
-  trigger('cell_action');
+function send(action) { queue(() => ({action: action})); }
+function queue(next) { waiting.push(next); if (inFlight === null) sendNext(); }
+function sendNext() {
+  while (waiting.length) {
+    const update = waiting.shift()();
+    if (update === null) continue;
+    props.value = Object.assign({}, props.value || {}, update);
+    inFlight = setTimeout(answered, 4000);
+    trigger('cell_action');
+    return;
+  }
 }
+function answered() { clearTimeout(inFlight); inFlight = null; sendNext(); }
 function cellsNow() { return JSON.stringify((props.value && props.value.cells) || []); }
-function restore(cells) {  // Python checks the cells as it would any row sent to it
-  expected = cells;
-  props.value = Object.assign({}, props.value || {}, {cells: JSON.parse(cells), action: {kind: 'edit_mode'}});
-  trigger('cell_action');
+function restore(from, to) {  // Python checks the restored cells as it would any row sent to it
+  queue(() => {
+    if (!from.length || shown === null) return null;
+    to.push(shown);
+    expected = from.pop();
+    return {cells: JSON.parse(expected), action: {kind: 'edit_mode'}};
+  });
 }
-function undo() { if (past.length && shown !== null) { future.push(shown); restore(past.pop()); } }
-function redo() { if (future.length && shown !== null) { past.push(shown); restore(future.pop()); } }
+function undo() { restore(past, future); }
+function redo() { restore(future, past); }
 function redrawn() {
   if (element.querySelector('.row.editing')) {
     const now = cellsNow();
@@ -76,6 +93,7 @@ function redrawn() {
     if (cells.length) cells[Math.max(0, Math.min(focusIndex, cells.length - 1))].focus();
     focusIndex = null;
   }
+  if (inFlight !== null && !(props.value && props.value.action)) answered();  // Python's answer is drawn
 }
 watch('value', redrawn);  // after every re-render
 setTimeout(redrawn, 0);

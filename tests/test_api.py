@@ -230,7 +230,7 @@ def test_api_arguments_keep_their_names_and_defaults(client):
     assert set(endpoints) == {f"/{name}" for name in
                               ("set_text", "cell_action", "inspect", "generate", "runs", "vary", "scrub", "play", "pin",
                                "unpin", "restore_run", "load_run", "use_result", "write", "forward", "forward_at",
-                               "forward_play", "denoise_from_here")}
+                               "forward_play", "denoise_from_here", "denoise_play")}
 
     def arguments(name: str) -> dict:
         return {p["parameter_name"]: p["parameter_default"] if p["parameter_has_default"] else "required"
@@ -255,7 +255,7 @@ def test_api_arguments_keep_their_names_and_defaults(client):
                           "fluency", *weights, "reads"]
     assert vary["vary_strength"] == DEFAULT_VARY_STRENGTH
     assert list(arguments("/play")) == ["value", "speed"] and list(arguments("/forward")) == ["sentence", "seed"]
-    assert list(arguments("/denoise_from_here")) == ["index", "steps", "speed"]
+    assert list(arguments("/denoise_from_here")) == ["index", "steps", "speed"] and arguments("/denoise_play") == {}
 
 
 @pytest.fixture(scope="module")
@@ -357,7 +357,9 @@ def test_forward_process_and_denoise_from_here(client):
     middle = client.predict(20, api_name="/forward_at")
     t_shown = int(re.search(r'<b class="t">(\d+)</b>', middle[0]["html"]).group(1))
     assert t_shown == round(20 * BUNDLED_T / 50)
-    job = client.submit(20, 50, 60, api_name="/denoise_from_here")
+    first, started = client.predict(20, 50, 60, api_name="/denoise_from_here")  # the run, in a model slot
+    assert f"denoising from t = {t_shown}" in started and 'data-step="0"' in first["html"]
+    job = client.submit(api_name="/denoise_play")  # its steps drawn at 60 a second, outside the model's slots
     final = final_outputs(job)
     assert f"denoised from t = {t_shown} in 20 steps" in final[1]
-    assert len(job.outputs()) == 21
+    assert len(job.outputs()) == 20 and 'data-step="19"' in job.outputs()[-2][0]["html"]

@@ -133,6 +133,22 @@ def test_the_row_is_edited_from_the_keyboard_with_undo(open_page):
                     [".", True]])
 
 
+def test_quick_successive_row_actions_each_take_effect_in_order(open_page):
+    page = open_page()
+    type_template(page, "The Eagle is a cheap pub .")
+    for index in ("1", "2", "4", "5"):  # four locks undone faster than the server answers each
+        page.locator(f'{EDIT_CELLS}[data-index="{index}"]').focus()
+        page.keyboard.press("Enter")
+    wait_text(page, "The _ _ a _ _ .")
+    page.locator(f'{EDIT_CELLS}[data-index="4"]').focus()
+    page.keyboard.type("dear")
+    page.keyboard.press("Enter")  # an edit, then at once a toggle of another cell
+    page.locator(f'{EDIT_CELLS}[data-index="1"]').focus()
+    page.keyboard.press("Enter")
+    wait_text(page, "The Eagle _ a dear _ .")
+    assert page.locator("#message").inner_text().strip() == ""  # no stray error from an action sent twice
+
+
 def test_vary_rewords_the_unlocked_words_only(open_page):
     page = open_page()
     type_template(page, SENTENCE)

@@ -226,9 +226,15 @@ def test_the_forward_tab_noises_plays_and_denoises_from_t(editor):
     played = list(editor.teach.play(state, 45, 60))
     assert [p[panel.t] for p in played] == [45, 46, 47, 48, 49, 50]
     assert "Pure noise" in played[-1][panel.row]["html"]
-    steps = list(editor.teach.denoise(state, 25, 10, 60))
-    assert len(steps) == 1 + 5 and f"denoised from t = {state['record']['t'][25]}" in steps[-1][panel.msg]
-    assert "at t = 0 there is no noise" in next(editor.teach.denoise(state, 0, 10, 60))[panel.msg]
+    made = editor.teach.denoise(state, 25, 10, 60)  # the run, with its first step shown
+    t = state['record']['t'][25]
+    assert f"denoising from t = {t}" in made[panel.msg] and 'data-step="0"' in made[panel.row]["html"]
+    drawn = list(editor.teach.show_denoising(made[panel.denoised]))  # then the rest, paced, and what it wrote
+    assert len(drawn) == 4 + 1 and f"denoised from t = {t} in 5 steps" in drawn[-1][panel.msg]
+    assert ['data-step="4"' in d[panel.row]["html"] for d in drawn[:-1]] == [False] * 3 + [True]
+    refused = editor.teach.denoise(state, 0, 10, 60)
+    assert "at t = 0 there is no noise" in refused[panel.msg] and refused[panel.denoised] is None
+    assert list(editor.teach.show_denoising(None)) == []
 
 
 @pytest.mark.parametrize(("sentence", "match"), [
@@ -240,7 +246,7 @@ def test_the_forward_tab_refuses_what_it_cannot_noise(editor, sentence, match):
     out = editor.teach.noise(sentence, 0)
     assert set(out) == {panel.msg} and match in out[panel.msg]
     assert "Noise it first" in next(editor.teach.play(None))[panel.msg]
-    assert "Noise it first" in next(editor.teach.denoise(None))[panel.msg]
+    assert "Noise it first" in editor.teach.denoise(None)[panel.msg]
 
 
 def test_the_pages_run_streams_into_the_row_then_shows_the_rest_once(editor):
