@@ -10,7 +10,8 @@ at once (all must finish). Scenario "page": the page itself in headless Chromium
 /usr/bin/chromium, through Playwright), Generate pressed three times at the page's defaults (50
 steps, 4 samples), timing the first frame, the frames a second and the finished run as the
 browser shows them. Scenario "class": each of `--students` simulated students (a gradio_client of their
-own) presses Generate `--presses` times at random moments within `--within` seconds; the report
+own) presses Generate `--presses` times at random moments within `--within` seconds, sending the
+events the page sends (`--path page`) or calling /generate (`--path api`); the report
 gives the median and 95th-percentile wait to the first frame and to the result, the queue
 positions shown, and whether every run finished (nothing dropped). "page" and "class" run
 `python app.py` in a process of its own.
@@ -65,17 +66,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-def student_run(url: str, at: float, *, steps: int, samples: int, seed: int) -> dict:
+def student_run(url: str, at: float, *, steps: int, samples: int, seed: int, path: str = "page") -> dict:
     """One press of Generate at the moment `at` (perf_counter): the waits to its first frame and to
-    its result, and the queue positions it was shown while waiting."""
+    its result, and the queue positions it was shown while waiting. Path "page": the events the
+    page's Generate sends (the run streamed into the row, then its results, then the history list);
+    "api": the /generate endpoint, which streams with every output of a finished run."""
     from gradio_client import Client
 
     from editor.cells import cells_from_text
 
     client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+    # every input the page sends: /generate's, with its defaults (the page's own event has no API page)
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["parameters"]
+    given = {"text": TEMPLATE, "row": {"cells": cells_from_text(TEMPLATE)}, "length": 0, "steps": steps,
+             "samples": samples, "seed": seed}
+    inputs = [given.get(p["parameter_name"], p["parameter_default"]) for p in parameters]
     time.sleep(max(0.0, at - time.perf_counter()))
     pressed = time.perf_counter()
-    job = client.submit(TEMPLATE, {"cells": cells_from_text(TEMPLATE)}, 0, steps, samples, seed, api_name="/generate")
+    job = client.submit(*inputs, api_name="/generate_page" if path == "page" else "/generate")
     first, ranks = None, []
     while not job.done():
         status = job.status()
@@ -86,6 +94,10 @@ def student_run(url: str, at: float, *, steps: int, samples: int, seed: int) -> 
         time.sleep(0.1)
     outputs = job.outputs()
     finished = bool(outputs) and job.status().success is not False and "info" in str(outputs[-1][1])
+    if path == "page" and finished:
+        shown = client.predict(api_name="/show_run")  # the results, plots and exports of the run
+        finished = bool(shown[0]["data"])
+        client.predict(api_name="/runs")
     return {"first_frame_s": first if first is not None else time.perf_counter() - pressed,
             "result_s": time.perf_counter() - pressed, "max_queue_position": max(ranks, default=0),
             "finished": finished}
@@ -99,7 +111,8 @@ def class_scenario(url: str, args: argparse.Namespace) -> dict:
     start = time.perf_counter() + 2.0  # every client connects first
 
     def press(i: int) -> None:
-        results[i] = student_run(url, start + presses[i], steps=args.steps, samples=args.samples, seed=100 + i)
+        results[i] = student_run(url, start + presses[i], steps=args.steps, samples=args.samples, seed=100 + i,
+                                 path=args.path)
 
     threads = [threading.Thread(target=press, args=(i,)) for i in range(len(presses))]
     for thread in threads:
@@ -109,7 +122,7 @@ def class_scenario(url: str, args: argparse.Namespace) -> dict:
     first = [r["first_frame_s"] for r in results]
     done = [r["result_s"] for r in results]
     queued = [r["max_queue_position"] for r in results]
-    return {"students": args.students, "presses_each": args.presses, "within_s": args.within,
+    return {"path": args.path, "students": args.students, "presses_each": args.presses, "within_s": args.within,
             "runs": len(results), "finished": sum(r["finished"] for r in results),
             "nothing_dropped": all(r["finished"] for r in results),
             "first_frame_s": {"median": round(statistics.median(first), 2), "p95": round(percentile(first, 95), 2),
@@ -201,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--students", type=int, default=30, help="class: simulated students")
     parser.add_argument("--presses", type=int, default=2, help="class: Generate presses per student")
     parser.add_argument("--within", type=float, default=60.0, help="class: seconds the presses fall in")
+    parser.add_argument("--path", choices=("page", "api"), default="page",
+                        help="class: press Generate as the page does (default), or call the /generate API")
     parser.add_argument("--concurrency", type=int, default=MODEL_CONCURRENCY, help="runs at once (as app.py's)")
     args = parser.parse_args(argv)
     if args.scenario in ("class", "page"):

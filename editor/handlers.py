@@ -120,17 +120,21 @@ class Editor:
         return {self.page.row: row_value(cells), self.page.msg: ""}
 
     def cell_action(self, value: dict) -> Updates:
+        """Apply the row's action. The row's answer echoes the action's `id` (the page's row sends
+        its next action once it has drawn the answer to this one, see editor.token_row)."""
         page = self.page
         try:
             cells = parse_cells(value, self.limits)
         except CellActionError as exc:
             return {page.msg: message(error_message(exc))}
+        action = (value.get("action") if isinstance(value, dict) else None) or {}
+        answer = {"answered": action["id"]} if isinstance(action, dict) and isinstance(action.get("id"), int) else {}
         try:
-            cells = apply_action(cells, (value.get("action") if isinstance(value, dict) else None) or {}, self.limits)
+            cells = apply_action(cells, action, self.limits)
         except CellActionError as exc:
-            return {page.row: row_value(cells), page.text: text_from_cells(cells),
+            return {page.row: row_value(cells) | answer, page.text: text_from_cells(cells),
                     page.msg: message(error_message(exc))}
-        return {page.row: row_value(cells), page.text: text_from_cells(cells), page.msg: ""}
+        return {page.row: row_value(cells) | answer, page.text: text_from_cells(cells), page.msg: ""}
 
     def use_result(self, choice: int | None, state: dict | None) -> Updates:
         page = self.page

@@ -76,6 +76,7 @@ class Page:
     """The components the handlers read and update."""
 
     text: gr.Textbox
+    examples: gr.Examples  # they write the text box; the row follows (connect_writing)
     msg: gr.HTML
     row: TokenRow
     step_slider: gr.Slider
@@ -192,7 +193,7 @@ def build_write_tab() -> tuple[dict, dict[str, gr.Button]]:
     comparison, the results and the plots."""
     text = gr.Textbox(label="Sentence or template (_ one free word, ... a blank of any length)",
                       elem_id="template", placeholder="The Eagle is a _ _ coffee shop near _ _ .")
-    gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], label="Examples")
+    examples = gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], label="Examples")
     msg = gr.HTML(elem_id="message")
     pinned_row = TokenRow(elem_id="pinned-row", visible=False)
     row = TokenRow(elem_id="token-row")
@@ -225,10 +226,10 @@ def build_write_tab() -> tuple[dict, dict[str, gr.Button]]:
         heat = gr.Plot(label="confidence", elem_id="heatmap")
         proj = gr.Plot(label="latents", elem_id="projection")
         score = gr.Plot(label="scores", elem_id="scores")
-    parts = {"text": text, "msg": msg, "row": row, "step_slider": step_slider, "results": results, "choice": choice,
-             "json_file": json_file, "html_file": html_file, "heat": heat, "proj": proj, "score": score,
-             "ar_row": ar_row, "compare": compare, "alternatives": alternatives, "pinned_row": pinned_row,
-             "ab_table": ab_table, "ab_plot": ab_plot}
+    parts = {"text": text, "examples": examples, "msg": msg, "row": row, "step_slider": step_slider,
+             "results": results, "choice": choice, "json_file": json_file, "html_file": html_file, "heat": heat,
+             "proj": proj, "score": score, "ar_row": ar_row, "compare": compare, "alternatives": alternatives,
+             "pinned_row": pinned_row, "ab_table": ab_table, "ab_plot": ab_plot}
     return parts, buttons
 
 
@@ -274,10 +275,13 @@ def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int
     sampling = {name: settings[name] for name in settings if name not in ("vary_strength", "compare")}
     model_queue = {"concurrency_limit": concurrency, "concurrency_id": "model", "show_progress": "minimal"}
 
-    # .change (not .input) so that pasting, deleting and examples update the row too
-    # typing only (`input`): a row action writes the text box too, and must not be redrawn from it
+    # The row follows what the user types, pastes or deletes (`input`) and the examples they pick; not
+    # every change of the text box (`change`): a row action writes the text box too, and the row
+    # must not be redrawn from a text that a later action has already moved on from.
     page.text.input(ed.set_text, [page.text, row], [row, page.msg], api_name="set_text",
-                     trigger_mode="always_last", show_progress="hidden")
+                    trigger_mode="always_last", show_progress="hidden")
+    page.examples.load_input_event.then(ed.set_text, [page.text, row], [row, page.msg], api_visibility="private",
+                                        show_progress="hidden")
     row.cell_action(ed.cell_action, [row], [row, page.text, page.msg], api_name="cell_action",
                     trigger_mode="always_last", show_progress="hidden")
     row.inspect(ed.replay.inspect, [row, state], [page.alternatives, page.msg], api_name="inspect",
@@ -286,15 +290,18 @@ def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int
     vary_inputs = {"vary_strength": settings["vary_strength"], **sampling, "history": history}
     # The page streams into few outputs, then shows the rest (see Editor.generate_on_page); the API's
     # /generate and /vary stream the same run with every output at its end, from buttons never shown.
+    # The page's Generate chain is callable but undocumented (generate_page, show_run, runs), so
+    # `editor.bench --scenario class` can press Generate as the page does.
     streamed = [row, page.msg, state, history, page.ar_row, page.fresh]
-    run = controls.generate.click(ed.generate_on_page, [page.text, row], streamed, api_visibility="private",
-                                  inputs_kwargs=generate_inputs, **model_queue)
+    run = controls.generate.click(ed.generate_on_page, [page.text, row], streamed, api_name="generate_page",
+                                  api_visibility="undocumented", inputs_kwargs=generate_inputs, **model_queue)
     varied = controls.vary.click(ed.vary_on_page, [page.text, row], streamed, api_visibility="private",
                                  inputs_kwargs=vary_inputs, **model_queue)
-    for event, api_name in ((run, "runs"), (varied, False)):
+    for event, (shown_name, runs_name) in ((run, ("show_run", "runs")), (varied, (False, False))):
         event.then(ed.show_fresh, [state, page.fresh], [*shown_run[2:], page.compare, page.fresh],
-                   api_visibility="private", show_progress="hidden").then(
-            ed.runs_view, [state, history, pinned], around, api_name=api_name, show_progress="hidden")
+                   api_name=shown_name, api_visibility="undocumented" if shown_name else "private",
+                   show_progress="hidden").then(
+            ed.runs_view, [state, history, pinned], around, api_name=runs_name, show_progress="hidden")
     api_generate, api_vary = gr.Button(visible=False), gr.Button(visible=False)
     api_generate.click(ed.generate, [page.text, row], finished, api_name="generate", inputs_kwargs=generate_inputs,
                        **model_queue)
@@ -331,8 +338,9 @@ def connect_teaching(ed: Editor, page: Page, controls: Controls, concurrency: in
     denoising = teach.denoise_btn.click(teacher.denoise, [teach.state, teach.t, page.settings["steps"], controls.speed],
                                         [teach.row, teach.msg, teach.denoised], api_name="denoise_from_here",
                                         concurrency_limit=concurrency, concurrency_id="model", show_progress="minimal")
-    drawing = denoising.then(teacher.show_denoising, [teach.denoised], [teach.row, teach.msg],
-                             api_name="denoise_play", show_progress="hidden")
+    drawing = denoising.success(teacher.show_denoising, [teach.denoised], [teach.row, teach.msg],
+                                api_name="denoise_play", show_progress="hidden", concurrency_limit=None)  # sleeps only
+    teach.denoise_btn.click(None, cancels=[drawing])  # a new run's playback replaces the last one's
     teach.stop_btn.click(None, cancels=[playing, denoising, drawing])
 
 

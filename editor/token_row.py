@@ -49,25 +49,54 @@ const CELLS = '.row.editing .cell[data-index]:not(.add)';
 let focusIndex = null;  // the cell to focus once the row is drawn again
 let shown = null, expected = null;  // the cells on screen; the cells an undo or redo asked for
 const past = [], future = [];
-// One action at a time: the next waits for Python's answer to the last (a row with no action), so
-// actions made faster than the server answers all apply, in order, each to the row the last left.
-// An undo or redo waits its turn too, and reads the history once the rows before it are drawn.
+// One action at a time: each carries an id, and the next is sent once the row has drawn Python's
+// answer to it (a value that echoes the id), so actions made faster than the server answers all
+// apply, in order. An action made before the answers to earlier inserts and deletes were drawn has
+// its index moved by them (or is dropped, if its cell was deleted). An undo or redo waits its turn
+// too, and reads the history once the rows before it are drawn.
 const waiting = [];  // functions giving the next value change to send (null: nothing to send)
-let inFlight = null;  // the timer that gives up on an answer (an action Python refused changes no row)
+let inFlight = null, sentId = 0, answers = 0;  // the action awaiting its answer; answers drawn so far
+let sentAction = null, sentCells = 0;  // that action, and how many cells the row had when it was sent
+const moves = [];  // [answer number, kind, index] of every insert and delete answered
 
-function send(action) { queue(() => ({action: action})); }
+function send(action) {
+  const seen = answers;
+  queue(() => {
+    let index = action.index;
+    for (const [n, kind, at] of moves) {
+      if (n <= seen || typeof index !== 'number' || index < 0) continue;
+      if (kind === 'delete') { if (index === at) return null; if (index > at) index -= 1; }
+      else if (kind === 'insert' && at >= 0 && index > at) index += 1;
+    }
+    return {action: Object.assign({}, action, {index: index})};
+  });
+}
 function queue(next) { waiting.push(next); if (inFlight === null) sendNext(); }
 function sendNext() {
   while (waiting.length) {
     const update = waiting.shift()();
     if (update === null) continue;
+    sentId += 1;
+    sentAction = update.action = Object.assign({}, update.action, {id: sentId});
+    sentCells = cellCount();
     props.value = Object.assign({}, props.value || {}, update);
-    inFlight = setTimeout(answered, 4000);
+    inFlight = setTimeout(answered, 4000);  // no answer (a value Python could not read): go on
     trigger('cell_action');
     return;
   }
 }
-function answered() { clearTimeout(inFlight); inFlight = null; sendNext(); }
+function answered() {
+  clearTimeout(inFlight);
+  inFlight = null;
+  answers += 1;
+  const change = cellCount() - sentCells;  // an action refused (or not answered) moved nothing
+  if ((sentAction.kind === 'insert' && change === 1) || (sentAction.kind === 'delete' && change === -1)) {
+    moves.push([answers, sentAction.kind, sentAction.index]);
+    if (moves.length > 200) moves.shift();
+  }
+  sendNext();
+}
+function cellCount() { return ((props.value && props.value.cells) || []).length; }
 function cellsNow() { return JSON.stringify((props.value && props.value.cells) || []); }
 function restore(from, to) {  // Python checks the restored cells as it would any row sent to it
   queue(() => {
@@ -93,7 +122,7 @@ function redrawn() {
     if (cells.length) cells[Math.max(0, Math.min(focusIndex, cells.length - 1))].focus();
     focusIndex = null;
   }
-  if (inFlight !== null && !(props.value && props.value.action)) answered();  // Python's answer is drawn
+  if (inFlight !== null && props.value && props.value.answered === sentId) answered();  // its answer is drawn
 }
 watch('value', redrawn);  // after every re-render
 setTimeout(redrawn, 0);

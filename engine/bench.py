@@ -96,7 +96,7 @@ SIDE_BY_SIDE_TEMPLATE = "The Eagle is a _ _ coffee shop near _ _ ."  # 12 words,
 
 def judge_seconds(pipe: Pipeline, tokens: int, batch: int, repeats: int) -> float:
     """Best wall time of the judge sampling `tokens` tokens for `batch` rows from START, KV-cached."""
-    start = torch.full((batch, 1), pipe.tokenizer.start_id)
+    start = torch.full((batch, 1), pipe.tokenizer.start_id, device=pipe.judge.model.device)
     times = []
     for r in range(repeats + 1):
         torch.manual_seed(r)

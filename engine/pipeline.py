@@ -170,8 +170,9 @@ class Pipeline:
     def provenance(self, request: Request) -> dict:
         """What makes a run of `request` again: the model and its weights' hashes, the request as read,
         the package versions."""
-        return {"model": {"directory": str(self.directory), "weights_sha256": self.weights},
-                "request": request_dict(request), "versions": versions()}
+        model = {"directory": str(self.directory), "weights_sha256": self.weights,
+                 "device": str(self.device)}  # a seed draws other noise on a GPU than on the CPU
+        return {"model": model, "request": request_dict(request), "versions": versions()}
 
     @cached_property
     def word_posterior(self) -> WordPosterior:

@@ -19,12 +19,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
+from editor.layout import EXAMPLES
 from tests.browser import (
     EAGLE,
     EDIT_CELLS,
     REQUESTS,
     RUN_TIMEOUT_MS,
     assert_every_request_was_local,
+    expected_cells,
     result_rows,
     set_slider,
     type_template,
@@ -146,6 +148,14 @@ def test_quick_successive_row_actions_each_take_effect_in_order(open_page):
     page.locator(f'{EDIT_CELLS}[data-index="1"]').focus()
     page.keyboard.press("Enter")
     wait_text(page, "The Eagle _ a dear _ .")
+    type_template(page, "The Eagle is a cheap pub .")
+    page.evaluate(f"""() => {{  // two deletes on the row as drawn, the second before the first is answered
+        const cells = Array.from(document.querySelectorAll('{EDIT_CELLS}'));
+        for (const i of [2, 5]) cells[i].dispatchEvent(new KeyboardEvent('keydown', {{key: 'Delete', bubbles: true}}));
+    }}""")
+    wait_text(page, "The Eagle a cheap .")  # "is" and "pub", not "is" and the cell that moved into 5
+    page.get_by_text(EXAMPLES[1], exact=True).click()  # an example writes the text box, and the row follows
+    wait_row(page, expected_cells(EXAMPLES[1]))
     assert page.locator("#message").inner_text().strip() == ""  # no stray error from an action sent twice
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.controls import KINDS, TRAINED
+from engine.controls import FUTURE, KINDS, TRAINED
 from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import ConfigError
@@ -68,11 +68,13 @@ def test_every_diffusion_path_follows_the_models_device(control_model):
 
 def test_left_to_right_writing_follows_the_lms_device(fudge_model):
     pipe = Pipeline.load(fudge_model)
-    for kind in ("pos", "semantic", "length"):
+    for kind in FUTURE:
         pipe.discriminator(kind)
     requests = {"ar": one(template="The Eagle is a _ _ .", method="ar"),
                 "fudge": one(method="fudge", targets=targets_from_fields({k: TARGETS[k]
                                                                           for k in ("pos", "semantic", "length")}))}
+    requests |= {f"fudge {kind}": one(method="fudge", targets=targets_from_fields({kind: TARGETS[kind]}))
+                 for kind in ("tree", "spans")}
     for name, request in requests.items():
         with audit() as mixed:
             writing = pipe.run(request)

@@ -96,7 +96,7 @@ def write(lm: GPT2LMHeadModel, tokenizer: Tokenizer, prefixes: list[list[int]], 
         scores[must_end, tok.end_id] = 0.0
         k = min(options.top_k, scores.shape[1])
         top, candidates = scores.topk(k, dim=-1)  # [A, k]
-        choosing = [i for i in range(len(active)) if not must_end[i]]
+        choosing = [i for i, ends in enumerate(must_end.tolist()) if not ends]
         if controls_for is not None and choosing:
             pick = torch.tensor(choosing, device=device)
             controls = controls_for([active[i] for i in choosing for _ in range(k)])
@@ -123,8 +123,8 @@ def chosen_beliefs(per_candidate: torch.Tensor, choice: torch.Tensor, choosing: 
     """Per row, a discriminator's belief in its target after the word the row chose (None: no target
     there, or the row did not choose this step)."""
     per_row: list[float | None] = [None] * n_rows
-    for j, i in enumerate(choosing):
-        belief = float(per_candidate[j, choice[i]])
+    picked = per_candidate.gather(1, choice[choosing][:, None])[:, 0].tolist()  # one copy to the host
+    for i, belief in zip(choosing, picked, strict=True):
         per_row[active[i]] = None if math.isnan(belief) else round(belief, 4)  # NaN: no target here
     return per_row
 

@@ -100,7 +100,8 @@ class Judge:
     def other_or(cls, directory: str | Path | None, own: Judge | None, tokenizer: Tokenizer) -> Judge | None:
         """The judge in `directory` (an LM trained apart, to score text the model's own judge wrote
         left to right), else the model's own."""
-        return cls(Path(directory), tokenizer) if directory else own
+        device = own.model.device if own else "cpu"
+        return cls(Path(directory), tokenizer, device) if directory else own
 
     def sentence_perplexities(self, sentences: list[list[str]]) -> list[float]:
         return [math.exp(nll / max(n, 1)) for nll, n in self.sentence_nll(sentences)]
