@@ -200,10 +200,6 @@ def served(args: argparse.Namespace, scenario) -> dict:
         server.wait(timeout=30)
 
 
-def class_bench(args: argparse.Namespace) -> dict:
-    return served(args, lambda url: class_scenario(url, args))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m editor.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -221,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=MODEL_CONCURRENCY, help="runs at once (as app.py's)")
     args = parser.parse_args(argv)
     if args.scenario in ("class", "page"):
-        report = class_bench(args) if args.scenario == "class" else served(args, page_scenario)
+        scenario = (lambda url: class_scenario(url, args)) if args.scenario == "class" else page_scenario
+        report = served(args, scenario)
         report |= {"steps": args.steps, "samples": args.samples, "concurrency": args.concurrency,
                    "cpu_cores": os.cpu_count()}
         print(json.dumps(report, indent=2))

@@ -35,7 +35,7 @@ from editor.cells import (
 from editor.compare import IDLE, LeftToRight, comparison_rows
 from editor.form import Form, number, whole_number
 from editor.limits import Limits, error_message, shown
-from editor.render import edit_row, frame_row, message
+from editor.render import edit_row, frame_row, html_value, message
 from editor.replay import MAX_FPS, Replay, recorded_row, stored_run
 from editor.serving import CACHE_AGE_S, KEEP_EXPORTS
 from editor.teach import Teach
@@ -60,11 +60,6 @@ def row_value(cells: list[dict]) -> dict:
 def checks_text(candidate: dict) -> str:
     checks = [("✓ " if ok else "✗ ") + name for name, ok in candidate["checks"].items()]
     return " · ".join(checks + [f"{name} {score:.0%}" for name, score in candidate["control_scores"].items()])
-
-
-def html_value(html: str) -> dict:
-    """A row component's value that only shows HTML."""
-    return {"html": html, "cells": [], "action": None}
 
 
 class Pacer:
@@ -114,8 +109,6 @@ class Editor:
         except EngineError as exc:
             return {self.page.msg: message(error_message(exc))}
         if kept:
-            if isinstance(value, dict) and str(value.get("html", "")).startswith('<div class="row editing"'):
-                return {self.page.row: gr.skip()}  # already shown for editing: a redraw would only lose the focus
             return {self.page.row: row_value(cells)}
         return {self.page.row: row_value(cells), self.page.msg: ""}
 

@@ -13,6 +13,11 @@ LOCK_SVG = ('<svg class="lock" viewBox="0 0 16 16" width="11" height="11" aria-h
             '<path d="M5 7V5a3 3 0 0 1 6 0v2" stroke="currentColor" stroke-width="1.8" fill="none"/></svg>')
 
 
+def html_value(html: str) -> dict:
+    """A row component's value that only shows HTML."""
+    return {"html": html, "cells": [], "action": None}
+
+
 def confidence_colour(confidence: float) -> str:
     """Pale grey-blue when unsure, saturated teal when certain."""
     c = max(0.0, min(1.0, confidence))

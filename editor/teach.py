@@ -14,7 +14,7 @@ import gradio as gr
 from editor import plots
 from editor.form import whole_number
 from editor.limits import Limits, error_message
-from editor.render import frame_row, message, noised_row
+from editor.render import frame_row, html_value, message, noised_row
 from editor.replay import DEFAULT_SPEED, number_input, steps_per_second, stored_run
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import ConfigError, EngineError
@@ -57,7 +57,7 @@ class Teach:
         if run is None or index is None:
             return {self.panel.row: gr.skip()}  # nothing to show: the tab stays as it is
         index = max(0, min(index, run["record"]["steps"] - 1))
-        return {self.panel.row: {"html": noised_row(run["record"], index), "cells": [], "action": None},
+        return {self.panel.row: html_value(noised_row(run["record"], index)),
                 self.panel.plot: plots.noising_plot(run["record"], index)}
 
     def play(self, state: object, index: object = 0, speed: object = DEFAULT_SPEED) -> Iterator[Updates]:
@@ -94,7 +94,8 @@ class Teach:
             if t == 0:
                 raise ConfigError("drag t above 0 first: at t = 0 there is no noise to remove")
             pause = 1.0 / steps_per_second(speed)
-            options = SampleOptions(steps=whole_number(steps, "steps", SampleOptions().steps), vary_strength=t / T)
+            options = SampleOptions(steps=whole_number(steps, "steps", SampleOptions().steps), vary_strength=t / T,
+                                    record_latents=False)  # the rows show words and confidence only
             request = Request.one(vary=run["sentence"], samples=1, candidates=1, seed=run["seed"], sampling=options)
             result = self.pipe.run(request)
         except EngineError as exc:
@@ -103,7 +104,7 @@ class Teach:
         rows = []
         for frame in frames:
             view = frame_view(frame, self.pipe.tokenizer, 0, len(frames))
-            rows.append({"html": frame_row(view, view["locked"], editable=False), "cells": [], "action": None})
+            rows.append(html_value(frame_row(view, view["locked"], editable=False)))
         done = f"denoised from t = {t} in {len(frames)} steps: {result.best[0].text}"
         return {panel.row: rows[0], panel.msg: message(f"denoising from t = {t}"),
                 panel.denoised: {"rows": rows, "pause": pause, "message": done}}

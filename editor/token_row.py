@@ -96,8 +96,9 @@ function answered() {
   }
   sendNext();
 }
-function cellCount() { return ((props.value && props.value.cells) || []).length; }
-function cellsNow() { return JSON.stringify((props.value && props.value.cells) || []); }
+function cellsValue() { return (props.value && props.value.cells) || []; }
+function cellCount() { return cellsValue().length; }
+function cellsNow() { return JSON.stringify(cellsValue()); }
 function restore(from, to) {  // Python checks the restored cells as it would any row sent to it
   queue(() => {
     if (!from.length || shown === null) return null;
