@@ -143,15 +143,28 @@ def apply_action(cells: list[Cell], action: dict, limits: Limits = DEFAULT_LIMIT
     return cells
 
 
-def variation(cells: list[Cell]) -> tuple[str, str | None]:
+def shown_result(value: object, limits: Limits = DEFAULT_LIMITS) -> list[Cell]:
+    """The finished sentence a row shows after a run: its value's `result` (the best result's words,
+    locked where the run held them, see editor.replay.recorded_row), checked as any row is; [] for a
+    row being edited (it has none) or a malformed one."""
+    result = value.get("result") if isinstance(value, dict) else None
+    try:
+        return parse_cells({"cells": result}, limits)
+    except CellActionError:
+        return []
+
+
+def variation(cells: list[Cell]) -> tuple[str, str]:
     """The sentence the row says (every cell's word, unlocked ones included) and the template
-    that locks its locked words: what Vary rewords. A row with nothing unlocked varies every word
-    (no template). A blank with no word cannot be varied."""
+    that locks its locked words: what Vary rewords. Only the unlocked words may change, so a row
+    with every word locked has nothing to vary; a blank with no word cannot be varied."""
     if not cells:
         raise CellActionError("type a sentence to vary")
     empty = [i + 1 for i, c in enumerate(cells) if not c["word"] or c["word"] == ELLIPSIS]
     if empty:
         raise CellActionError(f"Vary rewords a whole sentence: cell {empty[0]} has no word (type one, or use "
                               f"Generate to fill blanks)")
-    sentence = " ".join(c["word"] for c in cells)
-    return sentence, (text_from_cells(cells) if not all(c["locked"] for c in cells) else None)
+    if all(c["locked"] for c in cells):
+        raise CellActionError("every word is locked, so there is nothing left to vary: unlock (click) the words "
+                              "Vary may change")
+    return " ".join(c["word"] for c in cells), text_from_cells(cells)

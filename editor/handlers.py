@@ -29,6 +29,7 @@ from editor.cells import (
     cells_from_words,
     check_row,
     parse_cells,
+    shown_result,
     text_from_cells,
     variation,
 )
@@ -185,16 +186,18 @@ class Editor:
     def vary(self, text: str, row: dict | None, vary_strength: object = None, history: list | None = None, *,
              quick: bool = False, **values: object) -> Iterator[Updates]:
         """Reword the row's sentence (SDEdit): start from its words noised to vary_strength x T and
-        denoise; locked words stay (a row with nothing unlocked may change every word). Streams as
-        Generate does."""
+        denoise; locked words stay, and only the unlocked ones may change (a row with every word
+        locked has nothing to vary). A row that shows a finished run (and still says the text box's
+        text) rewords that run's sentence, with the words its template locked. Streams as Generate
+        does."""
         page = self.page
         try:
-            cells, _ = cells_for(text, row, self.limits)
+            cells, kept = cells_for(text, row, self.limits)
         except EngineError as exc:
             yield {page.msg: message(error_message(exc))}
             return
         try:
-            sentence, template = variation(cells)
+            sentence, template = variation((shown_result(row, self.limits) if kept else []) or cells)
             form = Form.from_values(template, {**values, "vary": sentence, "vary_strength": vary_strength},
                                     limits=self.limits)
             request = form.request()
@@ -240,8 +243,8 @@ class Editor:
         follow in `runs_view`."""
         page = self.page
         record = run_view(result, self.pipe.tokenizer)
-        run = runs.stored(record, [c.to_dict() for c in result.best], cells=cells, text=text_from_cells(cells),
-                          settings=settings, summary=self.summary(result, record["steps"]),
+        run = runs.stored(record, [c.to_dict() for c in result.best], number=runs.next_number(history), cells=cells,
+                          text=text_from_cells(cells), settings=settings, summary=self.summary(result, record["steps"]),
                           provenance=self.provenance(request))
         run["comparison"] = comparison_rows(result, left) if left else []
         history = runs.remembered(history, run)
@@ -337,7 +340,7 @@ class Editor:
         try:
             if not isinstance(path, str | Path) or not Path(path).is_file():
                 raise ConfigError("choose a trajectory JSON exported by DLM Studio to load")
-            run = runs.read_run(Path(path).read_bytes())
+            run = runs.read_run(Path(path).read_bytes(), runs.next_number(history))
         except EngineError as exc:
             return {page.msg: message(error_message(exc))}
         history = runs.remembered(history, run)

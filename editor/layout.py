@@ -196,7 +196,7 @@ def build_write_tab() -> tuple[dict, dict[str, gr.Button]]:
     examples = gr.Examples(examples=[[e] for e in EXAMPLES], inputs=[text], label="Examples")
     msg = gr.HTML(elem_id="message")
     pinned_row = TokenRow(elem_id="pinned-row", visible=False)
-    row = TokenRow(elem_id="token-row")
+    row = TokenRow(elem_id="token-row", follows="template")  # hears of pastes and deletions too
     with gr.Row():
         buttons = {"generate": gr.Button("Generate", variant="primary", elem_id="generate", min_width=90),
                    "vary": gr.Button("Vary", elem_id="vary", min_width=70),
@@ -275,9 +275,10 @@ def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int
     sampling = {name: settings[name] for name in settings if name not in ("vary_strength", "compare")}
     model_queue = {"concurrency_limit": concurrency, "concurrency_id": "model", "show_progress": "minimal"}
 
-    # The row follows what the user types, pastes or deletes (`input`) and the examples they pick; not
-    # every change of the text box (`change`): a row action writes the text box too, and the row
-    # must not be redrawn from a text that a later action has already moved on from.
+    # The row follows what the user types, pastes or deletes (`input`; the row reports what Gradio
+    # hears on key presses only, see TokenRow's `follows`) and the examples they pick; not every
+    # change of the text box (`change`): a row action writes the text box too, and the row must not
+    # be redrawn from a text that a later action has already moved on from.
     page.text.input(ed.set_text, [page.text, row], [row, page.msg], api_name="set_text",
                     trigger_mode="always_last", show_progress="hidden")
     page.examples.load_input_event.then(ed.set_text, [page.text, row], [row, page.msg], api_visibility="private",

@@ -88,6 +88,11 @@ def _frame_cell(kind: str, confidence: float, label_html: str, title: str, posit
 
 
 def status_text(view: dict) -> str:
+    """The step, its t and noise level; a finished run's last step says it is done instead: its
+    words are read off the clean estimate, and no noise is left in the text (the last step's t is
+    where the final estimate was made, not noise that remains)."""
+    if view["step"] + 1 >= view["steps"]:
+        return f'done · <b class="step">{view["steps"]}</b> / {view["steps"]} steps · clean text'
     noise = 1.0 - view["alpha_bar"]
     return (f'step <b class="step">{view["step"] + 1}</b> / {view["steps"]} · t = {view["t"]} · '
             f'noise level 1−ᾱ = {noise:.3f}')

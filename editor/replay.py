@@ -16,6 +16,7 @@ from editor.form import number
 from editor.limits import error_message, shown
 from editor.render import frame_row, message
 from engine.errors import ConfigError, EngineError
+from engine.text.tokenizer import END, PAD, START
 
 if TYPE_CHECKING:
     from editor.layout import Page
@@ -29,13 +30,28 @@ Updates = dict[Any, Any]
 
 
 def recorded_row(state: dict, step: int, cells: list[dict] | None = None, editable: bool = True) -> dict:
-    """The best sample's row at one step of a stored run."""
+    """The best sample's row at one step of a stored run. Its `cells` stay the ones the run was
+    asked for (what the text box says); its `result` is the run's finished sentence, which Vary
+    rewords while the row shows the run."""
     record = state["record"]
     best = record["samples"][0]
     view = {"step": step, "steps": record["steps"], "t": record["t"][step],
             "alpha_bar": record["alpha_bar"][step], **best["frames"][step]}
     return {"html": frame_row(view, best["locked"], state.get("id"), editable), "cells": cells or [],
-            "action": None}
+            "action": None, "result": result_cells(state)}
+
+
+def result_cells(state: dict) -> list[dict]:
+    """A stored run's finished sentence as row cells: the best sample's last words up to its END,
+    each locked where the run held it (the template's words locked, the words the model wrote not)."""
+    best = state["record"]["samples"][0]
+    cells = []
+    for word, locked in zip(best["frames"][-1]["words"][1:], best["locked"][1:], strict=True):
+        if word == END:
+            break
+        if word not in (PAD, START):
+            cells.append({"word": word, "locked": locked})
+    return cells
 
 
 def number_input(value: object) -> int | None:

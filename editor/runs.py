@@ -4,8 +4,10 @@ back, and the session's history and A/B views of them. Plain data only.
 A stored run is a dict: the trajectory view (`record`, see engine.views.run_view), the ranked
 `candidates`, the row's `cells` and `text`, the `settings` as the page sent them, a `summary`
 line, the engine's `provenance` (the model's weights hashes, the request as read, the package
-versions) and an `id`. The exported JSON is that dict with a format name and version; "load a
-run" checks a file against that shape before anything reads it.
+versions), an `id` (unique in the server) and a `number`: its place in the browser session's
+runs, counted from 1 in each session (the history shows #1, #2, ...). The exported JSON is that
+dict, less the id and the number, with a format name and version; "load a run" checks a file
+against that shape before anything reads it.
 """
 
 from __future__ import annotations
@@ -106,10 +108,17 @@ class RunFile(_Checked):
     label: str = Field("", max_length=1000)
 
 
-def stored(record: dict, candidates: list[dict], *, cells: list[dict], text: str, settings: dict, summary: str,
-           provenance: dict) -> dict:
-    """A finished run as the page keeps it (and exports it), with a new id and a history label."""
-    run = {"id": next(_ids), "record": record, "candidates": candidates, "cells": cells, "text": text,
+def next_number(history: list[dict] | None) -> int:
+    """The number of a session's next run: one more than its history's newest (the history keeps
+    the newest runs), so each browser session numbers its runs #1, #2, ..."""
+    return max((run.get("number", 0) for run in history or []), default=0) + 1
+
+
+def stored(record: dict, candidates: list[dict], *, number: int, cells: list[dict], text: str, settings: dict,
+           summary: str, provenance: dict) -> dict:
+    """A finished run as the page keeps it (and exports it), with a new id, its number in the
+    session (see `next_number`) and a history label."""
+    run = {"id": next(_ids), "number": number, "record": record, "candidates": candidates, "cells": cells, "text": text,
            "settings": settings, "summary": summary, "provenance": provenance}
     return run | {"label": label(run)}
 
@@ -126,11 +135,13 @@ def label(run: dict) -> str:
 
 def export_text(run: dict) -> str:
     """The run as the JSON the download button serves (and "load a run" reads)."""
-    return json.dumps({"format": FORMAT, "version": VERSION, **{k: v for k, v in run.items() if k != "id"}})
+    return json.dumps({"format": FORMAT, "version": VERSION,
+                       **{k: v for k, v in run.items() if k not in ("id", "number")}})
 
 
-def read_run(text: str | bytes) -> dict:
-    """A run from an exported file, checked against its shape; a ConfigError says what is wrong."""
+def read_run(text: str | bytes, number: int) -> dict:
+    """A run from an exported file, checked against its shape, with a new id and the number it
+    takes in this session (see `next_number`); a ConfigError says what is wrong."""
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -146,7 +157,8 @@ def read_run(text: str | bytes) -> dict:
         where = ".".join(str(part) for part in first["loc"]) or "the file"
         raise ConfigError(one_line(f"this run file is damaged at {where}: {first['msg']}")) from None
     run = json.loads(checked.model_dump_json(exclude={"format", "version"}))  # as read: plain JSON values
-    return run | {"id": next(_ids), "label": "loaded · " + (run.get("label") or label(run)).removeprefix("loaded · ")}
+    loaded = "loaded · " + (run.get("label") or label(run)).removeprefix("loaded · ")
+    return run | {"id": next(_ids), "number": number, "label": loaded}
 
 
 def remembered(history: list[dict] | None, run: dict) -> list[dict]:
@@ -156,7 +168,7 @@ def remembered(history: list[dict] | None, run: dict) -> list[dict]:
 
 def history_choices(history: list[dict] | None) -> list[tuple[str, int]]:
     """The history list's entries, newest first: (label, the run's id)."""
-    return [(f"#{run['id']} {run['label']}", run["id"]) for run in reversed(history or [])]
+    return [(f"#{run.get('number', '?')} {run['label']}", run["id"]) for run in reversed(history or [])]
 
 
 def step_of(run: dict, fraction: float) -> int:

@@ -9,6 +9,8 @@ component subclasses.
 
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 
 CSS = """
@@ -59,8 +61,7 @@ let inFlight = null, sentId = 0, answers = 0;  // the action awaiting its answer
 let sentAction = null, sentCells = 0;  // that action, and how many cells the row had when it was sent
 const moves = [];  // [answer number, kind, index] of every insert and delete answered
 
-function send(action) {
-  const seen = answers;
+function send(action, seen = answers) {  // seen: the answers drawn when the user acted
   queue(() => {
     let index = action.index;
     for (const [n, kind, at] of moves) {
@@ -123,6 +124,11 @@ function redrawn() {
     if (cells.length) cells[Math.max(0, Math.min(focusIndex, cells.length - 1))].focus();
     focusIndex = null;
   }
+  if (typing !== null && !typing.input.isConnected) {  // an answer to an earlier action redrew the row
+    const {index, word, input} = typing, cell = element.querySelectorAll(CELLS)[index];
+    typing = null;
+    if (cell && cell.dataset.word === word) beginTyping(cell, input.value);  // its cell is still there
+  }
   if (inFlight !== null && props.value && props.value.answered === sentId) answered();  // its answer is drawn
 }
 watch('value', redrawn);  // after every re-render
@@ -133,6 +139,7 @@ function focusCell(index) {
   const cells = element.querySelectorAll(CELLS);
   if (cells.length) cells[Math.max(0, Math.min(index, cells.length - 1))].focus();
 }
+let typing = null;  // the cell being typed into: {index, word (the cell's own), input}
 function beginTyping(cell, text) {
   const index = indexOf(cell), label = cell.querySelector('.w');
   if (!label || cell.querySelector('input')) return;
@@ -141,10 +148,12 @@ function beginTyping(cell, text) {
   input.setAttribute('aria-label', 'new word for cell ' + (index + 1) + ' (Enter to keep, Escape to cancel)');
   label.replaceWith(input);
   input.focus(); input.setSelectionRange(text.length, text.length);
+  typing = {index: index, word: cell.dataset.word, input: input};
   let finished = false;
   const finish = (commit, move) => {
     if (finished) return;
     finished = true;
+    if (typing !== null && typing.input === input) typing = null;
     const word = input.value.trim();
     if (commit && word) {
       focusIndex = move === null ? null : index + move;
@@ -160,14 +169,20 @@ function beginTyping(cell, text) {
     else if (event.key === 'Escape') { event.preventDefault(); finish(false, 0); }
     else if (event.key === 'Tab') { event.preventDefault(); finish(true, event.shiftKey ? -1 : 1); }
     else if (event.key === 'Backspace' && input.value === '') {
-      event.preventDefault(); finished = true; focusIndex = index - 1; send({kind: 'delete', index: index});
+      event.preventDefault(); finished = true; typing = null; focusIndex = index - 1;
+      send({kind: 'delete', index: index});
     }
     else input.size = Math.max(6, input.value.length + 3);
   });
-  input.addEventListener('blur', () => finish(true, null));
+  // leaving the cell keeps the word; a redraw that took the input away goes on typing (see redrawn)
+  input.addEventListener('blur', () => setTimeout(() => { if (input.isConnected) finish(true, null); }, 0));
 }
 
-let pendingToggle = null;  // a click on a cell waits briefly: it may be the start of a double-click
+// A click on a cell waits briefly, since it may be the start of a double-click (which types into the
+// cell instead). Each cell waits on its own: quick clicks on several cells all toggle, and a
+// double-click cancels only its own cell's toggle.
+const pendingToggles = new Map();  // cell index -> the timer of its toggle
+function cancelToggle(index) { clearTimeout(pendingToggles.get(index)); pendingToggles.delete(index); }
 element.addEventListener('click', (event) => {
   if (event.target.closest('.to-edit')) { event.preventDefault(); send({kind: 'edit_mode'}); return; }
   const word = event.target.closest('.row.animating[data-run] .cell[data-position]');
@@ -189,13 +204,19 @@ element.addEventListener('click', (event) => {
     return;
   }
   if (index < 0) return;  // the "+ blank" cell around its button
-  clearTimeout(pendingToggle);
-  pendingToggle = setTimeout(() => { focusIndex = index; send({kind: 'toggle', index: index}); }, 280);
+  cancelToggle(index);
+  const seen = answers;  // the row as clicked: later inserts and deletes move the index (see send)
+  pendingToggles.set(index, setTimeout(() => {
+    pendingToggles.delete(index);
+    focusIndex = index;
+    send({kind: 'toggle', index: index}, seen);
+  }, 280));
 });
 element.addEventListener('dblclick', (event) => {
-  clearTimeout(pendingToggle);
   const cell = event.target.closest(CELLS);
-  if (!cell || event.target.closest('button, input')) return;
+  if (!cell) return;
+  cancelToggle(indexOf(cell));
+  if (event.target.closest('button, input')) return;
   beginTyping(cell, cell.dataset.word === '...' ? '' : (cell.dataset.word || ''));
 });
 element.addEventListener('keydown', (event) => {
@@ -215,6 +236,28 @@ element.addEventListener('keydown', (event) => {
   else if (event.key === 'ArrowLeft') { event.preventDefault(); focusCell(index - 1); }
   else if (event.key.length === 1) { event.preventDefault(); beginTyping(cell, event.key); }
 });
+// The row that follows a text box (FOLLOWS, its textarea's selector) hears of every change of its
+// text. Gradio reports the text box's `input` event on key presses only, so a change made without
+// one (a paste, a cut, a drop, Backspace or Delete, the browser's own undo, text set by a script
+// such as Playwright's fill) is reported here as a key press with no key once the text box holds
+// the new text: Gradio answers it with the same `input` event as a typed character. Text that
+// Python writes into the box (after a row action) fires no native `input`, so the row is never
+// redrawn from it.
+const FOLLOWS = __FOLLOWS__;
+if (FOLLOWS) {
+  let keyed = false;  // a real key press whose character the next `input` inserts: Gradio reports that one
+  document.addEventListener('keypress', (event) => {
+    if (!event.isTrusted || !(event.target instanceof Element) || !event.target.matches(FOLLOWS)) return;
+    keyed = true;
+    setTimeout(() => { keyed = false; }, 0);  // its `input` comes in the same task, or not at all
+  }, true);
+  document.addEventListener('input', (event) => {
+    const box = event.target;
+    if (!element.isConnected || !(box instanceof Element) || !box.matches(FOLLOWS)) return;
+    if (keyed) { keyed = false; return; }
+    setTimeout(() => box.dispatchEvent(new KeyboardEvent('keypress', {key: 'Unidentified', bubbles: true})), 0);
+  });
+}
 document.addEventListener('keydown', (event) => {
   if (!element.isConnected) return;  // a row the page has since drawn anew
   if (!(event.ctrlKey || event.metaKey) || !element.querySelector('.row.editing')) return;
@@ -228,9 +271,12 @@ document.addEventListener('keydown', (event) => {
 
 
 class TokenRow(gr.HTML):
-    def __init__(self, value: dict | None = None, **kwargs):
+    def __init__(self, value: dict | None = None, follows: str | None = None, **kwargs):
+        """`follows`: the elem_id of the text box whose every change (typed, pasted, deleted) the
+        row hears of as that text box's `input` event."""
+        selector = json.dumps(f"#{follows} textarea" if follows else None)
         super().__init__(
             value=value or {"html": "", "cells": []},
             html_template="${(value && value.html) ? value.html : '<div class=\"empty\">type a sentence or "
                           "template above</div>'}",
-            css_template=CSS, js_on_load=JS, **kwargs)
+            css_template=CSS, js_on_load=JS.replace("__FOLLOWS__", selector), **kwargs)

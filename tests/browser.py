@@ -94,7 +94,7 @@ def wait_row(page: Page, cells: list[list], timeout: float | None = None) -> Non
 
 
 def type_template(page: Page, template: str) -> None:
-    """Fill the text box and type its last character (fill alone fires no Gradio `input`); wait for the row."""
+    """Fill the text box and type its last character, as a person ends typing; wait for the row."""
     box = page.locator("#template textarea")
     box.fill(template[:-1])
     box.press("End")

@@ -67,6 +67,16 @@ def test_frame_row_shows_words_not_padding():
     assert "PAD" not in html and "START" not in html and "step <b class=\"step\">4</b> / 10" in html
 
 
+def test_frame_row_says_a_finished_run_is_done_and_clean():
+    view = {"step": 9, "steps": 10, "t": 40, "alpha_bar": 0.858, "words": ["START", "The", "pub", "END"],
+            "confidence": [1, 1, 0.9, 1]}
+    html = frame_row(view, [True, True, False, True])
+    assert 'done · <b class="step">10</b> / 10 steps · clean text' in html
+    assert "noise level" not in html and "t = 40" not in html
+    earlier = frame_row({**view, "step": 8, "t": 80, "alpha_bar": 0.8}, [True, True, False, True])
+    assert 'step <b class="step">9</b> / 10 · t = 80 · noise level 1−ᾱ = 0.200' in earlier
+
+
 @pytest.fixture(scope="module")
 def editor(tiny_model):
     ed = build(Pipeline.load(tiny_model, bf16=False))[1]

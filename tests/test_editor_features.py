@@ -47,8 +47,8 @@ def unlocked(text: str, indices: list[int]) -> list[dict]:
 def test_variation_reads_the_row_as_a_sentence_and_its_locks():
     cells = unlocked(SENTENCE, [4, 6, 7])
     assert variation(cells) == (SENTENCE, "The Eagle is a _ near _ _ .")
-    assert variation(cells_from_text(SENTENCE)) == (SENTENCE, None)  # nothing unlocked: every word may change
-    for text, match in [("The Eagle is a _ .", "cell 5 has no word"), ("a ... pub", "cell 2 has no word")]:
+    for text, match in [("The Eagle is a _ .", "cell 5 has no word"), ("a ... pub", "cell 2 has no word"),
+                        (SENTENCE, "every word is locked, so there is nothing left to vary")]:
         with pytest.raises(CellActionError, match=match):
             variation(cells_from_text(text))
     with pytest.raises(CellActionError, match="type a sentence"):
@@ -70,6 +70,20 @@ def test_vary_rewords_the_unlocked_words_and_records_how(editor):
     assert final[page.row]["cells"] == cells and "vary 0.5" in final[page.history][-1]["label"]
 
 
+def test_vary_right_after_generate_rewords_the_run_the_row_shows(editor):
+    page = editor.page
+    final = generated(editor)
+    row, best = final[page.row], final[page.state]["candidates"][0]["words"]
+    assert row["result"] == [{"word": w, "locked": t != "_"} for w, t in zip(best, TEMPLATE.split(), strict=True)]
+    varied = finish(editor.vary(TEMPLATE, row, 0.5, length=0, steps=10, samples=2, seed=3))
+    assert page.state in varied, varied.get(page.msg)
+    assert varied[page.row]["cells"] == row["cells"]  # the row still says the text box's template
+    for candidate in varied[page.state]["candidates"]:
+        assert all(w == t for w, t in zip(candidate["words"], TEMPLATE.split(), strict=True) if t != "_")
+    stale = list(editor.vary("The Eagle is a _ .", row, 0.5, steps=10, samples=1))  # the text box moved on
+    assert len(stale) == 1 and "cell 5 has no word" in stale[0][page.msg]
+
+
 @pytest.mark.parametrize(("text", "strength", "match"), [
     ("The Eagle is a _ .", 0.5, "has no word"),
     (SENTENCE, 0, "vary strength must be above 0"),
@@ -77,8 +91,8 @@ def test_vary_rewords_the_unlocked_words_and_records_how(editor):
     ("The Eagel is a pub .", 0.5, "Eagel"),
 ])
 def test_vary_refusals_keep_the_row(editor, text, strength, match):
-    cells = cells_from_text(text)
-    outputs = list(editor.vary(text, {"cells": cells}, strength, steps=10, samples=1))
+    cells = unlocked(text, [] if "_" in text else [4])  # a word left to vary
+    outputs = list(editor.vary(text_from_cells(cells), {"cells": cells}, strength, steps=10, samples=1))
     assert len(outputs) == 1 and match in outputs[0][editor.page.msg]
     assert outputs[0].get(editor.page.row, {"cells": cells})["cells"] == cells
 
@@ -90,6 +104,15 @@ def test_write_api_varies_a_sentence(editor):
 
 
 # --- history, A/B ---------------------------------------------------------------------------
+def test_each_sessions_history_numbers_its_runs_from_one(editor):
+    page = editor.page
+    generated(editor, history=[generated(editor)[page.state]])  # another session's runs
+    first = generated(editor, history=[])
+    second = generated(editor, history=first[page.history])
+    assert [run["number"] for run in second[page.history]] == [1, 2]
+    assert [label.split()[0] for label, _ in runs.history_choices(second[page.history])] == ["#2", "#1"]
+
+
 def test_history_keeps_each_run_and_restores_its_row_text_and_settings(editor):
     page = editor.page
     first = generated(editor, seed=11, steps=10)
@@ -182,7 +205,7 @@ def damaged(exported: dict, change) -> str:
 def test_damaged_run_files_are_refused_with_where(editor, change, match):
     exported = json.loads(open(generated(editor)[editor.page.json_file]).read())
     with pytest.raises(ConfigError, match=match):
-        runs.read_run(damaged(exported, change))
+        runs.read_run(damaged(exported, change), 1)
 
 
 def test_load_run_refuses_what_is_not_a_run_and_changes_nothing(editor, tmp_path):
@@ -261,5 +284,6 @@ def test_the_pages_run_streams_into_the_row_then_shows_the_rest_once(editor):
     assert len(shown[page.results]) == 2 and shown[page.fresh] is False
     assert page.row not in shown and page.msg not in shown, "the user may already be editing again"
     assert editor.show_fresh(run, False) == {page.fresh: False}  # a stopped or failed run shows nothing
-    varied = list(editor.vary_on_page(SENTENCE, {"cells": cells_from_text(SENTENCE)}, 0.3, steps=10, samples=1))
+    cells = unlocked(SENTENCE, [4])
+    varied = list(editor.vary_on_page(text_from_cells(cells), {"cells": cells}, 0.3, steps=10, samples=1))
     assert all(set(o) <= streamed for o in varied) and varied[-1][page.fresh] is True

@@ -262,8 +262,8 @@ def test_exports_keep_the_last_runs_only(tiny_model, monkeypatch):
     try:
         assert ed.export_dir.parent == Path(get_upload_folder())  # Gradio serves the files without a copy
         result = ed.pipe.run(Request.one("The Mill is a _ .", samples=1))
-        record = runs.stored(run_view(result, ed.pipe.tokenizer), [c.to_dict() for c in result.best], cells=[],
-                             text="The Mill is a _ .", settings={}, summary="", provenance={})
+        record = runs.stored(run_view(result, ed.pipe.tokenizer), [c.to_dict() for c in result.best], number=1,
+                             cells=[], text="The Mill is a _ .", settings={}, summary="", provenance={})
         monkeypatch.setattr(plots, "figures_html", lambda record: "<html></html>")  # plotly.js is 4.6 MB a copy
         paths = [ed.exports(record)[0] for _ in range(KEEP_EXPORTS + 3)]
         assert len(list(ed.export_dir.iterdir())) == KEEP_EXPORTS
