@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from editor.limits import one_line
 from engine.errors import ConfigError
@@ -106,6 +107,18 @@ class RunFile(_Checked):
     summary: str = Field("", max_length=1000)
     provenance: dict[str, Any] = {}
     label: str = Field("", max_length=1000)
+
+    @field_validator("provenance")
+    @classmethod
+    def no_local_path(cls, provenance: dict[str, Any]) -> dict[str, Any]:
+        """An export made before runs named their model recorded the model's folder as a path on
+        the machine that made it: only the folder's name is kept (as a run records it now)."""
+        model = provenance.get("model")
+        if not isinstance(model, dict) or "directory" not in model:
+            return provenance
+        folder = re.split(r"[\\/]", str(model["directory"]).rstrip("\\/"))[-1]
+        named = {"name": folder, **{k: v for k, v in model.items() if k != "directory"}}
+        return {**provenance, "model": named}
 
 
 def next_number(history: list[dict] | None) -> int:

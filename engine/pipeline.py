@@ -33,6 +33,7 @@ from engine.controls.base import Control
 from engine.controls.classifier import ControlClassifier, classifier_path, load_classifier
 from engine.controls.guidance import Guidance
 from engine.controls.include import WordPosterior
+from engine.controls.spans import check_ends, fitting
 from engine.controls.targets import build_controls, constrain
 from engine.diffusion.checkpoint import BUNDLED_MODEL, load_denoiser
 from engine.diffusion.forward import Noising, noising
@@ -40,7 +41,7 @@ from engine.diffusion.model import Denoiser
 from engine.diffusion.sampler import Frame, Sampler
 from engine.diffusion.schedule import strided_timesteps
 from engine.errors import CheckpointError, ConfigError, TemplateError
-from engine.provenance import request_dict, versions, weights_digests
+from engine.provenance import model_name, request_dict, versions, weights_digests
 from engine.request import MAX_ROWS, MAX_SEED, Candidate, Cost, Prompt, Request, Result, WriteCost, Writing
 from engine.scoring.judge import Judge
 from engine.scoring.metrics import has_repeated_trigram, locked_kept
@@ -168,9 +169,9 @@ class Pipeline:
         return weights_digests(self.directory)
 
     def provenance(self, request: Request) -> dict:
-        """What makes a run of `request` again: the model and its weights' hashes, the request as read,
-        the package versions."""
-        model = {"directory": str(self.directory), "weights_sha256": self.weights,
+        """What makes a run of `request` again: the model's name and its weights' hashes (not where
+        it lies on this machine), the request as read, the package versions."""
+        model = {"name": model_name(self.directory, BUNDLED_MODEL), "weights_sha256": self.weights,
                  "device": str(self.device)}  # a seed draws other noise on a GPU than on the CPU
         return {"model": model, "request": request_dict(request), "versions": versions()}
 
@@ -235,7 +236,10 @@ class Pipeline:
         openings, prompt_rows = [], []
         for p, prompt in enumerate(request.prompts):
             rows = request.samples * request.drawn(prompt)
-            openings += [left_opening(prompt, self.tokenizer, self.lm_seq_len)] * rows
+            opening = left_opening(prompt, self.tokenizer, self.lm_seq_len)
+            if opening.length is not None:
+                check_ends(prompt.targets, opening.length, "the template")
+            openings += [opening] * rows
             prompt_rows += [p] * rows
         targets = [request.prompts[p].targets for p in prompt_rows]
         source = self.discriminator if request.steers else self.control_source
@@ -315,13 +319,15 @@ class Pipeline:
 
     def prompt_templates(self, prompt: Prompt, rows: int) -> list[Template]:
         """`rows` templates for one prompt; a `...` blank gets each length in ELLIPSIS_LENGTHS that
-        fits, `rows` times each (fewer when that would pass ELLIPSIS_ROWS)."""
+        fits, `rows` times each (fewer when that would pass ELLIPSIS_ROWS). A template of a fixed
+        length must reach the end of the prompt's spans (engine.controls.spans.fitting), steered or not."""
         prompt.check_one_length()
-        template, length = prompt.template, prompt.length
+        template, length, targets = prompt.template, prompt.length, prompt.targets
         if isinstance(template, Template):
-            return [template] * rows
+            return fitting([template], targets, "the template") * rows
         if prompt.vary is not None:
-            return [vary_template(prompt.vary, template, self.tokenizer, self.seq_len)] * rows
+            varied = vary_template(prompt.vary, template, self.tokenizer, self.seq_len)
+            return fitting([varied], targets, "the sentence to vary") * rows
         if template is not None and has_ellipsis(template):
             lengths = []
             for n in ELLIPSIS_LENGTHS:
@@ -331,12 +337,13 @@ class Pipeline:
                     if not lengths:  # even the shortest does not fit, or an unknown word: say why
                         raise
                     break  # longer blanks no longer fit
+            lengths = fitting(lengths, targets, "the template")
             per_length = max(1, min(rows, ELLIPSIS_ROWS // len(lengths)))
             return [row for row in lengths for _ in range(per_length)]
         if template is not None:
-            return [parse_template(template, self.tokenizer, self.seq_len)] * rows
+            return fitting([parse_template(template, self.tokenizer, self.seq_len)], targets, "the template") * rows
         if length is not None:
-            return [length_template(length, self.seq_len)] * rows
+            return fitting([length_template(length, self.seq_len)], targets, "the length asked for") * rows
         return [free_template(self.seq_len)] * rows
 
     # --- the forward process ------------------------------------------------------------------

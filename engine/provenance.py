@@ -1,6 +1,7 @@
-"""What made a run, so that an exported run says how to make it again: the model's weights (a
+"""What made a run, so that an exported run says how to make it again: the model (its name and a
 SHA-256 of every weights file in its folder), the request as the engine read it, and the versions
-of the packages that computed it."""
+of the packages that computed it. Nothing of the machine it ran on beyond the device: an export
+names the model's folder, never its path on disk, and the hashes say which weights those were."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("dlm-studio", "torch", "transformers", "tokenizers", "safetensors", "spacy", "numpy")
+
+
+def model_name(directory: Path, bundled: Path) -> str:
+    """A model folder as an export names it: the repository's own path for the bundled model
+    (`bundled`), else the folder's name, not its path on this machine."""
+    directory = Path(directory)
+    if directory.resolve() == Path(bundled).resolve():
+        return "assets/model (bundled)"
+    return directory.resolve().name
 
 
 def weights_digests(directory: Path) -> dict[str, str]:

@@ -20,7 +20,7 @@ from engine.errors import CheckpointError, ConfigError, TargetError, TemplateErr
 from engine.pipeline import Pipeline
 from engine.request import Request
 from engine.text.syntax import Parse, attachment_f1, constituent_spans, parse
-from engine.text.template import free_template, length_template, parse_template
+from engine.text.template import fixed_length, free_template, length_template, parse_template
 
 
 def hand_parse(rows: str) -> Parse:
@@ -159,6 +159,39 @@ def test_target_files_drop_start_end_and_newline(tmp_path):
 @pytest.fixture(scope="module")
 def pipe(control_model):
     return Pipeline.load(control_model, bf16=False)
+
+
+@pytest.mark.parametrize(("prompt", "span", "match"), [
+    ({"template": "The Eagle is a _ _ _ ."}, "4 9 PP",
+     r"span \[4, 9\] runs past the end of the template: it has 8 words"),
+    ({"length": 5}, "4 9 PP", r"span \[4, 9\] runs past the end of the length asked for: it has 5 words"),
+    ({"template": "The Eagle is ... ."}, "4 12 PP",  # lengths 5 to 12 tried for the blank: none reaches 12
+     r"span \[4, 12\] runs past the end of the template \(its ... blank at its longest\): it has 12 words"),
+    ({"vary": "The Eagle is a pub ."}, "4 9 PP",
+     r"span \[4, 9\] runs past the end of the sentence to vary: it has 6 words"),
+])
+def test_a_span_past_the_end_of_a_fixed_length_is_refused_steered_or_not(pipe, prompt, span, match):
+    spans = targets_from_fields({"spans": f"1 2 NP; {span}"})
+    for strength in (0.0, 1.0):
+        with pytest.raises(TargetError, match=match):
+            pipe.run(Request.one(**prompt, targets=spans, samples=1, sampling=SampleOptions(steps=2),
+                                 guidance=GuidanceOptions(strength=strength)))
+    if "template" in prompt and "..." not in prompt["template"]:  # written left to right: refused the same
+        with pytest.raises(TargetError, match=match):
+            pipe.check(Request.one(**prompt, targets=spans, method="ar"))
+    fitting = targets_from_fields({"spans": "4 7 PP"})  # ends on the last word: fine
+    pipe.run(Request.one("The Eagle is a _ _ _ .", targets=fitting, samples=1, sampling=SampleOptions(steps=2)))
+    longer = pipe.plan(Request.one("The Eagle is ... .", targets=targets_from_fields({"spans": "4 9 PP"})))
+    assert {fixed_length(t) for t in longer.templates} == {10, 12}  # only the blank's lengths that reach it
+
+
+def test_a_span_past_the_length_another_control_asks_for_is_refused(pipe):
+    rows = [[PosTarget(("DET", "NOUN", "VERB")), SpanTarget(((1, 5, "PP"),))]]
+    with pytest.raises(TargetError, match=r"span \[1, 5\] runs past the end of the text the other controls ask "
+                                          r"for: it has 3 words"):
+        fit([free_template(pipe.seq_len)], controls_for(pipe, rows), pipe.seq_len)
+    assert fit([free_template(pipe.seq_len)], controls_for(pipe, [[rows[0][0], SpanTarget(((1, 2, "NP"),))]]),
+               pipe.seq_len) == [length_template(3, pipe.seq_len)]
 
 
 def one_target_per_kind(pipe):

@@ -5,6 +5,10 @@ word; as in the Diffusion-LM release, j may be the position of the newline entry
 the last word), and a label is any Penn Treebank label or a unary chain "S::ADJP". Oracle: the
 span is among those `text.syntax.constituent_spans` derives from spaCy's parse of the output,
 with either label of a chain, ignoring punctuation at its edges (the fraction found).
+
+A span must end within the text: past the end of a template of a fixed length (`fitting`) or of
+the longest text the model writes (`SpanControl.build_labels`) it is refused, since no output
+could ever contain it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from engine.controls.base import (
 from engine.controls.classifier import ControlClassifier, LabelledCorpus
 from engine.errors import TargetError
 from engine.text.syntax import CHAIN, PTB_LABELS, SPAN_LABELS, constituent_spans, has_constituent, parse
+from engine.text.template import Template, fixed_length
 
 NONE_LABEL = "NONE"  # a pair of positions that is no constituent
 SPAN_SAMPLES = (8, 16)  # per training row and step: gold spans drawn, random (mostly NONE) pairs drawn
@@ -97,6 +102,37 @@ def write_target(example: Example) -> str | None:
     if not spans:
         return None
     return json.dumps({"words_": words, "spans": [list(example.rng.choice(spans))]}, ensure_ascii=False)
+
+
+def last_span(targets: Sequence) -> tuple[int, int] | None:
+    """(i, j) of the span among a prompt's targets that ends last; None when none is a span target."""
+    ends = [(i, j) for target in targets if getattr(target, "kind", None) == SpanTarget.kind
+            for i, j, _ in target.spans]
+    return max(ends, key=lambda span: span[1], default=None)
+
+
+def check_ends(targets: Sequence, words: int, what: str) -> None:
+    """A TargetError if a span of `targets` ends past a text of `words` words (`what` it is)."""
+    span = last_span(targets)
+    if span is not None and span[1] >= words:
+        raise TargetError(f"span [{span[0]}, {span[1]}] runs past the end of {what}: it has {words} words "
+                          f"(positions 0 to {words - 1})")
+
+
+def fitting(templates: list[Template], targets: Sequence, what: str) -> list[Template]:
+    """The templates a prompt's span targets fit in: a template of a fixed length (`what`: the
+    template, the sentence to vary, ...) needs a word at the last span's end; a free one lets the
+    model write that far. The lengths tried for a `...` blank that are too short are left out;
+    when none is left, a TargetError says how long the text can be."""
+    span = last_span(targets)
+    if span is None:
+        return templates
+    kept = [t for t in templates if (n := fixed_length(t)) is None or span[1] < n]
+    if not kept:
+        lengths = {fixed_length(t) for t in templates}
+        longest = max(lengths)
+        check_ends(targets, longest, what if len(lengths) == 1 else f"{what} (its ... blank at its longest)")
+    return kept
 
 
 def dense_gold(gold: torch.Tensor, seq_len: int) -> torch.Tensor:

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 from engine.controls import KINDS
 from engine.controls.base import Control, json_object
+from engine.controls.spans import check_ends
 from engine.errors import TargetError, TemplateError
 from engine.text.template import Template, fixed_length, length_template
 from engine.text.tokenizer import CHARS_PER_WORD, MAX_WORDS
@@ -173,7 +174,8 @@ def constrain(templates: list[Template], controls: Sequence[Control], seq_len: i
     """Fit the templates to the word counts the controls imply, in place: a free row gets exactly
     that many free words; a row whose template already fixes a different count is a conflict.
     A `droppable` row (one of several lengths tried for a `...` blank) is left out instead, and
-    only a batch with no row left is an error. Returns the rows kept."""
+    only a batch with no row left is an error; so is a span target that ends past the length a row
+    is given. Returns the rows kept."""
     conflict = None
     dropped: set[int] = set()
     for control in controls:
@@ -195,4 +197,10 @@ def constrain(templates: list[Template], controls: Sequence[Control], seq_len: i
     kept = [row for row in range(len(templates)) if row not in dropped]
     if not kept:
         raise TemplateError(conflict or "no template to sample")
+    for control in controls:  # a length another control fixed must still reach the end of the spans
+        if control.name == "spans":
+            for row in kept:
+                length = fixed_length(templates[row])
+                if control.targets[row] is not None and length is not None:
+                    check_ends([control.targets[row]], length, "the text the other controls ask for")
     return kept
