@@ -21,6 +21,8 @@ from editor.form import DEFAULT_SAMPLES, DEFAULT_STEPS, DEFAULT_VARY_STRENGTH, W
 from editor.handlers import Editor
 from editor.replay import DEFAULT_SPEED, MAX_SPEED
 from editor.serving import CACHE_AGE_S, CACHE_SWEEP_S, MODEL_CONCURRENCY
+from editor.studio import Studio
+from editor.teach import slider_step
 from editor.token_row import TokenRow
 from engine.controls import KINDS, STEERED
 from engine.controls.base import ControlKind
@@ -169,17 +171,23 @@ def build(pipe: Pipeline, concurrency: int = MODEL_CONCURRENCY, cache_age_s: int
     (the others queue); `cache_age_s`: how long the files served for download stay on disk (every
     Generate writes a trajectory and a plots page, ~5 MB with the bundled model: the editor keeps
     the last KEEP_EXPORTS runs younger than this, and Gradio's cache expiry removes anything it
-    copied itself, such as uploads). The page's own CSS (PAGE_CSS) goes to `launch(css=...)`."""
-    with gr.Blocks(title="DLM Studio", delete_cache=(min(CACHE_SWEEP_S, cache_age_s), cache_age_s)) as demo:
-        gr.Markdown("## DLM Studio — write with a diffusion language model")
+    copied itself, such as uploads). The page's own CSS (PAGE_CSS) goes to `launch(css=...)`. The
+    Blocks are a `Studio` (editor.studio): a raw API call that leaves arguments out gets their defaults."""
+    with Studio(title="DLM Studio", delete_cache=(min(CACHE_SWEEP_S, cache_age_s), cache_age_s)) as demo:
+        with gr.Row(equal_height=True, elem_id="header"):
+            with gr.Column(scale=3, min_width=560):
+                gr.Markdown("## DLM Studio — write with a diffusion language model")
+            with gr.Column(scale=1, min_width=300):  # above the side panel, which presentation mode hides
+                present = gr.Checkbox(False, elem_id="present", label="presentation mode (large type)",
+                                      container=False)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=560), gr.Tabs(elem_id="main-tabs"):
                 with gr.Tab("Write", id="write", elem_id="tab-write"):
                     page_parts, buttons = build_write_tab()
                 with gr.Tab("Forward process", id="teach", elem_id="tab-teach", render_children=True):
-                    teach = build_teach()
-            with gr.Column(scale=1, min_width=300), gr.Tabs(elem_id="side-tabs"):
-                settings, controls, panel, history_list = build_side(pipe, buttons)
+                    teach = build_teach(pipe.model.config.T)
+            with gr.Column(scale=1, min_width=300, elem_id="side-column"), gr.Tabs(elem_id="side-tabs"):
+                settings, controls, panel, history_list = build_side(pipe, buttons, present)
         page = Page(**page_parts, state=gr.State(None), panel=panel, history=gr.State([]), history_list=history_list,
                     pinned=gr.State(None), settings=settings, teach=teach, fresh=gr.State(False))
         ed = Editor(pipe, page, keep_exports_s=cache_age_s)
@@ -208,15 +216,19 @@ def build_write_tab() -> tuple[dict, dict[str, gr.Button]]:
     alternatives = gr.Plot(label="what the model weighed", elem_id="alternatives", visible=False)
     ab_table = gr.Dataframe(headers=["run", "best text", "judge ppl", "oracle scores", "checks", "model seconds",
                                      "passes", "settings changed"],
+                            column_widths=["9%", "21%", "7%", "10%", "18%", "8%", "11%", "16%"],
                             interactive=False, elem_id="ab-table", wrap=True, visible=False, label="A / B")
     ab_plot = gr.Plot(elem_id="ab-plot", visible=False, label="A / B per step")
     ar_row = TokenRow({"html": IDLE, "cells": []}, elem_id="ar-row", visible=False)
     compare = gr.Dataframe(headers=["method", "text", "oracle scores", "judge ppl", "checks", "model seconds"],
+                           column_widths=["12%", "33%", "13%", "8%", "25%", "9%"],
                            interactive=False, elem_id="compare-table", wrap=True, visible=False,
                            label="diffusion beside left to right (the judge's own LM writes the left-to-right "
                                  "text, so the judge's perplexity flatters it)")
-    results = gr.Dataframe(headers=["#", "text", "judge ppl", "checks"], interactive=False, elem_id="results",
-                           wrap=True, label="Results")
+    # Widths shared out (and cells wrapped) so that every column fits beside the side panel: sized
+    # by their content, the columns ran past the table's edge and cut off the checks.
+    results = gr.Dataframe(headers=["#", "text", "judge ppl", "checks"], column_widths=["5%", "47%", "9%", "39%"],
+                           interactive=False, elem_id="results", wrap=True, label="Results")
     with gr.Row():
         choice = gr.Dropdown(label="result", choices=[], elem_id="choice", scale=3)
         buttons["use"] = gr.Button("Use this", elem_id="use", min_width=80)
@@ -233,7 +245,7 @@ def build_write_tab() -> tuple[dict, dict[str, gr.Button]]:
     return parts, buttons
 
 
-def build_side(pipe: Pipeline, buttons: dict[str, gr.Button]
+def build_side(pipe: Pipeline, buttons: dict[str, gr.Button], present: gr.Checkbox
                ) -> tuple[dict[str, gr.components.Component], Controls, GuidancePanel, gr.Radio]:
     """The side panel's tabs: the settings, the guidance panel, the session's history; so that
     they never push the results down."""
@@ -248,7 +260,6 @@ def build_side(pipe: Pipeline, buttons: dict[str, gr.Button]
         compare = gr.Checkbox(False, elem_id="compare", label="compare with left-to-right (FUDGE)")
         speed = gr.Slider(1, MAX_SPEED, value=DEFAULT_SPEED, step=1, elem_id="speed",
                           label="playback speed (steps per second)")
-        present = gr.Checkbox(False, elem_id="present", label="presentation mode (large type)")
     with gr.Tab("Guidance", id="guidance", elem_id="tab-guidance", render_children=True):
         panel = build_panel(pipe)
     with gr.Tab("History", id="history", elem_id="tab-history", render_children=True):
@@ -328,47 +339,90 @@ def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int
 
 
 def connect_teaching(ed: Editor, page: Page, controls: Controls, concurrency: int) -> None:
-    """The forward-process tab's events."""
+    """The forward-process tab's events. The events that read the t slider take its raw value
+    (`preprocess=False`): the handlers check it and refuse a time outside 0..T with the tab's own
+    message, where Gradio's bounds check would answer with an error of its own."""
     teach, teacher = page.teach, ed.teach
+    raw = {"preprocess": False}
     teach.noise_btn.click(teacher.noise, [teach.text, page.settings["seed"]],
                           [teach.state, teach.msg, teach.row, teach.plot, teach.t], api_name="forward")
-    teach.t.release(teacher.at, [teach.t, teach.state], [teach.row, teach.plot], api_name="forward_at")
+    teach.t.release(teacher.at, [teach.t, teach.state], [teach.row, teach.plot, teach.t, teach.msg],
+                    api_name="forward_at", **raw)
+    # Play streams the row and the slider alone (a plot every step would hold it below the pace
+    # asked); the plot follows once Play ends or is stopped.
     playing = teach.play_btn.click(teacher.play, [teach.state, teach.t, controls.speed],
-                                   [teach.row, teach.plot, teach.t, teach.msg], api_name="forward_play",
-                                   show_progress="hidden")
+                                   [teach.row, teach.t, teach.msg], api_name="forward_play",
+                                   show_progress="hidden", **raw)
+    playing.then(teacher.plot, [teach.state], [teach.plot], api_visibility="private", show_progress="hidden")
     denoising = teach.denoise_btn.click(teacher.denoise, [teach.state, teach.t, page.settings["steps"], controls.speed],
-                                        [teach.row, teach.msg, teach.denoised], api_name="denoise_from_here",
-                                        concurrency_limit=concurrency, concurrency_id="model", show_progress="minimal")
+                                        [teach.row, teach.msg, teach.denoised, teach.t], api_name="denoise_from_here",
+                                        concurrency_limit=concurrency, concurrency_id="model", show_progress="minimal",
+                                        **raw)
     drawing = denoising.success(teacher.show_denoising, [teach.denoised], [teach.row, teach.msg],
                                 api_name="denoise_play", show_progress="hidden", concurrency_limit=None)  # sleeps only
     teach.denoise_btn.click(None, cancels=[drawing])  # a new run's playback replaces the last one's
-    teach.stop_btn.click(None, cancels=[playing, denoising, drawing])
+    teach.stop_btn.click(None, cancels=[playing, denoising, drawing]).then(
+        teacher.plot, [teach.state], [teach.plot], api_visibility="private", show_progress="hidden")
 
 
-def build_teach() -> TeachPanel:
-    """The forward-process tab's components (its events are joined in `build`)."""
+def build_teach(T: int) -> TeachPanel:
+    """The forward-process tab's components (its events are joined in `build`); `T`: the model's
+    schedule, the t slider's range."""
     gr.Markdown("Type a sentence, press **Noise it**, then drag **t** (or press **Play**) and watch it dissolve "
                 "into noise: each cell shows the word nearest its noisy latent and how far that latent has "
-                "drifted from its word's vector. **Denoise from here** runs the model back from the chosen t.")
+                "drifted from its word's vector. **Denoise from here** runs the model back from the chosen t.",
+                elem_id="teach-intro")
     text = gr.Textbox("The Eagle is a cheap coffee shop near the river .", label="sentence", elem_id="teach-text")
     with gr.Row():
         noise_btn = gr.Button("Noise it", variant="primary", elem_id="teach-noise", min_width=90)
         play = gr.Button("Play", elem_id="teach-play", min_width=70)
         denoise = gr.Button("Denoise from here", elem_id="teach-denoise", min_width=140)
         stop = gr.Button("Stop", elem_id="teach-stop", min_width=70)
-    t = gr.Slider(0, 1, value=0, step=1, label="t (noise grows to the right)", elem_id="teach-t", interactive=False)
+    t = gr.Slider(0, T, value=0, step=slider_step(T), elem_id="teach-t", interactive=False,
+                  label=f"t: the noise, from 0 (the clean sentence) to T = {T} (pure noise)")
     msg = gr.HTML(elem_id="teach-message")
     row = TokenRow({"html": '<div class="empty">press Noise it</div>', "cells": []}, elem_id="teach-row")
     plot = gr.Plot(label="latents", elem_id="teach-plot")
     return TeachPanel(text, msg, row, t, plot, gr.State(None), gr.State(None), noise_btn, play, denoise, stop)
 
 
-PRESENT_JS = "(on) => { document.body.classList.toggle('present', !!on); return []; }"
+# Presentation mode: large type for a projector. The side panel steps aside (its settings stay as
+# set), so the rows have the page's width, and the forward-process tab's instructions go. Each row
+# keeps to one line: its type starts at 30 px and shrinks (to 16 px at the least) until its cells fit
+# the row's width; then it may wrap. The fit is made again whenever a row is drawn anew, changes size
+# (a tab shown) or the window is resized.
+PRESENT_JS = """(on) => {
+  document.body.classList.toggle('present', !!on);
+  if (!window.__presentFit) {
+    const ROWS = ['token-row', 'teach-row', 'pinned-row', 'ar-row'];
+    const fit = () => {
+      if (!document.body.classList.contains('present')) return;
+      for (const row of document.querySelectorAll(ROWS.map(id => `#${id} .row`).join(', '))) {
+        const cells = row.querySelectorAll('.cell');
+        let size = 30;
+        row.style.setProperty('--present-size', `${size}px`);
+        while (cells.length && size > 16 && cells[cells.length - 1].offsetTop > cells[0].offsetTop) {
+          size -= 1;
+          row.style.setProperty('--present-size', `${size}px`);
+        }
+      }
+    };
+    window.__presentFit = fit;
+    new MutationObserver(fit).observe(document.body, {subtree: true, childList: true});
+    const resized = new ResizeObserver(() => requestAnimationFrame(fit));
+    for (const id of ROWS) { const el = document.getElementById(id); if (el) resized.observe(el); }
+    window.addEventListener('resize', fit);
+  }
+  window.__presentFit();
+  return [];
+}"""
 PAGE_CSS = """
-body.present .cell { font-size: 30px !important; padding: 10px 16px !important; }
+body.present #side-column { display: none !important; }
+body.present .cell { font-size: var(--present-size, 30px) !important; padding: 8px 12px !important; }
 body.present .status { font-size: 20px !important; }
 body.present .caption { font-size: 26px !important; }
 body.present #template textarea, body.present #teach-text textarea { font-size: 24px !important; }
+body.present #teach-intro { display: none; }
 """
 
 

@@ -6,6 +6,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 COLOURS = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]  # one per score, in both A and B
+# the line at the step shown (the end of a finished run): dark grey and dashed, unlike every score's colour
+STEP_LINE = {"line_color": "#3b3b3b", "line_dash": "dash", "line_width": 2}
 
 
 def visible_positions(sample: dict) -> list[int]:
@@ -66,12 +68,12 @@ def step_scores(sample: dict) -> dict[str, list[float | None]]:
 def scores(record: dict, sample: dict, step: int | None = None) -> go.Figure:
     fig = go.Figure()
     steps = list(range(1, record["steps"] + 1))
-    for name, values in step_scores(sample).items():
-        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=name))
+    for i, (name, values) in enumerate(step_scores(sample).items()):
+        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=name, line={"color": COLOURS[i % len(COLOURS)]}))
     fig.update_layout(title="Scores per step", xaxis_title="denoising step", yaxis_range=[0, 1.02],
                       legend={"orientation": "h", "y": -0.25}, margin={"t": 40, "l": 50, "r": 10})
     if step is not None:
-        fig.add_vline(x=step + 1, line_color="#c0392b", line_width=2)
+        fig.add_vline(x=step + 1, **STEP_LINE)
     return fig
 
 
@@ -140,7 +142,7 @@ def noising_plot(record: dict, index: int) -> go.Figure:
 
 def ab_figure(a: dict, b: dict, step_a: int, step_b: int) -> go.Figure:
     """Pinned run A beside run B: each one's per-step scores (confidence, settled, guide beliefs),
-    with a line at the step each one is shown at."""
+    with a line at the step each one is shown at (STEP_LINE, in no score's colour)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("A (pinned)", "B (this run)"), shared_yaxes=True)
     for col, (run, step) in enumerate(((a, step_a), (b, step_b)), start=1):
         record = run["record"]
@@ -148,7 +150,7 @@ def ab_figure(a: dict, b: dict, step_a: int, step_b: int) -> go.Figure:
         for i, (name, values) in enumerate(step_scores(record["samples"][0]).items()):
             fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=name, legendgroup=name,
                                      showlegend=col == 1, line={"color": COLOURS[i % len(COLOURS)]}), row=1, col=col)
-        fig.add_vline(x=step + 1, line_color="#c0392b", line_width=2, row=1, col=col)
+        fig.add_vline(x=step + 1, **STEP_LINE, row=1, col=col)
     fig.update_layout(title="A / B: scores per step", yaxis_range=[0, 1.02], legend={"orientation": "h", "y": -0.25},
                       margin={"t": 60, "l": 50, "r": 10}, height=340)
     return fig

@@ -26,6 +26,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 90
+APPS: dict[str, App] = {}  # the running app of each `app_url` (its log and files), by its URL
 
 
 def free_port() -> int:
@@ -106,9 +107,11 @@ def app_url() -> Iterator[str]:
     """URL of a freshly started editor on a free port; the process is stopped after the module, and
     its temporary folder removed once the app is shown to have removed its exports itself."""
     app = start_app()
+    APPS[app.url] = app
     try:
         yield app.url
     finally:
+        APPS.pop(app.url, None)
         status = stop_app(app)
         left = app.exports()
         shutil.rmtree(app.tmp, ignore_errors=True)

@@ -24,7 +24,7 @@ from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
 from engine.pipeline import Pipeline
 from engine.request import Request
-from tests.server import ROOT, app_url  # noqa: F401  (a fixture)
+from tests.server import APPS, ROOT, app_url  # noqa: F401  (a fixture)
 
 BUNDLED_T = json.loads((ROOT / "assets/model/denoiser.json").read_text())["config"]["T"]  # the app's schedule
 
@@ -255,7 +255,8 @@ def test_api_arguments_keep_their_names_and_defaults(client):
                           "fluency", *weights, "reads"]
     assert vary["vary_strength"] == DEFAULT_VARY_STRENGTH
     assert list(arguments("/play")) == ["value", "speed"] and list(arguments("/forward")) == ["sentence", "seed"]
-    assert list(arguments("/denoise_from_here")) == ["index", "steps", "speed"] and arguments("/denoise_play") == {}
+    assert list(arguments("/denoise_from_here")) == ["t", "steps", "speed"] and arguments("/denoise_play") == {}
+    assert arguments("/forward_at") == {"t": 0} and list(arguments("/forward_play")) == ["t", "speed"]
 
 
 @pytest.fixture(scope="module")
@@ -353,13 +354,65 @@ def test_load_run_replays_an_exported_file(client, tmp_path):
 def test_forward_process_and_denoise_from_here(client):
     shown = client.predict(SENTENCE, 4, api_name="/forward")
     row, plot, t = shown[1], shown[2], shown[3]
-    assert "clean sentence" in row["html"] and t["maximum"] == 50 and "Latents at t = 0" in json.dumps(plot)
-    middle = client.predict(20, api_name="/forward_at")
+    assert "clean sentence" in row["html"] and t["value"] == 0 and "Latents at t = 0" in json.dumps(plot)
+    middle = client.predict(BUNDLED_T * 2 // 5, api_name="/forward_at")  # t on the schedule's 0..T, as the slider
     t_shown = int(re.search(r'<b class="t">(\d+)</b>', middle[0]["html"]).group(1))
-    assert t_shown == round(20 * BUNDLED_T / 50)
-    first, started = client.predict(20, 50, 60, api_name="/denoise_from_here")  # the run, in a model slot
+    assert t_shown == middle[2] == BUNDLED_T * 2 // 5 and middle[3] == ""
+    refused = client.predict(BUNDLED_T + 1, api_name="/forward_at")
+    assert f"t must be a number from 0 to {BUNDLED_T}" in refused[3] and refused[2] == t_shown
+    first, started, _ = client.predict(t_shown, 50, 60, api_name="/denoise_from_here")  # the run, in a model slot
     assert f"denoising from t = {t_shown}" in started and 'data-step="0"' in first["html"]
     job = client.submit(api_name="/denoise_play")  # its steps drawn at 60 a second, outside the model's slots
     final = final_outputs(job)
     assert f"denoised from t = {t_shown} in 20 steps" in final[1]
     assert len(job.outputs()) == 20 and 'data-step="19"' in job.outputs()[-2][0]["html"]
+
+
+# --- raw HTTP calls, as any language makes them ---------------------------------------------
+def raw_call(app_url: str, name: str, data: list) -> tuple[str, object]:  # noqa: F811
+    """POST /gradio_api/call/<name> with a data list, then read the event stream: its last event and data."""
+    call = f"{app_url}gradio_api/call/{name}"
+    request = urllib.request.Request(call, data=json.dumps({"data": data}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(f"{call}/{event_id}", timeout=120) as response:
+        lines = response.read().decode().splitlines()
+    events = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")]
+    payloads = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    return events[-1], json.loads(payloads[-1])
+
+
+def tracebacks(app_url: str) -> int:  # noqa: F811
+    return APPS[app_url].log.read_text().count("Traceback")
+
+
+def test_a_raw_call_with_missing_trailing_arguments_takes_their_defaults(client, app_url):  # noqa: F811
+    before = tracebacks(app_url)
+    event, data = raw_call(app_url, "write", [EAGLE, 0, 20])  # samples, seed and the rest left out
+    assert event == "complete", data
+    out = data[0]
+    assert len(out["results"]) == 4 and out["denoiser_passes"] == 20, out  # samples: the default 4
+    full = raw_call(app_url, "write", [EAGLE, 0, 20, 4, 0])[1][0]
+    assert [r["text"] for r in full["results"]] == [r["text"] for r in out["results"]], "seed: the default 0"
+    event, data = raw_call(app_url, "write", [])
+    assert event == "error" and "text" in (data.get("error") or ""), data  # the one argument with no default
+    for name in sorted(client.view_api(print_info=False, return_format="dict")["named_endpoints"]):
+        if name not in ("/generate", "/vary"):  # each writes a whole run: /write above is the same path
+            event, data = raw_call(app_url, name.lstrip("/"), [])
+            assert event == "complete" or (data or {}).get("error"), (name, event, data)
+    assert tracebacks(app_url) == before, APPS[app_url].log.read_text()[-3000:]
+
+
+@pytest.mark.parametrize(("text", "spans", "match"), [
+    ("The Eagle is a _ _ _ .", "4 60 PP", "span [4, 60] runs past the end of the template: it has 8 words"),
+    ("The Eagle is a _ _ _ .", "1 2 NP; 4 8 PP", "span [4, 8] runs past the end of the template: it has 8 words"),
+    ("Blue Spice serves ... food .", "2 30 NP", "span [2, 30] runs past the end"),
+    ("", "4 62 PP", "span [4, 62] is out of range: the model writes at most 62 words"),
+])
+def test_a_span_past_the_end_of_the_text_is_refused(client, text, spans, match):
+    for strength in (None, 0.0):  # steered or only judged: refused either way
+        out = client.predict(text or None, pos="", tree="", spans=spans, strength=strength, api_name="/write")
+        assert match in out.get("error", ""), out
+    fits = client.predict("The Eagle is a _ _ _ .", 0, 10, 1, 0, pos="", tree="", spans="4 7 PP", api_name="/write")
+    assert "error" not in fits, fits

@@ -354,5 +354,50 @@ def test_layout_has_no_dead_space_at_projector_and_desktop_sizes(browser, app_ur
         context.close()
 
 
+def unreadable_columns(page: Page, table: str) -> list[str]:
+    """The header and first-row cells of a table that reach past its right edge, are narrower than a
+    short word, or cut their own text off."""
+    return page.evaluate("""(table) => {
+        const right = document.querySelector(table).getBoundingClientRect().right;
+        const cells = Array.from(document.querySelectorAll(
+            `${table} [role=columnheader], ${table} [role=gridcell][data-row="0"]`));
+        return cells.filter(c => { const box = c.getBoundingClientRect();
+                                   return box.right > right + 1 || box.width < 36
+                                          || c.scrollWidth > c.clientWidth + 1; })
+                    .map(c => `${c.innerText.trim().slice(0, 30)} (${Math.round(c.getBoundingClientRect().width)} px)`);
+    }""", table)
+
+
+@pytest.mark.parametrize("size", [(1440, 900), (1280, 720)])
+def test_every_results_column_is_readable_after_generate_and_vary(browser, app_url, size):  # noqa: F811
+    """The results table's columns, the checks with the control scores among them, all fit beside
+    the side panel: after a guided Generate and after Vary."""
+    width, height = size
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.on("request", lambda request: REQUESTS.append(request.url))
+    try:
+        page = context.new_page()
+        page.goto(app_url)
+        page.wait_for_selector("#template textarea")
+        page.click("#tab-guidance-button")
+        page.locator("#ctl-include textarea").fill("city centre")
+        page.click("#tab-settings-button")
+        rows = generate(page, EAGLE, steps=20)
+        assert "include" in rows[0][3], rows[0]
+        assert unreadable_columns(page, "#results") == []
+        page.click("#use")
+        page.locator("#token-row .row.editing").wait_for()
+        for i in (4, 5):  # the words the run wrote in the template's blanks may change
+            page.locator(f'{EDIT_CELLS}[data-index="{i}"]').focus()
+            page.keyboard.press("Enter")
+            page.wait_for_function(f"""() => document.querySelector('{EDIT_CELLS}[data-index="{i}"]')
+                .getAttribute('aria-pressed') === 'false'""")
+        page.click("#vary")
+        wait_new_results(page, rows)
+        assert unreadable_columns(page, "#results") == []
+    finally:
+        context.close()
+
+
 def test_every_request_went_to_the_local_server(open_page, app_url):  # noqa: F811
     assert_every_request_was_local(open_page)

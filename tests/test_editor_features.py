@@ -240,24 +240,38 @@ def test_settings_the_page_cannot_take_are_left_as_they_are(editor, change, why)
 # --- the forward process --------------------------------------------------------------------
 def test_the_forward_tab_noises_plays_and_denoises_from_t(editor):
     panel = editor.teach.panel
+    T = editor.pipe.model.config.T
     shown = editor.teach.noise(SENTENCE, 2)
     state = shown[panel.state]
     assert 'data-step="0"' in shown[panel.row]["html"] and "clean sentence" in shown[panel.row]["html"]
-    assert shown[panel.t]["maximum"] == 50
-    middle = editor.teach.at(25, state)
+    assert shown[panel.t]["value"] == 0 and state["record"]["t"][-1] == T  # the slider speaks of t, 0..T
+    middle = editor.teach.at(T // 2, state)
     assert 'data-mode="noising"' in middle[panel.row]["html"] and "d = " in middle[panel.row]["html"]
-    played = list(editor.teach.play(state, 45, 60))
-    assert [p[panel.t] for p in played] == [45, 46, 47, 48, 49, 50]
-    assert "Pure noise" in played[-1][panel.row]["html"]
-    made = editor.teach.denoise(state, 25, 10, 60)  # the run, with its first step shown
-    t = state['record']['t'][25]
-    assert f"denoising from t = {t}" in made[panel.msg] and 'data-step="0"' in made[panel.row]["html"]
+    assert middle[panel.t] == T // 2 and f'<b class="t">{T // 2}</b> / {T}' in middle[panel.row]["html"]
+    assert editor.teach.at(T // 2 + 7, state)[panel.t] == T // 2  # between two shown times: the nearer
+    played = list(editor.teach.play(state, T * 45 // 50, 60))  # from the slider's time, the next step on
+    assert [p[panel.t] for p in played] == [T * i // 50 for i in range(46, 51)]
+    assert "Pure noise" in played[-1][panel.row]["html"] and all(panel.plot not in p for p in played)
+    assert "t = " + str(T) in editor.teach.plot(state)[panel.plot].layout.title.text  # the plot follows Play
+    made = editor.teach.denoise(state, T // 2, 10, 60)  # the run, with its first step shown
+    assert f"denoising from t = {T // 2}" in made[panel.msg] and 'data-step="0"' in made[panel.row]["html"]
     drawn = list(editor.teach.show_denoising(made[panel.denoised]))  # then the rest, paced, and what it wrote
-    assert len(drawn) == 4 + 1 and f"denoised from t = {t} in 5 steps" in drawn[-1][panel.msg]
+    assert len(drawn) == 4 + 1 and f"denoised from t = {T // 2} in 5 steps" in drawn[-1][panel.msg]
     assert ['data-step="4"' in d[panel.row]["html"] for d in drawn[:-1]] == [False] * 3 + [True]
     refused = editor.teach.denoise(state, 0, 10, 60)
     assert "at t = 0 there is no noise" in refused[panel.msg] and refused[panel.denoised] is None
     assert list(editor.teach.show_denoising(None)) == []
+
+
+@pytest.mark.parametrize("t", [-1, 2001, 10**9, "a lot", float("nan"), [3], True])
+def test_a_time_outside_the_schedule_is_refused_and_the_tab_stays(editor, t):
+    panel = editor.teach.panel
+    state = editor.teach.noise(SENTENCE, 2)[panel.state]
+    shown_t = editor.teach.at(800, state)[panel.t]
+    for out in (editor.teach.at(t, state), next(editor.teach.play(state, t, 60)), editor.teach.denoise(state, t)):
+        assert "t must be a number from 0 to 2000" in out[panel.msg], out
+        assert out[panel.t] == shown_t and panel.row not in out  # the slider goes back; the row stays
+    assert state["shown"] == state["record"]["t"].index(shown_t)
 
 
 @pytest.mark.parametrize(("sentence", "match"), [

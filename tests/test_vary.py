@@ -120,6 +120,20 @@ def test_the_forward_process_dissolves_the_sentence_as_t_grows(pipe):
         pipe.forward(SENTENCE, points=0)
 
 
+def test_noise_is_read_as_the_nearest_real_word_never_a_special_token(bundled):
+    """At pure noise a latent can lie nearest START, UNK, END or PAD: the forward view reads each
+    free position as the nearest word of the vocabulary, and the locked START and END stay as they are."""
+    tok = bundled.tokenizer
+    noising = bundled.forward("The Eagle is a cheap coffee shop near the river .", seed=0, points=50)
+    locked = noising.template.locked[:noising.tokens.shape[1]]
+    free = [i for i, is_locked in enumerate(locked) if not is_locked]
+    specials = {tok.pad_id, tok.unk_id, tok.start_id, tok.end_id}
+    for tokens, confidence in zip(noising.tokens.tolist(), noising.confidence.tolist(), strict=True):
+        assert not specials & {tokens[i] for i in free}, [tok.words[tokens[i]] for i in free]
+        assert all(0.0 < confidence[i] <= 1.0 for i in free)
+        assert tokens[0] == tok.start_id and tokens[len(free) + 1] == tok.end_id
+
+
 def changed_share(sentence: str, results) -> float:
     words = sentence.split()
     changed = [sum(a != b for a, b in zip(c.words, words, strict=False)) / len(words) for c in results]

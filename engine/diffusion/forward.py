@@ -4,7 +4,9 @@ Sampling runs the reverse. Here the sentence's word vectors are noised to a rang
 one draw of noise (the draw a run of the same seed starts from), and at each time every position
 is read the way the schedule alone allows: the word whose vector, scaled by sqrt(alpha_bar), lies
 nearest the noisy latent (p(w | x_t) from the distances, no network involved), how sure that
-reading is, and how far the latent has drifted from the true word's vector.
+reading is, and how far the latent has drifted from the true word's vector. A free position is
+read as a word of the vocabulary, never as PAD, UNK, START or END: under heavy noise a latent can
+lie nearest one of those, and a row of noise would then show them as if they were words.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from engine.controls.include import WordPosterior
 from engine.diffusion.sampler import Sampler
 from engine.diffusion.schedule import alpha_bar
 from engine.text.template import Template
+from engine.text.tokenizer import SPECIALS
 
 
 @dataclass
@@ -26,7 +29,7 @@ class Noising:
     template: Template  # the sentence (free positions hold its words)
     times: list[int]  # increasing, from 0 (the clean sentence)
     alpha_bar: list[float]  # signal fraction at each time
-    tokens: torch.Tensor  # [N, L] the nearest word at each position
+    tokens: torch.Tensor  # [N, L] the nearest word at each position (locked: its own token)
     confidence: torch.Tensor  # [N, L] p(nearest word | x_t)
     true_probability: torch.Tensor  # [N, L] p(the sentence's word | x_t)
     distance: torch.Tensor  # [N, L] ||x_t - e_word||: how far the latent is from its true word vector
@@ -40,7 +43,9 @@ def noising(sampler: Sampler, posterior: WordPosterior, template: Template, seed
     t = torch.tensor(times, device=x.device)
     with torch.no_grad():
         probs = posterior.log_probs(x, t).exp()
-    confidence, tokens = probs.max(-1)
+    words = probs.clone()
+    words[..., :len(SPECIALS)] = -1.0  # ids 0-3 are PAD, UNK, START, END: no word to read
+    confidence, tokens = words.max(-1)
     ids = torch.tensor(template.ids[:x.shape[1]], device=x.device)
     locked = torch.tensor(template.locked[:x.shape[1]], device=x.device)  # held at their words, as a run holds them
     true_probability = probs.gather(-1, ids.expand(len(times), -1)[..., None])[..., 0]
