@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.autoregressive.writer import WriteOptions
 from engine.cli import DEVICE_HELP, add_options, options_from, parse_weights, parser_for, run_command
 from engine.controls.guidance import GuidanceOptions
+from engine.controls.semantic import STEER_BY
 from engine.controls.targets import FILE_KINDS
 from engine.diffusion.sampler import SampleOptions
 from engine.request import METHODS
@@ -44,11 +45,17 @@ def build_parser():
     c.add_argument("--kind", required=True, choices=FILE_KINDS)
     c.add_argument("--targets", required=True, help="target file in the format of the kind (see engine.controls)")
     c.add_argument("--n-targets", type=int, default=50, help="use the first K targets of the file")
+    c.add_argument("--template-from", metavar="FILE",
+                   help="ask each target on a template: line n of FILE (a POS, spans or compose file) gives target "
+                        "n's sentence, blanked but for 2 to 4 words (never one the target asks for)")
     c.add_argument("--samples-per-target", type=int, default=1)
     c.add_argument("--candidates", type=int, default=None,
                    help="draw this many per sample kept, the best kept by the pipeline's ranking (checks, the "
                         "control's oracle, then the judge), as the editor and engine.generate do (default: "
                         "the controls' own; 1 is the paper's protocol)")
+    c.add_argument("--steer-meaning", choices=STEER_BY,
+                   help="steer every semantic value by its classifier label, the word posterior towards its words, "
+                        "or both (default: each field's measured way)")
     c.add_argument("--no-guidance", action="store_true", help="free samples, no control at all (chance level)")
     c.add_argument("--weights", default="", help="composition weights, e.g. pos=1,semantic=2")
     c.add_argument("--batch", type=int, default=32)

@@ -29,7 +29,7 @@ from engine.autoregressive.prompts import opening as left_opening
 from engine.autoregressive.writer import Passes, Written
 from engine.autoregressive.writer import write as write_left_to_right
 from engine.controls import KINDS
-from engine.controls.base import Control
+from engine.controls.base import Control, Steering
 from engine.controls.classifier import ControlClassifier, classifier_path, load_classifier
 from engine.controls.guidance import Guidance
 from engine.controls.include import WordPosterior
@@ -78,6 +78,17 @@ def check_device(name: str) -> torch.device:
     elif device.type != "cpu":
         raise ConfigError(f"device {name!r}: the engine runs on cpu or cuda")
     return device
+
+
+def distinct_first(ranked: list[Candidate]) -> list[Candidate]:
+    """`ranked` with every repeat of a text ranked above it moved to the end (in their order): a
+    request for four samples shows four different sentences when it drew them."""
+    seen: set[str] = set()
+    first, repeats = [], []
+    for candidate in ranked:
+        (repeats if candidate.text in seen else first).append(candidate)
+        seen.add(candidate.text)
+    return first + repeats
 
 
 @dataclass
@@ -157,9 +168,12 @@ class Pipeline:
             self.classifiers[kind] = load_classifier(self.directory, kind).to(self.device)
         return self.classifiers[kind]
 
-    def control_source(self, kind: str) -> ControlClassifier | WordPosterior | None:
-        """What steers a control of `kind`: its trained classifier, else the denoiser's word posterior."""
+    def control_source(self, kind: str) -> ControlClassifier | Steering | WordPosterior | None:
+        """What steers a control of `kind`: its trained classifier (with the denoiser's word posterior
+        for a kind whose targets are words), else the word posterior alone."""
         if KINDS[kind].trained:
+            if KINDS[kind].words_steer:
+                return Steering(self.classifier(kind), self.word_posterior)
             return self.classifier(kind)
         return self.word_posterior if KINDS[kind].steers else None
 
@@ -376,7 +390,7 @@ class Pipeline:
         groups: list[list[Candidate]] = [[] for _ in range(max(plan.prompt_rows) + 1)]
         for candidate in candidates:
             groups[plan.prompt_rows[candidate.row]].append(candidate)
-        return [sorted(group, key=order)[:keep] for group in groups]
+        return [distinct_first(sorted(group, key=order))[:keep] for group in groups]
 
     def checks(self, template: Template, words: list[str]) -> dict[str, bool]:
         """Independent checks on finished words (string comparison, not the model's beliefs)."""

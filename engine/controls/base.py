@@ -89,6 +89,9 @@ class ControlKind:
     weight: float = 1.0  # default weight when combined with other controls
     guidance: dict = field(default_factory=dict)  # its measured guidance setting (GuidanceOptions fields)
     candidates: int = 1  # rows drawn per sample kept by default, the best by the ranking (its oracle, the judge)
+    # True: a trained kind whose targets are also words, so its diffusion control takes the denoiser's word
+    # posterior beside its classifier (Pipeline.control_source hands it a `Steering`)
+    words_steer: bool = False
 
     @property
     def trained(self) -> bool:
@@ -99,6 +102,14 @@ class ControlKind:
     def future_network(self) -> type[ControlClassifier] | None:
         """The network of its FUDGE future discriminator (engine.autoregressive); None: FUDGE cannot steer it."""
         return self.discriminator or self.classifier
+
+
+@dataclass(frozen=True)
+class Steering:
+    """What steers a kind that reads both a classifier and the denoiser's word posterior."""
+
+    classifier: ControlClassifier
+    posterior: Any  # engine.controls.include.WordPosterior
 
 
 @dataclass

@@ -45,6 +45,11 @@ class IncludeTarget:
     def words(self) -> list[str]:
         return [w for phrase in self.phrases for w in phrase]
 
+    @property
+    def oracle_words(self) -> list[str]:
+        """The words the oracle looks for (a template that tests this target must not lock them)."""
+        return self.words
+
 
 def include_target(phrases: Sequence[str]) -> IncludeTarget:
     words = [tuple(bounded_words(p, "a phrase to include", error=TargetError)) for p in phrases]

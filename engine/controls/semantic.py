@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.controls.base import IGNORE, ClassifierControl, ControlKind, Labels, json_value
+from engine.controls.base import IGNORE, ClassifierControl, ControlKind, Labels, Steering, json_value
 from engine.controls.classifier import ControlClassifier, LabelledCorpus
+from engine.controls.include import IncludeControl, IncludeTarget, WordPosterior
 from engine.errors import TargetError
 from engine.text.tokenizer import bounded_words
 
@@ -26,13 +27,28 @@ E2E_FIELDS = ("name", "eatType", "food", "priceRange", "customer rating", "area"
 UNJUDGEABLE_FIELDS = ("familyFriendly",)  # its values yes/no are not words a sentence contains
 # the Diffusion-LM release's spellings of E2E fields, after spaces and case are ignored
 RELEASE_FIELDS = {"type": "eatType", "price": "priceRange"}
+# How a value is steered: "classifier" (its field=value label), "words" (the denoiser's word posterior
+# towards the value's words, as the include control steers) or "both" (their log-probabilities summed).
+STEER_BY = ("classifier", "words", "both")
+# each field's default, measured on templates and free length (docs/controls.md, "Meaning: how each field steers")
+FIELD_STEERING = {field_name: "both" for field_name in E2E_FIELDS}
 
 
 @dataclass(frozen=True)
 class SemanticTarget:
     field: str  # one of E2E_FIELDS
     value: str  # words separated by single spaces, e.g. "city centre"
+    steer: str = field(default="", compare=False)  # one of STEER_BY; "": the field's (FIELD_STEERING)
     kind: ClassVar[str] = "semantic"
+
+    @property
+    def oracle_words(self) -> list[str]:
+        """The words the oracle looks for (a template that tests this target must not lock them)."""
+        return self.value.split()
+
+    @property
+    def steered_by(self) -> str:
+        return self.steer or FIELD_STEERING[self.field]
 
     @property
     def label(self) -> str:
@@ -97,8 +113,30 @@ def mentions(words: Sequence[str], value: str) -> bool:
     return any(have[i:i + len(wanted)] == wanted for i in range(len(have) - len(wanted) + 1))
 
 
+@dataclass
 class SemanticControl(ClassifierControl):
-    name = "semantic"  # each row holds a tuple of targets
+    """Each row holds a tuple of targets. A value steers through the classifier's field=value label,
+    the word posterior towards its words, or both (`SemanticTarget.steered_by`); without a word
+    posterior (a FUDGE discriminator steers) every value goes through the classifier."""
+
+    posterior: WordPosterior | None = None
+    word_parts: list[IncludeControl] = field(init=False)  # the k-th word-steered value of every row
+    name = "semantic"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        per_row = [[t.value for t in targets or () if self.by_words(t)] for targets in self.targets]
+        most = max(map(len, per_row), default=0)
+        self.word_parts = [
+            IncludeControl(self.posterior, [IncludeTarget((tuple(values[k].split()),)) if k < len(values) else None
+                                            for values in per_row])
+            for k in range(most)]
+
+    def by_words(self, target: SemanticTarget) -> bool:
+        return self.posterior is not None and target.steered_by != "classifier"
+
+    def by_classifier(self, target: SemanticTarget) -> bool:
+        return self.posterior is None or target.steered_by != "words"
 
     def build_labels(self) -> Labels:
         names = self.classifier.config.labels
@@ -109,12 +147,29 @@ class SemanticControl(ClassifierControl):
                     known = sorted(v.split("=", 1)[1] for v in names if v.startswith(target.field + "="))
                     raise TargetError(f"unknown value {target.value!r} for {target.field}: the classifier "
                                       f"knows {', '.join(known) or 'no value of that field'}")
-                values[row, self.label_index(target.label)] = 1
+                if self.by_classifier(target):
+                    values[row, self.label_index(target.label)] = 1
         return Labels({"values": values}, claimed=("values",))
+
+    def log_prob(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        total = super().log_prob(x_t, t)
+        for part in self.word_parts:
+            total = total + part.log_prob(x_t, t)
+        return total
+
+    def claims(self) -> torch.Tensor:
+        return sum((part.claims() for part in self.word_parts), super().claims().float())
 
     def evaluate(self, words: Sequence[Sequence[str]]) -> list[float | None]:
         return [sum(mentions(row, t.value) for t in targets) / len(targets) if targets else None
                 for targets, row in zip(self.targets, words, strict=True)]
+
+
+def semantic_control(source: ControlClassifier | Steering, targets: list, weight: float) -> SemanticControl:
+    """The control for `targets`, steered by a classifier alone (FUDGE) or with the word posterior too."""
+    if isinstance(source, Steering):
+        return SemanticControl(source.classifier, targets, weight, posterior=source.posterior)
+    return SemanticControl(source, targets, weight)
 
 
 class SemanticClassifier(ControlClassifier):
@@ -160,6 +215,6 @@ KIND = ControlKind(
     from_compose=lambda raw: semantic_target(raw["attr"]),
     write_target=lambda example: json.dumps(example.meaning.tokens(), ensure_ascii=False),
     compose_entry=lambda example: {"attr": example.meaning.tokens()}, file_name="semantic.jsonl",
-    control=SemanticControl, classifier=SemanticClassifier, many=True, choices_from_classifier=True,
-    guidance={"strength": 1.0, "t_min": 0.7}, candidates=4,  # measured: docs/controls.md, "Defaults per kind"
+    control=semantic_control, classifier=SemanticClassifier, many=True, choices_from_classifier=True, words_steer=True,
+    guidance={"strength": 2.0}, candidates=4,  # measured: docs/controls.md, "Defaults per kind"
 )

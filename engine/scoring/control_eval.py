@@ -16,18 +16,27 @@ editor ranks them (independent checks, the control's own oracle, then the judge)
 gets, not the paper's protocol of one draw per sample. --method fudge writes left to right with
 the autoregressive LM, steered by FUDGE's future discriminators, and --method ar without control:
 the same targets, oracles, judge and cost figures (passes per network, seconds per sample).
+
+--template-from FILE asks each target on a template, as a writer uses the editor: line n of FILE
+(any line with a `words_` list: the POS, spans and compose files) gives target n's sentence, blanked
+but for 2 to 4 of its words (and a closing punctuation mark), never a word the target's oracle
+looks for. `success_by_field` splits semantic success by the field asked.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from statistics import mean, quantiles
 
 from engine.autoregressive.writer import WriteOptions
 from engine.controls import KINDS
+from engine.controls.base import NOT_WORDS, json_value, word_list
 from engine.controls.guidance import GuidanceOptions
-from engine.controls.targets import TargetLine, Unusable, scan_targets
+from engine.controls.targets import TargetLine, Unusable, file_lines, scan_targets
 from engine.diffusion.checkpoint import read_json
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError, TargetError
@@ -35,6 +44,8 @@ from engine.pipeline import Pipeline
 from engine.request import Prompt, Request
 from engine.scoring.judge import Judge
 from engine.text.tokenizer import Tokenizer
+
+LOCKED_WORDS = (2, 4)  # a template made from a target's sentence keeps this many of its words (at random)
 
 
 def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance: GuidanceOptions,
@@ -45,29 +56,26 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
     pipe = Pipeline.load(args.model, device=args.device)
     judge = Judge.other_or(args.fluency_judge, pipe.judge, pipe.tokenizer)
     read, unusable = scan_targets(args.kind, args.targets, limit=args.n_targets)
+    if args.steer_meaning:  # every meaning target steered one way, for measuring the ways against each other
+        read = [replace(line, targets=tuple(replace(t, steer=args.steer_meaning) if hasattr(t, "steer") else t
+                                            for t in line.targets)) for line in read]
     sampling.record_latents = False
-    lines = []
     method = "ar" if args.no_guidance and args.method == "fudge" else args.method
-    for line in read:  # what only the model can refuse (a value its classifier lacks, a length it cannot write)
-        try:
-            pipe.check(Request(prompts=(Prompt(targets=line.targets),), samples=1, sampling=sampling,
-                               steer=not args.no_guidance, method=method))
-            lines.append(line)
-        except EngineError as exc:
-            unusable.append(Unusable(line.line, str(exc)))
+    prompts = usable_prompts(pipe, read, unusable, args, sampling=sampling, method=method)
+    lines = [line for line in read if line.line in prompts]
     total = len(lines) + len(unusable)
     if not lines:
         raise TargetError(f"{args.targets}: none of its {total} targets can be used, e.g. line "
                           f"{unusable[0].line}: {unusable[0].reason}")
-    requests = [Request(prompts=(Prompt(targets=line.targets),), samples=spt, candidates=args.candidates,
+    requests = [Request(prompts=(prompts[line.line],), samples=spt, candidates=args.candidates,
                         steer=not args.no_guidance, method=method) for line in lines]
     drawn = max(request.drawn(request.prompts[0]) for request in requests)
     per_batch = max(1, args.batch // (spt * drawn))
-    samples, per_target, by_control, passes = [], [], {}, {}
+    samples, per_target, by_control, by_field, passes = [], [], {}, {}, {}
     seconds = batches = 0
     for first in range(0, len(lines), per_batch):
         batch = lines[first:first + per_batch]
-        result = pipe.run(Request(prompts=tuple(Prompt(targets=line.targets) for line in batch), samples=spt,
+        result = pipe.run(Request(prompts=tuple(prompts[line.line] for line in batch), samples=spt,
                                   candidates=args.candidates, seed=args.seed + first * spt, sampling=sampling,
                                   guidance=guidance, weights=weights, steer=not args.no_guidance, method=method,
                                   writing=writing))
@@ -77,8 +85,13 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
         batches += 1
         for line, group in zip(batch, result.ranked, strict=True):
             per_target.append(mean(mean(c.control_scores.values()) for c in group))
+            for target in line.targets:
+                if hasattr(target, "field"):
+                    by_field.setdefault(target.field, []).append(per_target[-1])
             for c in group:
-                samples.append({"target": line.raw, "text": c.text, "words": c.words, "scores": c.control_scores})
+                template = prompts[line.line].template
+                samples.append({"target": line.raw, **({"template": template} if template else {}),
+                                "text": c.text, "words": c.words, "scores": c.control_scores})
                 for name, value in c.control_scores.items():
                     by_control.setdefault(name, []).append(value)
     report = {
@@ -95,13 +108,71 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
         "n_targets": total, "n_used": len(lines), "samples_per_target": spt, "candidates": drawn,
         "settings": {**method_settings(method, sampling, guidance, writing, lines), "weights": weights,
                      "batch": args.batch, "seed": args.seed, "targets": str(args.targets),
-                     "model": str(pipe.directory)},
+                     "template_from": args.template_from and str(args.template_from),
+                     "model": pipe.directory.name},
         "samples": samples,
     }
-    # success_by_control below: over the targets used
+    # success_by_control and success_by_field below: over the targets used
+    if by_field:
+        report["success_by_field"] = {k: {"success": round(mean(v), 4), "targets": len(v)}
+                                      for k, v in sorted(by_field.items())}
     if len(by_control) > 1:
         report["success_by_control"] = {k: round(mean(v), 4) for k, v in by_control.items()}
     return report
+
+
+def usable_prompts(pipe: Pipeline, read: list[TargetLine], unusable: list[Unusable], args: argparse.Namespace, *,
+                   sampling: SampleOptions, method: str) -> dict[int, Prompt]:
+    """{line: its prompt} of the target lines the model can serve (with --template-from, on a
+    template from that line's sentence); each line it refuses (a value its classifier lacks, a
+    length it cannot write) joins `unusable` with the reason."""
+    sentences = sentences_by_line(args.template_from) if args.template_from else None
+    prompts = {}
+    for line in read:
+        try:
+            prompt = Prompt(targets=line.targets)
+            if sentences is not None:
+                if line.line not in sentences:
+                    raise TargetError(f"{args.template_from} has no sentence (words_) on line {line.line}")
+                prompt = Prompt(template=blanked(sentences[line.line], line.targets, pipe.tokenizer,
+                                                 random.Random(args.seed * 100_003 + line.line)),
+                                targets=line.targets)
+            pipe.check(Request(prompts=(prompt,), samples=1, sampling=sampling, steer=not args.no_guidance,
+                               method=method))
+            prompts[line.line] = prompt
+        except EngineError as exc:
+            unusable.append(Unusable(line.line, str(exc)))
+    return prompts
+
+
+def sentences_by_line(path: Path | str) -> dict[int, list[str]]:
+    """{line number: the sentence} of a target file whose lines hold a `words_` list (START, END and
+    the newline entry dropped); lines without one are left out."""
+    path = Path(path)
+    if not path.is_file():
+        raise TargetError(f"template file not found: {path}")
+    sentences = {}
+    with path.open("rb") as file:
+        for number, text in file_lines(file):
+            if isinstance(text, str) and text.strip().startswith("{"):
+                raw = json_value(text)
+                words = [w for w in word_list(raw.get("words_")) if w not in NOT_WORDS]
+                if words:
+                    sentences[number] = words
+    return sentences
+
+
+def blanked(words: Sequence[str], targets: Sequence, tokenizer: Tokenizer, rng: random.Random) -> str:
+    """`words` as a template that keeps 2 to 4 of them (chosen by `rng`, each known to the model and not
+    one the targets' oracles look for) and a closing punctuation mark, with `_` for every other word."""
+    asked = {w.lower() for target in targets for w in getattr(target, "oracle_words", ())}
+    last = len(words) - 1 if words[-1] in (".", "!", "?") else None
+    open_ = [i for i, w in enumerate(words) if i != last and w in tokenizer and w.lower() not in asked
+             and any(ch.isalnum() for ch in w)]
+    kept = set(rng.sample(open_, min(len(open_), rng.randint(*LOCKED_WORDS))))
+    if last is not None:
+        kept.add(last)
+    return " ".join(w if i in kept else "_" for i, w in enumerate(words))
 
 
 def rescore(reports: list[str], judge_dir: str) -> dict:

@@ -2,15 +2,16 @@
 
 Free samples and infills of n valid sentences (evenly spread over the file), with four blank
 patterns (BLANK_PATTERNS: the middle third, the first words, the last words before the final
-punctuation, three scattered single words), are scored by the fluency judge's perplexity (beside
-the same figure for the real sentences), well-formedness, copying from the training set, diversity
+punctuation, three scattered single words), are scored by the fluency judge's perplexity (beside the
+same figure for the real sentences), well-formedness, copying from the training set, diversity
 (distinct-2), how many locked words were kept and how often a locked name comes back in the fill.
-The `infill_best_of_N` figures draw N candidates per middle-third infill and keep the best by the
-pipeline's ranking. With --method ar the same blanks are filled left to right by the
-autoregressive LM from the words before the first blank (the paper's "left-only" baseline): it
-cannot see the words after it, so `locked_kept` says how many it still wrote in place, and
-`joined_judge_ppl` scores its fill with the locked words put back (how it joins its right
-context; for diffusion, which keeps them, it equals `judge_ppl`).
+`distinct_results` counts the different texts among the 4 results of one request (free text and
+middle-third infills, a quarter of --n requests each). The `infill_best_of_N` figures draw N
+candidates per middle-third infill and keep the best by the pipeline's ranking. With --method ar the
+same blanks are filled left to right by the autoregressive LM from the words before the first blank
+(the paper's "left-only" baseline): it cannot see the words after it, so `locked_kept` says how many
+it still wrote in place, and `joined_judge_ppl` scores its fill with the locked words put back (how
+it joins its right context; for diffusion, which keeps them, it equals `judge_ppl`).
 """
 
 from __future__ import annotations
@@ -78,6 +79,18 @@ def best_of(pipe: Pipeline, templates: list[Template], options: dict, *, seed: i
     return best, tokens, seconds
 
 
+def distinct_results(pipe: Pipeline, templates: list[Template], options: dict, *, seed: int,
+                     samples: int = 4) -> dict:
+    """How many different texts a request for `samples` results returns, per request (one request per
+    template, as the editor sends them): the mean, and the share of requests with all different."""
+    counts = []
+    for i, template in enumerate(templates):
+        result = pipe.run(Request(prompts=(Prompt(template),), samples=samples, seed=seed + i, **options))
+        counts.append(len({c.text for c in result.best}))
+    return {"samples": samples, "requests": len(counts), "mean_distinct": round(sum(counts) / len(counts), 3),
+            "all_distinct": round(sum(c == samples for c in counts) / len(counts), 3)}
+
+
 def joined(template: Template, words: list[str], tokenizer: Tokenizer) -> list[str]:
     """The words with every locked word put back at its place: how a fill that did not keep them
     (left-to-right writing, which cannot see past a blank) reads beside its right context."""
@@ -127,6 +140,10 @@ def quality(args: argparse.Namespace, sampling: SampleOptions, writing: WriteOpt
     for pattern, templates in blanked.items():
         name = "infill" if pattern == "middle" else f"infill_{pattern}"
         report[name], texts[name] = score(pipe, templates, args, options, train=train, judge=judge)
+    requests = max(1, args.n // 4)  # a request per template, as the editor sends them
+    report["distinct_results"] = {
+        "free": distinct_results(pipe, [free_template(pipe.seq_len)] * requests, options, seed=args.seed),
+        "infill": distinct_results(pipe, blanked["middle"][:requests], options, seed=args.seed)}
     if args.candidates > 1:
         best = f"infill_best_of_{args.candidates}"
         report[best], texts[best] = score(pipe, blanked["middle"], args, options, train=train, judge=judge,
