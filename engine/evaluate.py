@@ -53,6 +53,7 @@ def build_parser():
                    help="draw this many per sample kept, the best kept by the pipeline's ranking (checks, the "
                         "control's oracle, then the judge), as the editor and engine.generate do (default: "
                         "the controls' own; 1 is the paper's protocol)")
+    c.add_argument("--template", help="ask every target on this template (\"_ _ _ is a _ _ near _ _ .\")")
     c.add_argument("--steer-meaning", choices=STEER_BY,
                    help="steer every semantic value by its classifier label, the word posterior towards its words, "
                         "or both (default: each field's measured way)")

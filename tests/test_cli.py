@@ -134,6 +134,34 @@ def test_evaluate_control_reports_success_fluency_cost_and_samples(control_model
     assert free["classifier_passes_per_sample"] == 0 and free["passes_per_sample"] == 6
 
 
+def test_evaluate_control_asks_each_target_on_a_template_from_its_sentence(control_model, tmp_path):
+    targets, sentences = tmp_path / "semantic.jsonl", tmp_path / "compose.jsonl"
+    targets.write_text('["food", ":", "Italian"]\n["eatType", ":", "pub"]\n["food", ":", "French"]\n')
+    sentences.write_text('{"words_": ["Alimentum", "serves", "Italian", "food", "and", "is", "a", "pub", "."]}\n'
+                         '{"words_": ["Strada", "is", "a", "pub", "near", "Burger", "King", "."]}\n'
+                         '["no", "sentence"]\n')
+    base = ("engine.evaluate", "control", "--kind", "semantic", "--targets", str(targets), "--steps", "4",
+            "--model", str(control_model))
+    proc = run(*base, "--template-from", str(sentences))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["n_used"] == 2 and [u["line"] for u in report["unusable"]] == [3]
+    assert "has no sentence (words_) on line 3" in report["unusable"][0]["reason"]
+    for sample, length, asked in zip(report["samples"], (9, 8), ("Italian", "pub"), strict=True):
+        template = sample["template"].split()
+        assert len(template) == length == len(sample["text"].split()) and template[-1] == "."
+        assert 2 <= sum(w != "_" for w in template[:-1]) <= 4 and asked not in template
+        kept = [(i, w) for i, w in enumerate(template) if w != "_"]
+        assert all(sample["text"].split()[i] == w for i, w in kept)  # the template's words stay
+    assert set(report["success_by_field"]) == {"food", "eatType"}
+    proc = run(*base, "--template", "_ is a _ near _ _ .")
+    assert proc.returncode == 0, proc.stderr
+    samples = json.loads(proc.stdout)["samples"]
+    assert len(samples) == 3 and all(s["text"].split()[1:3] == ["is", "a"] for s in samples)
+    proc = run(*base, "--template", "_ .", "--template-from", str(sentences))
+    assert proc.returncode == 2 and "choose one" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_evaluate_control_reports_each_unusable_line_and_goes_on(control_model, tmp_path):
     targets = tmp_path / "semantic.jsonl"
     targets.write_text('["food", ":", "Italian"]\n["food", ":", "Italian"\n["name", ":", "The", "Blue", "Lantern"]\n')

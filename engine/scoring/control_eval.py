@@ -20,7 +20,8 @@ the same targets, oracles, judge and cost figures (passes per network, seconds p
 --template-from FILE asks each target on a template, as a writer uses the editor: line n of FILE
 (any line with a `words_` list: the POS, spans and compose files) gives target n's sentence, blanked
 but for 2 to 4 of its words (and a closing punctuation mark), never a word the target's oracle
-looks for. `success_by_field` splits semantic success by the field asked.
+looks for. --template TEXT asks every target on that one template instead. `success_by_field`
+splits semantic success by the field asked.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
         "n_targets": total, "n_used": len(lines), "samples_per_target": spt, "candidates": drawn,
         "settings": {**method_settings(method, sampling, guidance, writing, lines), "weights": weights,
                      "batch": args.batch, "seed": args.seed, "targets": str(args.targets),
-                     "template_from": args.template_from and str(args.template_from),
+                     "template_from": args.template_from and str(args.template_from), "template": args.template,
                      "model": pipe.directory.name},
         "samples": samples,
     }
@@ -126,11 +127,13 @@ def usable_prompts(pipe: Pipeline, read: list[TargetLine], unusable: list[Unusab
     """{line: its prompt} of the target lines the model can serve (with --template-from, on a
     template from that line's sentence); each line it refuses (a value its classifier lacks, a
     length it cannot write) joins `unusable` with the reason."""
+    if args.template and args.template_from:
+        raise EngineError("--template and --template-from both give the template: choose one")
     sentences = sentences_by_line(args.template_from) if args.template_from else None
     prompts = {}
     for line in read:
         try:
-            prompt = Prompt(targets=line.targets)
+            prompt = Prompt(template=args.template, targets=line.targets)
             if sentences is not None:
                 if line.line not in sentences:
                     raise TargetError(f"{args.template_from} has no sentence (words_) on line {line.line}")
