@@ -35,6 +35,7 @@ DEFAULT_LENGTH = 0  # 0: the template (or the model) decides the length
 DEFAULT_VARY_STRENGTH = 0.6  # changes about a fifth of the words (docs/vary.md)
 SETTINGS = ("length", "steps", "samples", "seed")  # a generation's settings, in the API's order
 WEIGHT_PREFIX = "weight_"  # the page sends each kind's weight as weight_<kind>
+MEASURED = "measured"  # the page's switch: each control's measured guidance setting, not the sliders'
 MAX_DIGITS = 30  # the longest whole number read (a seed takes at most 19 digits; the engine checks each range)
 MAX_NUMBER_CHARS = 64  # the longest string read as a number
 EXACT_FLOAT = 2**53  # above this a float cannot hold every whole number: 2^53 + 1 would read as 2^53
@@ -123,7 +124,10 @@ def template_text(value: object, limits: Limits = DEFAULT_LIMITS) -> str | None:
 class GuidanceForm:
     """What the guidance panel (or the API) asks of the samples, as sent: a value per steered
     kind (text, or a list for a kind that takes several; empty asks nothing), how hard to
-    steer, a weight per kind, and what the classifiers read."""
+    steer, a weight per kind, and what the classifiers read. `measured` (the page's "measured
+    setting per control", on by default) leaves strength, fluency and reads to each control's
+    measured default, whatever the sliders say; off (or not sent, as by /write), the values sent
+    are used (None still takes the default)."""
 
     fields: Mapping[str, Any] = field(default_factory=dict)
     strength: Any = None
@@ -131,12 +135,13 @@ class GuidanceForm:
     weights: Mapping[str, Any] = field(default_factory=dict)
     reads: Any = None
     limits: Limits = DEFAULT_LIMITS
+    measured: Any = False
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> GuidanceForm:
-        """From keyword values as the page or the API names them: one per steered kind, `strength`,
-        `fluency`, `reads`, and the weights either as `weight_<kind>` (the page's sliders) or as
-        one `weights` object ({"pos": 1.0, ...}, the API's)."""
+        """From keyword values as the page or the API names them: one per steered kind, `measured`,
+        `strength`, `fluency`, `reads`, and the weights either as `weight_<kind>` (the page's
+        sliders) or as one `weights` object ({"pos": 1.0, ...}, the API's)."""
         values = dict(values)
         weights = values.pop("weights", None)
         if weights is None:
@@ -146,15 +151,17 @@ class GuidanceForm:
         weights = {**weights, **{key.removeprefix(WEIGHT_PREFIX): values.pop(key)
                                  for key in list(values) if key.startswith(WEIGHT_PREFIX)}}
         options = {name: values.pop(name, None) for name in ("strength", "fluency", "reads")}
+        measured = values.pop(MEASURED, None)
         fields = {name: values.pop(name) for name in STEERED if name in values}
         if values:
             raise ConfigError(f"unknown input {', '.join(map(shown, list(values)[:3]))}: the guidance inputs are "
-                              f"{', '.join(STEERED)}, strength, fluency, weights and reads")
+                              f"{', '.join(STEERED)}, {MEASURED}, strength, fluency, weights and reads")
         unknown = [kind for kind in weights if kind not in STEERED]
         if unknown:
             raise ConfigError(f"unknown control {', '.join(map(shown, unknown[:3]))} in the weights: the steered "
                               f"controls are {', '.join(STEERED)}")
-        return cls(fields, weights=weights, **options, limits=limits)
+        return cls(fields, weights=weights, **options, limits=limits,
+                   measured=False if measured is None else measured)
 
     def targets(self) -> tuple:
         """The targets asked for: each kind's value checked for its type and size here, then read
@@ -162,12 +169,17 @@ class GuidanceForm:
         return targets_from_fields({name: kind_value(name, value, self.limits) for name, value in self.fields.items()})
 
     def options(self) -> GuidanceOptions:
-        """The options asked for; a value left out (None) takes the controls' measured default."""
+        """The options asked for; a value left out (None) takes the controls' measured default, and
+        so does every one of them with `measured` on (the values sent are still checked: they are
+        the sliders the page would restore)."""
+        if not isinstance(self.measured, bool):
+            raise ConfigError(f"{MEASURED} must be true or false, got {shown(self.measured)}")
         reads = self.reads
         if reads is not None and (not isinstance(reads, str) or len(reads) > max(map(len, READS))):
             raise ConfigError(f"guidance reads one of {', '.join(READS)}, got {shown(reads)}")
-        return GuidanceOptions(reads=reads, strength=number(self.strength, "guidance strength", None),
+        sent = GuidanceOptions(reads=reads, strength=number(self.strength, "guidance strength", None),
                                fluency=number(self.fluency, "fluency", None))
+        return GuidanceOptions() if self.measured else sent
 
     def weight_values(self) -> dict[str, float]:
         return {kind: number(value, f"{kind} weight", KINDS[kind].weight) for kind, value in self.weights.items()}

@@ -352,7 +352,7 @@ class Editor:
         show stay as they are, and the message says so."""
         page = self.page
         updates = {**self.show(run, run["cells"]), **self.runs_view(run, history, pinned)}
-        settings = {k: v for k, v in run.get("settings", {}).items() if k in page.settings}
+        settings = {k: v for k, v in runs.settings_of(run).items() if k in page.settings}
         try:
             self.pipe.check(Form.from_values(None, {k: v for k, v in settings.items()
                                                     if k not in ("compare", "vary_strength")},

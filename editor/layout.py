@@ -17,7 +17,14 @@ from typing import Any
 import gradio as gr
 
 from editor.compare import IDLE
-from editor.form import DEFAULT_SAMPLES, DEFAULT_STEPS, DEFAULT_VARY_STRENGTH, WEIGHT_PREFIX, write_parameters
+from editor.form import (
+    DEFAULT_SAMPLES,
+    DEFAULT_STEPS,
+    DEFAULT_VARY_STRENGTH,
+    MEASURED,
+    WEIGHT_PREFIX,
+    write_parameters,
+)
 from editor.handlers import Editor
 from editor.replay import DEFAULT_SPEED, MAX_SPEED
 from editor.serving import CACHE_AGE_S, CACHE_SWEEP_S, MODEL_CONCURRENCY
@@ -42,18 +49,24 @@ STEPS_RANGE = (10, 200)
 
 @dataclass
 class GuidancePanel:
-    """The guidance inputs: a target and a weight per steered kind, and how hard to steer."""
+    """The guidance inputs: a target and a weight per steered kind, and how hard to steer: each
+    control's measured setting (`measured`, on by default) or the sliders' own."""
 
     fields: dict[str, gr.components.Component]  # kind name -> its input
     weights: dict[str, gr.Slider]  # kind name -> its weight
+    measured: gr.Checkbox
     strength: gr.Slider
     fluency: gr.Slider
     reads: gr.Radio
 
     def inputs(self) -> dict[str, gr.components.Component]:
         """The inputs by the names the generate handler (and the /generate API) takes them, in order."""
-        return {**self.fields, "strength": self.strength, "fluency": self.fluency,
+        return {**self.fields, MEASURED: self.measured, "strength": self.strength, "fluency": self.fluency,
                 **{WEIGHT_PREFIX + name: slider for name, slider in self.weights.items()}, "reads": self.reads}
+
+    def own_setting(self) -> list[gr.components.Component]:
+        """The inputs that steer only with `measured` off (shown only then)."""
+        return [self.strength, self.fluency, self.reads]
 
 
 @dataclass
@@ -120,16 +133,24 @@ def build_panel(pipe: Pipeline) -> GuidancePanel:
     offered = pipe.control_kinds()
     gr.Markdown("Steer with classifiers and the denoiser's own word odds.")
     fields = {name: kind_input(KINDS[name], pipe, name in offered) for name in STEERED}
+    measured = gr.Checkbox(True, label="measured setting per control", elem_id="ctl-measured",
+                           info="each control steers at the strength, λ and reading measured best for its kind "
+                                "(docs/controls.md); turn off to set your own")
+    own = {"visible": not measured.value}  # the sliders show only when the user sets them
     strength = gr.Slider(0, 5, value=DEFAULT_GUIDANCE.strength, step=0.01, label="guidance strength (0 = off)",
-                         elem_id="ctl-strength")
-    fluency = gr.Slider(0, 1, value=DEFAULT_GUIDANCE.fluency, step=0.005,
-                        label="fluency λ (keeps each step near the model's own proposal)", elem_id="ctl-fluency")
-    reads = gr.Radio(list(READS), value=DEFAULT_GUIDANCE.reads, elem_id="ctl-reads",
+                         elem_id="ctl-strength", **own)
+    fluency = gr.Slider(0, 1, value=DEFAULT_GUIDANCE.fluency, step=0.005, elem_id="ctl-fluency", **own,
+                        label="fluency λ (keeps each step near the model's own proposal)")
+    reads = gr.Radio(list(READS), value=DEFAULT_GUIDANCE.reads, elem_id="ctl-reads", **own,
                      label="classifiers read: x_t (fast) or the denoiser's x0_hat (stronger, ~2.5x slower)")
     with gr.Accordion("weights when combining controls", open=False):
         weights = {name: gr.Slider(0, 5, value=KINDS[name].weight, step=0.1, label=name,
                                    elem_id=f"ctl-weight-{name}", visible=name in offered) for name in STEERED}
-    return GuidancePanel(fields, weights, strength, fluency, reads)
+    panel = GuidancePanel(fields, weights, measured, strength, fluency, reads)
+    # .change, not .input: a restored run's setting shows or hides the sliders too
+    measured.change(lambda on: [gr.update(visible=not on)] * len(panel.own_setting()), [measured],
+                    panel.own_setting(), show_progress="hidden", queue=False, api_visibility="private")
+    return panel
 
 
 def with_signature(fn: Callable, parameters: list[inspect.Parameter], returns: Any) -> Callable:

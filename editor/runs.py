@@ -2,12 +2,12 @@
 back, and the session's history and A/B views of them. Plain data only.
 
 A stored run is a dict: the trajectory view (`record`, see engine.views.run_view), the ranked
-`candidates`, the row's `cells` and `text`, the `settings` as the page sent them, a `summary`
-line, the engine's `provenance` (the model's weights hashes, the request as read, the package
-versions), an `id` (unique in the server) and a `number`: its place in the browser session's
-runs, counted from 1 in each session (the history shows #1, #2, ...). The exported JSON is that
-dict, less the id and the number, with a format name and version; "load a run" checks a file
-against that shape before anything reads it.
+`candidates`, the row's `cells` and `text`, the `settings` as the page sent them (`settings_of`
+reads them back, older runs' included), a `summary` line, the engine's `provenance` (the model's
+weights hashes, the request as read, the package versions), an `id` (unique in the server) and a
+`number`: its place in the browser session's runs, counted from 1 in each session (the history
+shows #1, #2, ...). The exported JSON is that dict, less the id and the number, with a format
+name and version; "load a run" checks a file against that shape before anything reads it.
 """
 
 from __future__ import annotations
@@ -136,6 +136,16 @@ def stored(record: dict, candidates: list[dict], *, number: int, cells: list[dic
     return run | {"label": label(run)}
 
 
+def settings_of(run: dict) -> dict:
+    """The settings that made a run, as the page would send them again. A run made before the
+    guidance panel's "measured setting per control" (`measured`) steered with its sliders'
+    values: it says so with `measured` off."""
+    settings = dict(run.get("settings", {}))
+    if "measured" not in settings and any(name in settings for name in ("strength", "fluency", "reads")):
+        settings["measured"] = False
+    return settings
+
+
 def label(run: dict) -> str:
     """One line naming a run in the history: when, its best text, and its seed and steps."""
     settings = run.get("settings", {})
@@ -199,7 +209,7 @@ def settings_changed(a: dict, b: dict) -> list[str]:
 
 def ab_rows(a: dict, b: dict) -> list[list]:
     """The A/B table: each run's best result, its scores and checks, its cost, and what differs."""
-    differs = " · ".join(settings_changed(a.get("settings", {}), b.get("settings", {}))) or "same settings"
+    differs = " · ".join(settings_changed(settings_of(a), settings_of(b))) or "same settings"
     rows = []
     for name, run in (("A (pinned)", a), ("B (this run)", b)):
         best = run["candidates"][0]

@@ -236,7 +236,8 @@ def test_api_arguments_keep_their_names_and_defaults(client):
         return {p["parameter_name"]: p["parameter_default"] if p["parameter_has_default"] else "required"
                 for p in endpoints[name]["parameters"]}
 
-    guidance = {"strength": DEFAULT_GUIDANCE.strength, "fluency": DEFAULT_GUIDANCE.fluency}  # the page's sliders
+    # the page's switch, on: each control's measured setting; the sliders it leaves unused
+    guidance = {"measured": True, "strength": DEFAULT_GUIDANCE.strength, "fluency": DEFAULT_GUIDANCE.fluency}
     write = arguments("/write")
     assert list(write) == ["text", "length", "steps", "samples", "seed", *STEERED, "strength", "fluency", "weights",
                            "reads", "vary", "vary_strength"]
@@ -245,14 +246,14 @@ def test_api_arguments_keep_their_names_and_defaults(client):
                      "weights": None, "reads": None, "vary": None, "vary_strength": None}  # None: the defaults
     generate = arguments("/generate")
     weights = [f"weight_{kind}" for kind in STEERED]
-    assert list(generate) == ["text", "row", "length", "steps", "samples", "seed", *STEERED, "strength", "fluency",
-                              *weights, "reads", "compare"]
+    assert list(generate) == ["text", "row", "length", "steps", "samples", "seed", *STEERED, "measured", "strength",
+                              "fluency", *weights, "reads", "compare"]
     assert generate == {"text": "required", "row": {"html": "", "cells": []}, "length": 0, "steps": 50, "samples": 4,
                         "seed": 0, "pos": "", "tree": "", "spans": "", "semantic": [], "include": "", **guidance,
                         **dict.fromkeys(weights, 1.0), "reads": DEFAULT_GUIDANCE.reads, "compare": False}
     vary = arguments("/vary")
-    assert list(vary) == ["text", "row", "vary_strength", "length", "steps", "samples", "seed", *STEERED, "strength",
-                          "fluency", *weights, "reads"]
+    assert list(vary) == ["text", "row", "vary_strength", "length", "steps", "samples", "seed", *STEERED, "measured",
+                          "strength", "fluency", *weights, "reads"]
     assert vary["vary_strength"] == DEFAULT_VARY_STRENGTH
     assert list(arguments("/play")) == ["value", "speed"] and list(arguments("/forward")) == ["sentence", "seed"]
     assert list(arguments("/denoise_from_here")) == ["t", "steps", "speed"] and arguments("/denoise_play") == {}

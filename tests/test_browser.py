@@ -93,6 +93,35 @@ def test_guidance_panel_steers_and_scores_each_control(open_page):
     page.wait_for_function("() => document.querySelector('#scores').textContent.includes('pos: guide belief')")
 
 
+def test_meaning_at_the_pages_defaults_gets_the_measured_setting(open_page):
+    """A user who asks for a meaning and presses Generate, touching nothing else, gets the semantic
+    control's measured setting (strength 2.0 over the whole schedule): on the bundled model all four
+    results of this template say "Italian" (at the sliders' strength 0.3, one of four did)."""
+    page = open_page()
+    template = "_ _ _ is a _ _ near _ _ ."
+    type_template(page, template)
+    pick_semantic(page, "food=Italian")
+    switch = page.locator("#ctl-measured input")
+    assert switch.is_checked() and page.locator("#ctl-strength").is_hidden()  # no slider to set
+    page.click("#generate")
+    rows = wait_results(page)
+    assert len(rows) == 4
+    assert_locked_kept(rows, template)
+    italian = [text for _rank, text, *_ in rows if "Italian" in text.split()]
+    assert len(italian) >= 3, f"{len(italian)} of 4 results say Italian: {[row[1] for row in rows]}"
+    assert "guide passes" in page.locator("#message").inner_text()
+    # switched off, the sliders show and steer: strength 0 turns the gradient off
+    switch.uncheck()
+    page.locator("#ctl-strength input[type=number]").wait_for(state="visible")
+    assert page.locator("#ctl-fluency").is_visible() and page.locator("#ctl-reads").is_visible()
+    set_slider(page, "ctl-strength", 0)
+    page.click("#generate")
+    page.wait_for_function("""() => { const info = document.querySelector('#message .msg.info');
+                                      return info && !info.innerText.includes('guide passes'); }""",
+                           timeout=RUN_TIMEOUT_MS)  # the run's summary: denoiser passes alone
+    assert len(wait_results(page)) == 4
+
+
 # Records (diffusion step, left-to-right words written) each time either changes.
 COMPARE_RECORDER = """() => {
   window.__both = [];

@@ -211,7 +211,9 @@ def test_guidance_form_takes_every_steered_kind_by_name():
 def test_guidance_panel_has_an_input_and_a_weight_per_steered_kind(editor, guided_editor):
     panel = guided_editor.page.panel
     assert list(panel.fields) == list(STEERED) == list(panel.weights)
-    assert list(panel.inputs()) == [*STEERED, "strength", "fluency", *(f"weight_{k}" for k in STEERED), "reads"]
+    assert list(panel.inputs()) == [*STEERED, "measured", "strength", "fluency", *(f"weight_{k}" for k in STEERED),
+                                    "reads"]
+    assert panel.measured.value is True and not any(c.visible for c in panel.own_setting())  # shown when it is off
     for name, field in panel.fields.items():
         assert field.elem_id == f"ctl-{name}" and field.label == KINDS[name].label and field.visible
         if KINDS[name].choices_from_classifier:
@@ -323,6 +325,36 @@ def test_guided_generate_scores_controls_and_plots_their_belief(guided_editor):
     assert len(scored) == setting.steps_guided(8, T)
     names = [trace.name for trace in final[page.score].data]
     assert "pos: guide belief" in names and "semantic: guide belief" in names
+
+
+def page_defaults(panel) -> dict:
+    """What the guidance panel sends when the user touches none of it: each input's starting value."""
+    return {name: component.value for name, component in panel.inputs().items()}
+
+
+def test_the_pages_default_guidance_takes_each_controls_measured_setting(guided_editor):
+    page, text = guided_editor.page, "_ _ _ _ _"
+    values = page_defaults(page.panel) | {"semantic": ["food=Italian"]}
+    assert values["measured"] is True and values["strength"] == 0.3  # the sliders, unused while it is on
+    assert Form.from_values(text, values).request().guidance == GuidanceOptions()  # all None: the kinds' own
+
+    def sent(values: dict) -> dict:
+        """The guidance the stored run's request recorded (the request as the engine read it)."""
+        final = list(guided_editor.generate(text, {"cells": cells_from_text(text)}, steps=4, samples=1, seed=0,
+                                            **values))[-1]
+        run = final[page.state]
+        guidance = run["provenance"]["request"]["guidance"]
+        return {"measured": run["settings"]["measured"],
+                **{name: guidance[name] for name in ("strength", "fluency", "reads")}}
+
+    assert sent(values) == {"measured": True, "strength": None, "fluency": None, "reads": None}
+    own = values | {"measured": False, "strength": 1.5, "fluency": 0.05, "reads": "x0_hat"}
+    assert sent(own) == {"measured": False, "strength": 1.5, "fluency": 0.05, "reads": "x0_hat"}
+    assert sent(values | {"measured": False}) == {"measured": False, "strength": 0.3, "fluency": 0.01, "reads": "x_t"}
+    refused = list(guided_editor.generate(text, {"cells": cells_from_text(text)}, **values | {"measured": "yes"}))
+    assert len(refused) == 1 and "measured must be true or false, got &#x27;yes&#x27;" in refused[0][page.msg]
+    with pytest.raises(ConfigError, match="guidance strength must be a number"):  # still checked while unused
+        Form.from_values(text, values | {"strength": "hard"}).request()
 
 
 @pytest.mark.parametrize("kwargs, expected", [

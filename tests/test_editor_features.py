@@ -225,6 +225,7 @@ def test_load_run_refuses_what_is_not_a_run_and_changes_nothing(editor, tmp_path
     ({"steps": 8}, "steps 8 is outside the page&#x27;s range 10 to 200"),  # an API run's: no slider shows it
     ({"vary_strength": 3}, "vary strength must be above 0 and at most 1"),
     ({"compare": "yes"}, "compare must be true or false"),
+    ({"measured": 1}, "measured must be true or false"),
 ])
 def test_settings_the_page_cannot_take_are_left_as_they_are(editor, change, why):
     page = editor.page
@@ -235,6 +236,22 @@ def test_settings_the_page_cannot_take_are_left_as_they_are(editor, change, why)
     assert page.settings["steps"] not in restored and restored[page.text] == TEMPLATE
     varied = {**run, "settings": {**run["settings"], "vary_strength": 0.4, "varied": True}}
     assert editor.restored(varied, [varied], None)[page.settings["vary_strength"]] == 0.4
+
+
+def test_a_run_restores_how_it_was_steered(editor):
+    page = editor.page
+    measured, own = page.settings["measured"], page.settings["strength"]
+    run = generated(editor, measured=True, strength=0.3)[page.state]
+    restored = editor.restored(run, [run], None)
+    assert restored[measured] is True and restored[own] == 0.3 and "not restored" not in restored[page.msg]
+    mine = generated(editor, measured=False, strength=1.2)[page.state]
+    assert editor.restored(mine, [mine], None)[measured] is False
+    # a run made before the switch steered with its sliders: it comes back with the switch off
+    older = {**run, "settings": {k: v for k, v in run["settings"].items() if k != "measured"} | {"strength": 0.7}}
+    restored = editor.restored(older, [older], None)
+    assert restored[measured] is False and restored[own] == 0.7
+    table = runs.ab_rows(older, mine)
+    assert "strength 0.7 → 1.2" in table[1][7] and "measured" not in table[1][7]
 
 
 # --- the forward process --------------------------------------------------------------------
