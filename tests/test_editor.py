@@ -13,6 +13,7 @@ from editor.render import edit_row, frame_row
 from engine.controls import KINDS, STEERED, TRAINED
 from engine.controls.guidance import GuidanceOptions
 from engine.diffusion.sampler import SampleOptions
+from engine.diffusion.schedule import strided_timesteps
 from engine.errors import CellActionError, ConfigError
 from engine.pipeline import Pipeline
 from engine.request import Request
@@ -319,9 +320,10 @@ def test_guided_generate_scores_controls_and_plots_their_belief(guided_editor):
     candidates = final[page.state]["candidates"]
     assert set(candidates[0]["control_scores"]) == {"pos", "semantic"}
     sample = final[page.state]["record"]["samples"][0]
-    beliefs = sample["control_scores"]["pos"]  # None where guidance did not run: the first and the cleaner steps
-    scored = [belief for belief in beliefs if belief is not None]
-    assert beliefs[0] is None and beliefs[-1] is None and all(0 < belief <= 1 for belief in scored)
+    beliefs = sample["control_scores"]["pos"]  # None where guidance did not run: the first step, and any time
+    scored = [belief for belief in beliefs if belief is not None]  # outside the setting's window
+    guided = [False] + [setting.guides(t, T) for t in strided_timesteps(8, T)[1:]]
+    assert [belief is not None for belief in beliefs] == guided and all(0 < belief <= 1 for belief in scored)
     assert len(scored) == setting.steps_guided(8, T)
     names = [trace.name for trace in final[page.score].data]
     assert "pos: guide belief" in names and "semantic: guide belief" in names
