@@ -311,9 +311,10 @@ def test_guidance_defaults_come_from_the_kinds_measured_settings(monkeypatch):
         monkeypatch.setitem(KINDS, name, dataclasses.replace(KINDS[name], guidance=setting))
     assert default_guidance([]) == BASE_GUIDANCE and default_guidance(["tree"]) == BASE_GUIDANCE
     assert default_guidance(["pos"]) == BASE_GUIDANCE | cheap
-    assert default_guidance(["pos", "semantic"]) == BASE_GUIDANCE | dear  # the dearer reading wins
-    assert default_guidance(["pos", "spans"]) == BASE_GUIDANCE | cheap  # then more of the schedule guided
-    assert default_guidance(["semantic", "include"]) == BASE_GUIDANCE | gentler  # then the gentler strength
+    # the dearer reading wins, at the gentlest strength of the kinds
+    assert default_guidance(["pos", "semantic"]) == BASE_GUIDANCE | dear
+    assert default_guidance(["pos", "spans"]) == BASE_GUIDANCE | cheap | {"strength": 0.1}  # then the wider window
+    assert default_guidance(["semantic", "include"]) == BASE_GUIDANCE | gentler
     options = GuidanceOptions(fluency=0.5).resolved(["pos"])
     assert (options.strength, options.fluency, options.gradient_steps, options.reads) == (3.0, 0.5, 3, "x_t")
     assert Guidance([], GuidanceOptions()).options == GuidanceOptions(**BASE_GUIDANCE)
