@@ -71,6 +71,10 @@ def test_evaluate_quality_prints_every_metric(tiny_model, corpus_files):
         assert set(report[kind]) >= {"judge_ppl", "well_formed", "copied_from_train", "distinct_2", "locked_kept"}
     assert report["infill"]["locked_kept"] == 1.0 and report["real_valid"]["judge_ppl"] > 1
     assert len(report["samples"]["free"]) == 2
+    for kind in ("free", "infill"):  # one request for 4 results per template: how many differ
+        distinct = report["distinct_results"][kind]
+        assert distinct["samples"] == 4 and distinct["requests"] == 1 and 1 <= distinct["mean_distinct"] <= 4
+        assert distinct["all_distinct"] == (distinct["mean_distinct"] == 4)
 
 
 def test_bench_prints_speed_and_memory(tiny_model):
