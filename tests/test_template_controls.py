@@ -9,6 +9,7 @@ from engine.controls.include import IncludeTarget
 from engine.controls.semantic import SemanticControl, SemanticTarget
 from engine.controls.targets import build_controls, targets_from_fields
 from engine.diffusion.sampler import SampleOptions
+from engine.errors import TargetError
 from engine.pipeline import Pipeline, distinct_first
 from engine.request import Candidate, Request
 from engine.scoring.control_eval import blanked, sentences_by_line
@@ -88,3 +89,10 @@ def test_a_request_shows_its_distinct_texts_first(pipe):
     texts = [c.text for c in result.best]
     distinct_drawn = len(set(result.trajectory.texts))
     assert len(set(texts)) == min(4, distinct_drawn)
+
+
+@pytest.mark.parametrize("written", ["Italian", "food=", "=Italian", "food:Italian", "food = "])
+def test_a_meaning_not_written_field_equals_value_says_so(written):
+    with pytest.raises(TargetError, match=r"a meaning is written field=value, such as food=Italian"):
+        targets_from_fields({"semantic": [written]})
+    assert targets_from_fields({"semantic": ["customer rating = high"]})[0].label == "customer rating=high"

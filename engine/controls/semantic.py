@@ -97,8 +97,11 @@ def semantic_target(tokens: list) -> SemanticTarget:
 
 
 def parse_field(label: str) -> SemanticTarget:
-    """A target written as field=value."""
-    field_name, _, value = str(label).partition("=")
+    """A target written as field=value (a form's, an API's or a flag's spelling)."""
+    field_name, equals, value = str(label).partition("=")
+    if not (equals and field_name.strip() and value.strip()):
+        raise TargetError(f"a meaning is written field=value, such as food=Italian or near=Burger King; "
+                          f"got {label!r}")
     return semantic_target([field_name, ":", value])
 
 
