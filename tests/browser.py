@@ -51,11 +51,12 @@ def browser() -> Browser:
 
 @pytest.fixture
 def open_page(browser, app_url):  # noqa: F811
-    """open_page() -> a fresh page (own context, so own Gradio session) showing the app, ready to type."""
+    """open_page() -> a fresh page (own context, so own Gradio session) showing the app, ready to type;
+    open_page(viewport={"width": 1280, "height": 720}) at another window size."""
     contexts, errors = [], []
 
-    def _open() -> Page:
-        context = browser.new_context(viewport=VIEWPORT)
+    def _open(viewport: dict | None = None) -> Page:
+        context = browser.new_context(viewport=viewport or VIEWPORT)
         contexts.append(context)
         context.on("request", lambda request: REQUESTS.append(request.url))
         page = context.new_page()
@@ -176,3 +177,24 @@ def assert_every_request_was_local(open_page) -> None:
     outside = sorted({url for url in REQUESTS
                       if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname != "127.0.0.1"})
     assert not outside, f"requests that left 127.0.0.1: {outside}"
+
+
+def generate(page: Page, template: str, steps: int | None = None) -> list[list[str]]:
+    type_template(page, template)
+    if steps is not None:
+        set_slider(page, "steps", steps)
+    page.click("#generate")
+    return wait_results(page)
+
+
+def wait_new_results(page: Page, before: list[list[str]]) -> list[list[str]]:
+    """The results table once it shows other results than `before` (after a finished run); a
+    message of an error instead fails the test with it."""
+    page.wait_for_function("""(before) => {
+        if (document.querySelector('#message .msg.error')) return true;
+        const cells = Array.from(document.querySelectorAll('#results [role=gridcell][data-row]'));
+        const text = cells.map(c => c.innerText.trim()).join('|');
+        return document.querySelector('#message .msg.info') && text.length > 0 && text !== before;
+    }""", arg="|".join(c for row in before for c in row), timeout=RUN_TIMEOUT_MS)
+    assert page.locator("#message .msg.error").count() == 0, page.locator("#message").inner_text()
+    return result_rows(page)

@@ -95,3 +95,14 @@ def tiny_model(tmp_path_factory, corpus_files) -> Path:
     train(TrainConfig(data=str(train_file), valid=str(valid_file), out=str(out), max_steps=60, **TINY))
     train(TrainConfig(data=str(train_file), valid=str(valid_file), out=str(out), max_steps=30, judge=True, **TINY))
     return out
+
+
+@pytest.fixture(scope="module")
+def editor(tiny_model):
+    """The editor's handlers on the tiny model, one per test module."""
+    from editor.layout import build
+    from engine.pipeline import Pipeline
+
+    ed = build(Pipeline.load(tiny_model, bf16=False))[1]
+    yield ed
+    ed.close()

@@ -23,13 +23,14 @@ from editor.layout import EXAMPLES
 from tests.browser import (
     EAGLE,
     EDIT_CELLS,
-    REQUESTS,
     RUN_TIMEOUT_MS,
     assert_every_request_was_local,
     expected_cells,
+    generate,
     result_rows,
     set_slider,
     type_template,
+    wait_new_results,
     wait_results,
     wait_row,
 )
@@ -62,28 +63,11 @@ def slider_value(page: Page, elem_id: str) -> float:
     return float(page.locator(f"#{elem_id} input[type=number]").input_value())
 
 
-def generate(page: Page, template: str, steps: int | None = None) -> list[list[str]]:
-    type_template(page, template)
-    if steps is not None:
-        set_slider(page, "steps", steps)
-    page.click("#generate")
-    return wait_results(page)
-
-
 def pick_file(page: Page, button: str, path: Path) -> None:
     """Click an upload button and choose a file in the dialog it opens."""
     with page.expect_file_chooser() as chooser:
         page.click(button)
     chooser.value.set_files(str(path))
-
-
-def wait_new_results(page: Page, before: list[list[str]]) -> list[list[str]]:
-    page.wait_for_function("""(before) => {
-        const cells = Array.from(document.querySelectorAll('#results [role=gridcell][data-row]'));
-        const text = cells.map(c => c.innerText.trim()).join('|');
-        return document.querySelector('#message .msg.info') && text.length > 0 && text !== before;
-    }""", arg="|".join(c for row in before for c in row), timeout=RUN_TIMEOUT_MS)
-    return result_rows(page)
 
 
 # --- a writer -------------------------------------------------------------------------------
@@ -326,32 +310,25 @@ def test_forward_process_dissolves_a_sentence_and_denoises_from_the_chosen_t(ope
 
 # --- the page -------------------------------------------------------------------------------
 @pytest.mark.parametrize("size", [(1280, 720), (1920, 1080)])
-def test_layout_has_no_dead_space_at_projector_and_desktop_sizes(browser, app_url, tmp_path, size):  # noqa: F811
+def test_layout_has_no_dead_space_at_projector_and_desktop_sizes(open_page, tmp_path, size):
     """The row, its buttons and the results fit the first screen beside the side panel; screenshots
     go to the test's folder (with UPDATE_SCREENSHOT=1 into docs/)."""
     width, height = size
-    context = browser.new_context(viewport={"width": width, "height": height})
-    context.on("request", lambda request: REQUESTS.append(request.url))
-    try:
-        page = context.new_page()
-        page.goto(app_url)
-        page.wait_for_selector("#template textarea")
-        generate(page, EAGLE)
-        for plot in ("#heatmap", "#projection", "#scores"):
-            page.wait_for_selector(f"{plot} .js-plotly-plot .main-svg")
-        time.sleep(0.5)
-        boxes = {name: page.locator(selector).bounding_box() for name, selector in
-                 [("row", "#token-row"), ("generate", "#generate"), ("results", "#results"),
-                  ("side", "#side-tabs"), ("main", "#main-tabs")]}
-        assert boxes["row"]["y"] + boxes["row"]["height"] < height and boxes["results"]["y"] < height, boxes
-        assert boxes["side"]["x"] > boxes["main"]["x"] + boxes["main"]["width"] - 1, "the controls sit beside"
-        name = f"screenshot_{width}x{height}.png"
-        path = ROOT / "docs" / name if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / name
-        page.screenshot(path=str(path))
-        data = Path(path).read_bytes()
-        assert struct.unpack(">II", data[16:24]) == (width, height)
-    finally:
-        context.close()
+    page = open_page(viewport={"width": width, "height": height})
+    generate(page, EAGLE)
+    for plot in ("#heatmap", "#projection", "#scores"):
+        page.wait_for_selector(f"{plot} .js-plotly-plot .main-svg")
+    time.sleep(0.5)
+    boxes = {name: page.locator(selector).bounding_box() for name, selector in
+             [("row", "#token-row"), ("generate", "#generate"), ("results", "#results"),
+              ("side", "#side-tabs"), ("main", "#main-tabs")]}
+    assert boxes["row"]["y"] + boxes["row"]["height"] < height and boxes["results"]["y"] < height, boxes
+    assert boxes["side"]["x"] > boxes["main"]["x"] + boxes["main"]["width"] - 1, "the controls sit beside"
+    name = f"screenshot_{width}x{height}.png"
+    path = ROOT / "docs" / name if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / name
+    page.screenshot(path=str(path))
+    data = Path(path).read_bytes()
+    assert struct.unpack(">II", data[16:24]) == (width, height)
 
 
 def unreadable_columns(page: Page, table: str) -> list[str]:
@@ -369,34 +346,27 @@ def unreadable_columns(page: Page, table: str) -> list[str]:
 
 
 @pytest.mark.parametrize("size", [(1440, 900), (1280, 720)])
-def test_every_results_column_is_readable_after_generate_and_vary(browser, app_url, size):  # noqa: F811
+def test_every_results_column_is_readable_after_generate_and_vary(open_page, size):
     """The results table's columns, the checks with the control scores among them, all fit beside
     the side panel: after a guided Generate and after Vary."""
     width, height = size
-    context = browser.new_context(viewport={"width": width, "height": height})
-    context.on("request", lambda request: REQUESTS.append(request.url))
-    try:
-        page = context.new_page()
-        page.goto(app_url)
-        page.wait_for_selector("#template textarea")
-        page.click("#tab-guidance-button")
-        page.locator("#ctl-include textarea").fill("city centre")
-        page.click("#tab-settings-button")
-        rows = generate(page, EAGLE, steps=20)
-        assert "include" in rows[0][3], rows[0]
-        assert unreadable_columns(page, "#results") == []
-        page.click("#use")
-        page.locator("#token-row .row.editing").wait_for()
-        for i in (4, 5):  # the words the run wrote in the template's blanks may change
-            page.locator(f'{EDIT_CELLS}[data-index="{i}"]').focus()
-            page.keyboard.press("Enter")
-            page.wait_for_function(f"""() => document.querySelector('{EDIT_CELLS}[data-index="{i}"]')
-                .getAttribute('aria-pressed') === 'false'""")
-        page.click("#vary")
-        wait_new_results(page, rows)
-        assert unreadable_columns(page, "#results") == []
-    finally:
-        context.close()
+    page = open_page(viewport={"width": width, "height": height})
+    page.click("#tab-guidance-button")
+    page.locator("#ctl-include textarea").fill("city centre")
+    page.click("#tab-settings-button")
+    rows = generate(page, EAGLE, steps=20)
+    assert "include" in rows[0][3], rows[0]
+    assert unreadable_columns(page, "#results") == []
+    page.click("#use")
+    page.locator("#token-row .row.editing").wait_for()
+    for i in (4, 5):  # the words the run wrote in the template's blanks may change
+        page.locator(f'{EDIT_CELLS}[data-index="{i}"]').focus()
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"""() => document.querySelector('{EDIT_CELLS}[data-index="{i}"]')
+            .getAttribute('aria-pressed') === 'false'""")
+    page.click("#vary")
+    wait_new_results(page, rows)
+    assert unreadable_columns(page, "#results") == []
 
 
 def test_every_request_went_to_the_local_server(open_page, app_url):  # noqa: F811

@@ -9,7 +9,7 @@ import json
 
 from playwright.sync_api import Page
 
-from tests.browser import EAGLE, REQUESTS, assert_every_request_was_local, set_slider, type_template, wait_results
+from tests.browser import EAGLE, assert_every_request_was_local, set_slider, type_template, wait_results
 from tests.server import ROOT, app_url  # noqa: F401  (a fixture)
 
 T = json.loads((ROOT / "assets/model/denoiser.json").read_text())["config"]["T"]  # the app's schedule
@@ -147,29 +147,22 @@ def one_line_and_caption_in_view(page: Page, row: str) -> dict:
     }""", row)
 
 
-def test_presentation_mode_keeps_the_row_on_one_line_and_the_caption_in_view(browser, app_url):  # noqa: F811
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    context.on("request", lambda request: REQUESTS.append(request.url))
-    try:
-        page = context.new_page()
-        page.goto(app_url)
-        page.wait_for_selector("#template textarea")
-        page.locator("#present input").check()
-        page.wait_for_function("() => document.body.classList.contains('present')")
-        noise_it(page)
-        shown = one_line_and_caption_in_view(page, "#teach-row")
-        assert len(shown["tops"]) == 1, f"the row wraps onto {len(shown['tops'])} lines: {shown}"
-        assert shown["size"] >= 20 and shown["captionBottom"] <= shown["height"], shown
-        page.click("#tab-write-button")
-        type_template(page, EAGLE)
-        page.click("#generate")
-        wait_results(page)
-        page.evaluate("() => window.scrollTo(0, 0)")
-        shown = one_line_and_caption_in_view(page, "#token-row")
-        assert len(shown["tops"]) == 1, f"the row wraps onto {len(shown['tops'])} lines: {shown}"
-        assert shown["size"] >= 20 and shown["captionBottom"] <= shown["height"], shown
-    finally:
-        context.close()
+def test_presentation_mode_keeps_the_row_on_one_line_and_the_caption_in_view(open_page):
+    page = open_page(viewport={"width": 1280, "height": 720})
+    page.locator("#present input").check()
+    page.wait_for_function("() => document.body.classList.contains('present')")
+    noise_it(page)
+    shown = one_line_and_caption_in_view(page, "#teach-row")
+    assert len(shown["tops"]) == 1, f"the row wraps onto {len(shown['tops'])} lines: {shown}"
+    assert shown["size"] >= 20 and shown["captionBottom"] <= shown["height"], shown
+    page.click("#tab-write-button")
+    type_template(page, EAGLE)
+    page.click("#generate")
+    wait_results(page)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    shown = one_line_and_caption_in_view(page, "#token-row")
+    assert len(shown["tops"]) == 1, f"the row wraps onto {len(shown['tops'])} lines: {shown}"
+    assert shown["size"] >= 20 and shown["captionBottom"] <= shown["height"], shown
 
 
 def test_every_request_went_to_the_local_server(open_page, app_url):  # noqa: F811

@@ -17,10 +17,12 @@ from tests.browser import (
     assert_every_request_was_local,
     click_cell,
     expected_cells,
+    generate,
     result_rows,
     row_cells,
     set_slider,
     type_template,
+    wait_new_results,
     wait_results,
     wait_row,
 )
@@ -35,19 +37,6 @@ def message(page: Page) -> str:
 
 def wait_text(page: Page, text: str) -> None:
     page.wait_for_function("(t) => document.querySelector('#template textarea').value === t", arg=text)
-
-
-def wait_new_results(page: Page, before: list[list[str]]) -> list[list[str]]:
-    """The results table once it shows other results than `before` (after a finished run); a
-    message of an error instead fails the test with it."""
-    page.wait_for_function("""(before) => {
-        if (document.querySelector('#message .msg.error')) return true;
-        const cells = Array.from(document.querySelectorAll('#results [role=gridcell][data-row]'));
-        const text = cells.map(c => c.innerText.trim()).join('|');
-        return document.querySelector('#message .msg.info') && text.length > 0 && text !== before;
-    }""", arg="|".join(c for row in before for c in row), timeout=RUN_TIMEOUT_MS)
-    assert page.locator("#message .msg.error").count() == 0, message(page)
-    return result_rows(page)
 
 
 def drag_slider(page: Page, elem_id: str, fraction: float) -> None:
@@ -127,10 +116,7 @@ def test_pasting_filling_or_deleting_in_the_text_box_updates_the_row(open_page):
 
 def test_vary_right_after_generate_rewords_the_finished_sentence(open_page):
     page = open_page()
-    type_template(page, EAGLE)
-    set_slider(page, "steps", 20)
-    page.click("#generate")
-    first = wait_results(page)
+    first = generate(page, EAGLE, steps=20)
     best = first[0][1].split()
 
     page.click("#tab-settings-button")
@@ -150,10 +136,7 @@ def test_vary_right_after_generate_rewords_the_finished_sentence(open_page):
 
 def test_vary_after_use_this_changes_only_the_unlocked_words(open_page):
     page = open_page()
-    type_template(page, EAGLE)
-    set_slider(page, "steps", 20)
-    page.click("#generate")
-    first = wait_results(page)
+    first = generate(page, EAGLE, steps=20)
     page.click("#use")
     sentence = first[0][1]
     words = sentence.split()

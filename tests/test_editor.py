@@ -78,13 +78,6 @@ def test_frame_row_says_a_finished_run_is_done_and_clean():
     assert 'step <b class="step">9</b> / 10 · t = 80 · noise level 1−ᾱ = 0.200' in earlier
 
 
-@pytest.fixture(scope="module")
-def editor(tiny_model):
-    ed = build(Pipeline.load(tiny_model, bf16=False))[1]
-    yield ed
-    ed.close()
-
-
 def test_generate_streams_every_step_then_results(editor):
     page, text = editor.page, "The Eagle is a _ near _ _ ."
     outputs = list(editor.generate(text, {"cells": cells_from_text(text)}, length=0, steps=10, samples=3, seed=5))

@@ -11,19 +11,10 @@ import pytest
 
 from editor import runs
 from editor.cells import apply_action, cells_from_text, text_from_cells, variation
-from editor.layout import build
 from engine.errors import CellActionError, ConfigError
-from engine.pipeline import Pipeline
 
 SENTENCE = "The Eagle is a pub near the river ."
 TEMPLATE = "The Eagle is a _ near _ _ ."
-
-
-@pytest.fixture(scope="module")
-def editor(tiny_model):
-    ed = build(Pipeline.load(tiny_model, bf16=False))[1]
-    yield ed
-    ed.close()
 
 
 def finish(outputs) -> dict:

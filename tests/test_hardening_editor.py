@@ -41,13 +41,6 @@ MANY = next(name for name in STEERED if KINDS[name].many)  # a kind that takes a
 ONE = [name for name in STEERED if not KINDS[name].many]  # kinds that take one text (pos, tree, spans)
 
 
-@pytest.fixture(scope="module")
-def editor(tiny_model):
-    ed = build(Pipeline.load(tiny_model, bf16=False))[1]
-    yield ed
-    ed.close()
-
-
 def assert_one_line(text: str) -> None:
     assert text and "\n" not in text and len(text) <= MESSAGE_CHARS, text
 

@@ -6,24 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from editor import runs
 from editor.cells import cells_from_text
-from editor.layout import build
 from engine.diffusion.checkpoint import BUNDLED_MODEL
 from engine.pipeline import Pipeline
 from engine.provenance import model_name
 from engine.request import Request
 
 TEMPLATE = "The Eagle is a _ near _ _ ."
-
-
-@pytest.fixture(scope="module")
-def editor(tiny_model):
-    ed = build(Pipeline.load(tiny_model, bf16=False))[1]
-    yield ed
-    ed.close()
 
 
 def test_the_provenance_names_the_model_and_hashes_its_weights(tiny_model):
