@@ -198,3 +198,15 @@ def wait_new_results(page: Page, before: list[list[str]]) -> list[list[str]]:
     }""", arg="|".join(c for row in before for c in row), timeout=RUN_TIMEOUT_MS)
     assert page.locator("#message .msg.error").count() == 0, page.locator("#message").inner_text()
     return result_rows(page)
+
+
+def wait_text(page: Page, text: str) -> None:
+    page.wait_for_function("(t) => document.querySelector('#template textarea').value === t", arg=text)
+
+
+def drag_slider(page: Page, elem_id: str, fraction: float) -> None:
+    """Press the mouse on a slider's track at `fraction` of its width and let go."""
+    box = page.locator(f"#{elem_id} input[type=range]").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.up()

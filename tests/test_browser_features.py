@@ -25,6 +25,7 @@ from tests.browser import (
     EDIT_CELLS,
     RUN_TIMEOUT_MS,
     assert_every_request_was_local,
+    drag_slider,
     expected_cells,
     generate,
     result_rows,
@@ -33,6 +34,7 @@ from tests.browser import (
     wait_new_results,
     wait_results,
     wait_row,
+    wait_text,
 )
 from tests.server import ROOT, app_url  # noqa: F401  (a fixture)
 
@@ -45,18 +47,6 @@ def text_box(page: Page) -> str:
 
 def focused_index(page: Page) -> str | None:
     return page.evaluate("() => document.activeElement && document.activeElement.dataset.index || null")
-
-
-def wait_text(page: Page, text: str) -> None:
-    page.wait_for_function("(t) => document.querySelector('#template textarea').value === t", arg=text)
-
-
-def drag_slider(page: Page, elem_id: str, fraction: float) -> None:
-    """Press the mouse on a slider's track at `fraction` of its width and let go."""
-    box = page.locator(f"#{elem_id} input[type=range]").bounding_box()
-    page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.up()
 
 
 def slider_value(page: Page, elem_id: str) -> float:

@@ -16,6 +16,7 @@ from tests.browser import (
     STEP_RECORDER,
     assert_every_request_was_local,
     click_cell,
+    drag_slider,
     expected_cells,
     generate,
     result_rows,
@@ -25,6 +26,7 @@ from tests.browser import (
     wait_new_results,
     wait_results,
     wait_row,
+    wait_text,
 )
 from tests.server import app_url  # noqa: F401  (a fixture)
 
@@ -33,18 +35,6 @@ LETTERS = "a b c d e f g h i j"
 
 def message(page: Page) -> str:
     return page.locator("#message").inner_text()
-
-
-def wait_text(page: Page, text: str) -> None:
-    page.wait_for_function("(t) => document.querySelector('#template textarea').value === t", arg=text)
-
-
-def drag_slider(page: Page, elem_id: str, fraction: float) -> None:
-    """Press the mouse on a slider's track at `fraction` of its width and let go."""
-    box = page.locator(f"#{elem_id} input[type=range]").bounding_box()
-    page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.up()
 
 
 def double_click(page: Page, index: int) -> None:
