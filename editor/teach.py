@@ -41,7 +41,8 @@ def slider_step(T: int) -> int:
 
 class Paced:
     """Yields 0, 1, 2, ... one every `pause` seconds by the clock (not a pause after each piece of
-    work), so that a playback keeps its pace however long each frame takes to make."""
+    work), so that a playback keeps its pace however long each frame takes to make. A frame more
+    than one pause late moves the clock on instead of rushing the frames after it out in a burst."""
 
     def __init__(self, pause: float):
         self.pause, self.start = pause, time.monotonic()
@@ -51,6 +52,8 @@ class Paced:
         delay = self.start + n * self.pause - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        elif delay < -self.pause:
+            self.start -= delay  # late: frame n is due now, and the next one a pause after it
 
 
 class Teach:

@@ -5,6 +5,7 @@ range, Play at the pace asked, noise read as words, and a projector's 1280x720 i
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from playwright.sync_api import Page
@@ -110,9 +111,10 @@ def test_play_draws_the_steps_at_the_pace_asked(open_page):
                            timeout=60_000)
     frames = page.evaluate("() => window.__frames")[1:]
     assert [int(step) for step, _ in frames] == list(range(1, POINTS + 1)), "every step drawn, in order"
-    first = frames[0][1]
-    in_three_seconds = sum(first <= at < first + 3000 for _, at in frames)
-    assert 0.8 * 30 <= in_three_seconds <= 1.2 * 30, f"{in_three_seconds} frames in 3 s at 10 steps a second"
+    gaps = sorted(b[1] - a[1] for a, b in itertools.pairwise(frames))
+    assert 80 <= gaps[len(gaps) // 2] <= 120, f"median gap {gaps[len(gaps) // 2]:.0f} ms at 10 steps a second"
+    span = frames[-1][1] - frames[0][1]  # a stall on a busy machine may bunch a few frames, never all
+    assert span >= 0.5 * 100 * (POINTS - 1), f"{POINTS} frames in {span:.0f} ms at 10 steps a second"
     page.wait_for_function(f"() => (document.querySelector('#teach-plot .gtitle') || {{}}).textContent"
                            f"?.includes('t = {T}:')")  # the latent plot follows Play to its end
 

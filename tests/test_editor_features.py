@@ -3,13 +3,14 @@ forward-process tab, on the tiny test model (no browser, no server)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
 import gradio as gr
 import pytest
 
-from editor import runs
+from editor import runs, teach
 from editor.cells import apply_action, cells_from_text, text_from_cells, variation
 from engine.errors import CellActionError, ConfigError
 
@@ -269,6 +270,26 @@ def test_the_forward_tab_noises_plays_and_denoises_from_t(editor):
     refused = editor.teach.denoise(state, 0, 10, 60)
     assert "at t = 0 there is no noise" in refused[panel.msg] and refused[panel.denoised] is None
     assert list(editor.teach.show_denoising(None)) == []
+
+
+def test_a_late_frame_moves_the_pace_on_instead_of_rushing_the_next_ones_out(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(teach.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(teach.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    paced, due = teach.Paced(0.1), []
+    for n in range(1, 8):
+        if n == 3:
+            clock[0] += 0.55  # the third frame took half a second to make
+        paced.wait(n)
+        due.append(round(clock[0] - 100, 3))
+    assert due[:2] == [0.1, 0.2]
+    assert due[2] == 0.75 and [round(b - a, 3) for a, b in itertools.pairwise(due[2:])] == [0.1] * 4, due
+    late_by_less = teach.Paced(0.1)
+    start = clock[0]
+    clock[0] += 0.15  # frame 1 under one pause late: the clock keeps its times, frame 2 comes at 0.2
+    late_by_less.wait(1)
+    late_by_less.wait(2)
+    assert round(clock[0] - start, 3) == 0.2
 
 
 @pytest.mark.parametrize("t", [-1, 2001, 10**9, "a lot", float("nan"), [3], True])
