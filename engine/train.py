@@ -22,15 +22,25 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from engine.cli import add_options, option, options_from, parser_for, run_command
-from engine.diffusion.checkpoint import load_train_state, load_weights, save_denoiser, save_train_state
+from engine.diffusion.checkpoint import (
+    RAW_WEIGHTS,
+    load_train_state,
+    load_weights,
+    save_denoiser,
+    save_train_state,
+    save_weights,
+)
 from engine.diffusion.losses import diffusion_loss, given_positions, training_windows
 from engine.diffusion.model import Denoiser, DenoiserConfig
 from engine.errors import ConfigError, EngineError
+from engine.precision import PRECISIONS, choose_precision
 from engine.scoring.judge import JudgeConfig, build_judge, judge_loss, save_judge
-from engine.text.data import encode_corpus, read_sentences
+from engine.text.augment import augment
+from engine.text.data import encode_corpus, read_pairs, read_sentences
 from engine.text.tokenizer import Tokenizer, split_words
 
 
@@ -43,12 +53,17 @@ class TrainConfig:
     judge: bool = option(False, "train the autoregressive fluency judge instead (reuses the vocabulary in --out)")
     model: DenoiserConfig = field(default_factory=DenoiserConfig)  # the judge takes its size from it too
     min_count: int = option(1, "keep words seen at least this often (others become UNK)")
+    augment: int = option(0, "add up to this many relabelled copies of each row, its name, near and food values "
+                             "swapped for others of the same slot (engine.text.augment; needs a CSV with 'mr')")
     conditioned: float = option(0.0, "share of rows given clean words (prefix, suffix, both, or scattered, and the "
                                      "length), as the sampler holds locked words; the loss skips them (0: none)")
     init: str = option("", "start from the weights and vocabulary of this model directory (same size): fine-tuning")
     freeze_embeddings: bool = option(False, "keep the word vectors fixed (the control classifiers stay valid)")
     batch_size: int = option(64, "sentences per step")
     lr: float = option(1e-3, "peak learning rate (AdamW)")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    ema: float = option(0.0, "keep an exponential moving average of the weights at this rate (e.g. 0.999): it is "
+                              "validated and saved as the model; the raw weights are kept for --resume (0: none)")
     warmup: int = option(200, "steps of linear learning-rate warmup")
     clip: float = option(1.0, "gradient norm clip")
     max_steps: int = option(1_000_000, "stop after this many steps")
@@ -58,13 +73,22 @@ class TrainConfig:
     save_every: int = option(1000, "steps between checkpoints")
     seed: int = option(0, "random seed")
     device: str = option("cpu", "cpu or cuda", choices=("cpu", "cuda"))
-    bf16: bool = option(True, "bfloat16 autocast")
+    precision: str = option("auto", "bf16 autocast or fp32; auto: bf16 where the device runs it natively "
+                                    "(CUDA, a CPU with AVX-512 BF16 or AMX), else fp32", choices=PRECISIONS)
     resume: bool = option(False, "continue from the checkpoint in --out (same optimiser state and schedule)")
     keep_best: bool = option(False, "also keep the checkpoint with the lowest validation loss in OUT/best")
     quiet: bool = option(False, "no progress bar or messages")
 
     def __post_init__(self) -> None:
         check_optimisation(self, ("batch_size", "max_steps", "eval_every", "save_every", "min_count"))
+        if self.augment < 0:
+            raise ConfigError(f"--augment must be a number of copies >= 0, got {self.augment}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"--weight-decay must be a number >= 0, got {self.weight_decay}")
+        if not (math.isfinite(self.ema) and 0 <= self.ema < 1):
+            raise ConfigError(f"--ema must be a rate from 0 (none) to below 1, e.g. 0.999, got {self.ema}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 <= self.conditioned <= 1:
             raise ConfigError(f"--conditioned must be a share from 0 to 1, got {self.conditioned}")
         if self.init and not Path(self.init, "denoiser.json").is_file():
@@ -146,7 +170,11 @@ def train(config: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     split = str.split if config.pretokenized else split_words
-    sentences = read_sentences(Path(config.data))
+    if config.augment:
+        sentences = [ref for _, ref in augment(read_pairs(Path(config.data), need_mr=True), config.augment,
+                                                config.seed)]
+    else:
+        sentences = read_sentences(Path(config.data))
     if config.init and not config.resume:
         tokenizer = Tokenizer.load(Path(config.init) / "vocab.json")
     elif config.judge or config.resume:
@@ -165,40 +193,51 @@ def train(config: TrainConfig) -> dict:
         load_weights(model, Path(config.init) / ("judge.safetensors" if config.judge else "denoiser.safetensors"))
     if config.freeze_embeddings and not config.judge:
         model.word_vectors.requires_grad_(False)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
+    weights_file = "judge.safetensors" if config.judge else "denoiser.safetensors"
     generator = torch.Generator(device=device).manual_seed(config.seed * 1000 + rank)
     step, elapsed_before, best_loss = 0, 0.0, float("inf")
     if config.resume:
-        load_weights(model, out / ("judge.safetensors" if config.judge else "denoiser.safetensors"))
+        load_weights(model, out / (RAW_WEIGHTS if ema is not None else weights_file))
         meta = load_train_state(out, optimizer, generator)
         step, elapsed_before, best_loss = meta["step"], meta["elapsed_s"], meta.get("best_loss", float("inf"))
+        if ema is not None:
+            load_weights(ema.module, out / weights_file)
+            ema.n_averaged.fill_(max(step, 1))  # averaging goes on from the saved average, not from a copy
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
     raw_model = getattr(model, "module", model)
+    shipped = ema.module if ema is not None else raw_model  # the weights validated and saved as the model
     n_params = sum(p.numel() for p in raw_model.parameters())
+    precision, why = choose_precision(config.precision, device.type)
 
     def autocast():
-        if not config.bf16:
+        if precision == "fp32":
             return nullcontext()
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
     def save_model(directory: Path, record: dict) -> None:
         if config.judge:
-            save_judge(directory, raw_model, judge_config(config, len(tokenizer)), record)
+            save_judge(directory, shipped, judge_config(config, len(tokenizer)), record)
         else:
-            save_denoiser(directory, raw_model, tokenizer, record)
+            save_denoiser(directory, shipped, tokenizer, record)
 
     def save(record: dict) -> None:
         save_model(out, record)
+        if ema is not None:
+            save_weights(out / RAW_WEIGHTS, raw_model)
         save_train_state(out, optimizer, generator, step, {"elapsed_s": record["wall_seconds"], "best_loss": best_loss})
 
     record = {"parameters": n_params, "train_sentences": len(train_rows), "dropped_too_long": dropped,
-              "world_size": world, "config": asdict(config)}
+              "world_size": world, "precision": precision, "config": asdict(config)}
     if rank == 0 and not config.quiet:
         what = "judge" if config.judge else f"denoiser ({config.model.objective})"
         print(f"{what}: {n_params / 1e6:.2f}M parameters, vocabulary {len(tokenizer)}, "
-              f"{len(train_rows)} sentences ({dropped} too long), {world} process(es)", file=sys.stderr)
-    bar = tqdm(total=config.max_steps if not config.minutes else None, initial=step,
+              f"{len(train_rows)} sentences ({dropped} too long), {world} process(es); precision {precision} "
+              f"({why}){f'; EMA {config.ema}' if ema is not None else ''}", file=sys.stderr)
+    bar = tqdm(total=config.max_steps if not config.minutes else None, initial=step, unit="step",
                disable=rank != 0 or config.quiet, dynamic_ncols=True, desc="train")
     start = time.time()
     valid_loss, train_loss = float("nan"), None
@@ -225,13 +264,15 @@ def train(config: TrainConfig) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(raw_model)
         step += 1
         train_loss = loss.detach()
         bar.update(1)
         if step % 50 == 0:  # reading the loss waits for the device: not every step
             bar.set_postfix(loss=f"{loss.item():.3f}", valid=f"{valid_loss:.3f}", lr=f"{lr:.1e}", refresh=False)
         if rank == 0 and valid_rows is not None and step % config.eval_every == 0:
-            valid_loss = validate(config, raw_model, valid_rows, autocast)
+            valid_loss = validate(config, shipped, valid_rows, autocast)
             if not config.quiet:
                 bar.write(f"step {step}: train loss {loss.item():.4f}, valid loss {valid_loss:.4f}")
             if config.keep_best and valid_loss < best_loss:
@@ -242,7 +283,7 @@ def train(config: TrainConfig) -> dict:
     bar.close()
     if rank == 0:
         if valid_rows is not None:
-            valid_loss = validate(config, raw_model, valid_rows, autocast)
+            valid_loss = validate(config, shipped, valid_rows, autocast)
         record.update(steps=step, wall_seconds=round(elapsed_before + time.time() - start, 1),
                       train_loss=round(train_loss.item(), 4) if train_loss is not None else None,
                       valid_loss=round(valid_loss, 4))

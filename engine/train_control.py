@@ -33,6 +33,7 @@ from engine.diffusion.checkpoint import load_denoiser
 from engine.diffusion.schedule import q_sample
 from engine.errors import ConfigError, EngineError
 from engine.scoring.judge import Judge
+from engine.text.augment import augment
 from engine.text.data import read_pairs
 from engine.text.tokenizer import Tokenizer, split_words
 from engine.train import check_optimisation, learning_rate
@@ -46,6 +47,8 @@ class ControlTrainConfig:
     model: str = field(metadata={"help": "the model directory; the classifier is saved into it"})
     data: str = field(metadata={"help": "CSV with 'ref' (and 'mr' for kinds labelled from meaning representations)"})
     valid: str = option("", "held-out CSV for the held-out scores")
+    augment: int = option(0, "train on up to this many relabelled copies of each row too (name, near and food "
+                             "values swapped in the sentence and its MR, as engine.train --augment; needs 'mr')")
     method: str = option("diffusion", "diffusion: a classifier of noisy latents, for guidance; fudge: a "
                          "future discriminator of prefixes, for left-to-right writing", choices=METHODS)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
@@ -65,6 +68,8 @@ class ControlTrainConfig:
         if self.kind not in kinds:
             raise ConfigError(f"--kind must be one of {', '.join(kinds)} for --method {self.method}, got {self.kind!r}")
         check_optimisation(self, ("batch_size", "max_steps", "eval_every"))
+        if self.augment < 0:
+            raise ConfigError(f"--augment must be a number of copies >= 0, got {self.augment}")
 
 
 @dataclass
@@ -170,7 +175,8 @@ def train_control(config: ControlTrainConfig) -> ControlClassifier | FutureDiscr
     kind = KINDS[config.kind]
     network = kind.classifier if config.method == "diffusion" else kind.future_network
     tokenizer, seq_len, T, E = reading(config)
-    corpus = labelled_corpus(read_pairs(Path(config.data), need_mr=network.needs_meanings), seq_len)
+    pairs = read_pairs(Path(config.data), need_mr=network.needs_meanings or config.augment > 0)
+    corpus = labelled_corpus(augment(pairs, config.augment, config.seed), seq_len)
     labels = network.label_names(corpus)
     shape = replace(config.classifier, kind=config.kind, labels=labels, seq_len=seq_len, T=T,
                     embed_dim=config.classifier.hidden if E is None else E.shape[1])

@@ -39,7 +39,7 @@ def corpus() -> list[str]:
 
 
 TINY = dict(model=DenoiserConfig(seq_len=16, embed_dim=8, hidden=32, layers=1, attention_heads=2, ffn=64, dropout=0.0),
-            batch_size=16, warmup=5, lr=3e-3, eval_every=20, save_every=1000, bf16=False, quiet=True)
+            batch_size=16, warmup=5, lr=3e-3, eval_every=20, save_every=1000, precision="fp32", quiet=True)
 
 
 @pytest.fixture(scope="session")

@@ -146,7 +146,7 @@ def test_evaluate_names_the_line_the_model_cannot_use(control_model, tmp_path):
 def test_training_errors_are_one_line(corpus_files, tmp_path):
     train_file, _ = corpus_files
     tiny = ("--seq-len", "16", "--embed-dim", "8", "--hidden", "32", "--layers", "1", "--attention-heads", "2",
-            "--ffn", "64", "--batch-size", "8", "--no-bf16", "--quiet")
+            "--ffn", "64", "--batch-size", "8", "--precision", "fp32", "--quiet")
     missing_ref = tmp_path / "rows.csv"
     missing_ref.write_text('mr,ref\n"name[A]","A is a pub ."\n"name[B]"\n')
     one_line_error(run("engine.train", "--data", str(missing_ref), "--out", str(tmp_path / "o"), *tiny),
@@ -183,7 +183,7 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(corpus_files, tmp_path
     out = tmp_path / "interrupted"
     cmd = [sys.executable, "-m", "engine.train", "--data", str(train_file), "--out", str(out), "--seq-len", "16",
            "--embed-dim", "8", "--hidden", "32", "--layers", "1", "--attention-heads", "2", "--ffn", "64",
-           "--batch-size", "8", "--no-bf16", "--save-every", "100000", "--eval-every", "100000"]
+           "--batch-size", "8", "--precision", "fp32", "--save-every", "100000", "--eval-every", "100000"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 120

@@ -3,15 +3,18 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
-from engine.diffusion.checkpoint import load_denoiser
+from engine.diffusion.checkpoint import RAW_WEIGHTS, load_denoiser, load_weights
 from engine.diffusion.losses import diffusion_loss, given_positions
-from engine.diffusion.model import Denoiser, DenoiserConfig
-from engine.errors import EngineError
+from engine.diffusion.model import Denoiser, DenoiserConfig, FastDropout
+from engine.errors import ConfigError, EngineError
+from engine.precision import choose_precision
 from engine.text.data import encode_corpus, read_sentences
 from engine.text.tokenizer import Tokenizer
 from engine.train import TrainConfig, train
@@ -90,7 +93,7 @@ def test_data_parallel_training_with_two_gloo_processes(tmp_path, corpus_files):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
            "-m", "engine.train", "--data", str(train_file), "--out", str(out), "--max-steps", "4",
            "--seq-len", "16", "--embed-dim", "8", "--hidden", "32", "--layers", "1", "--attention-heads", "2",
-           "--ffn", "64", "--batch-size", "8", "--no-bf16", "--quiet"]
+           "--ffn", "64", "--batch-size", "8", "--precision", "fp32", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=150, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -128,3 +131,50 @@ def test_fine_tuning_on_given_words_keeps_the_word_vectors(tmp_path, corpus_file
     assert tok_before.words == tok_after.words
     assert torch.equal(before.word_vectors, after.word_vectors)
     assert not torch.equal(before.output.weight, after.output.weight)
+
+
+def test_ema_weights_are_the_model_and_the_raw_ones_resume(tmp_path, corpus_files):
+    train_file, valid_file = corpus_files
+    settings = {**TINY, "eval_every": 1000, "ema": 0.9}
+    train(TrainConfig(data=str(train_file), out=str(tmp_path / "whole"), max_steps=8, **settings))
+    train(TrainConfig(data=str(train_file), out=str(tmp_path / "split"), max_steps=5, **settings))
+    train(TrainConfig(data=str(train_file), out=str(tmp_path / "split"), max_steps=8, resume=True, **settings))
+    shipped, _, _ = load_denoiser(tmp_path / "whole")
+    raw = Denoiser(shipped.config)
+    load_weights(raw, tmp_path / "whole" / RAW_WEIGHTS)
+    assert not torch.equal(shipped.output.weight, raw.output.weight)  # the average is not the last step
+    resumed, _, _ = load_denoiser(tmp_path / "split")
+    resumed_raw = Denoiser(shipped.config)
+    load_weights(resumed_raw, tmp_path / "split" / RAW_WEIGHTS)
+    for a, b in ((shipped, resumed), (raw, resumed_raw)):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            assert torch.equal(x, y), name
+    with pytest.raises(ConfigError, match="--ema must be a rate"):
+        TrainConfig(data="x", out="y", ema=1.0)
+
+
+def test_the_precision_is_chosen_per_machine_and_recorded(tmp_path, corpus_files, monkeypatch):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert choose_precision("auto") == ("fp32", "no native bf16 on this CPU (AVX2 kernels: it would be emulated)")
+    assert choose_precision("bf16")[0] == "bf16" and choose_precision("auto", "cuda")[0] == "bf16"
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert choose_precision("auto")[0] == "bf16"
+    record = train(TrainConfig(data=str(corpus_files[0]), out=str(tmp_path / "m"), max_steps=1,
+                               **{**TINY, "precision": "auto"}))
+    assert record["precision"] == "bf16"
+    with pytest.raises(ConfigError, match="precision must be one of auto, bf16, fp32"):
+        choose_precision("fp16")
+
+
+def test_fast_dropout_keeps_the_rate_and_the_mean():
+    torch.manual_seed(0)
+    drop = FastDropout(0.2)
+    x = torch.ones(400, 1000)
+    y = drop(x)
+    assert abs(float((y == 0).float().mean()) - 0.2) < 0.005 and abs(float(y.mean()) - 1.0) < 0.01
+    assert not torch.equal(drop(x), y)  # a new mask each call
+    assert torch.equal(drop.eval()(x), x)
+    network = Denoiser(replace(TINY["model"], vocab_size=5))
+    bert_dropouts = {type(m) for m in network.modules() if isinstance(m, nn.Dropout)}
+    assert bert_dropouts == {FastDropout}

@@ -93,6 +93,20 @@ def timestep_features(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
+class FastDropout(nn.Dropout):
+    """nn.Dropout with a cheaper mask: on a CPU, drawing the random numbers is most of dropout's cost,
+    and a 16-bit draw per element (four from each 64-bit one) gives the same keep rate, to 1/65536,
+    at about a third of the time. Subclassing keeps `p` where BERT's attention reads it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return super().forward(x)
+        n = x.numel()
+        draws = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
+        keep = draws.view(torch.int16)[:n].view(x.shape) >= round(-32768 + self.p * 65536)
+        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+
+
 def bert_encoder(c) -> BertModel:
     """A BERT encoder fed `inputs_embeds`, sized by a config with hidden, layers, attention_heads, ffn, dropout
     and seq_len. Its own token table is frozen: it is never used, and data-parallel training must
@@ -105,6 +119,10 @@ def bert_encoder(c) -> BertModel:
     bert._attn_implementation = "sdpa"
     encoder = BertModel(bert, add_pooling_layer=False)
     encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    for module in list(encoder.modules()):
+        for name, child in module.named_children():
+            if type(child) is nn.Dropout:
+                setattr(module, name, FastDropout(child.p))
     return encoder
 
 

@@ -1,0 +1,37 @@
+"""Which floating-point precision to run in, per machine.
+
+bfloat16 halves the memory traffic of the network, but only a CPU with native bf16 instructions
+(AVX-512 BF16 or AMX) runs it fast: elsewhere (AVX2 laptops) PyTorch emulates it, about 8x slower
+than float32 for training. `torch.backends.cpu.get_cpu_capability()` is the kernel set PyTorch
+actually dispatches to (it honours ATEN_CPU_CAPABILITY), so a machine limited to AVX2 reads as one.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engine.errors import ConfigError
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def native_bf16(device: str = "cpu") -> tuple[bool, str]:
+    """Whether bf16 runs natively on `device`, and why (a phrase for the log)."""
+    if device.startswith("cuda"):
+        return True, "a CUDA device"
+    capability = torch.backends.cpu.get_cpu_capability()
+    if torch.cpu._is_amx_tile_supported() and capability.startswith("AVX512"):
+        return True, f"AMX on this CPU ({capability} kernels)"
+    if torch.cpu._is_avx512_bf16_supported() and capability.startswith("AVX512"):
+        return True, f"AVX-512 BF16 on this CPU ({capability} kernels)"
+    return False, f"no native bf16 on this CPU ({capability} kernels: it would be emulated)"
+
+
+def choose_precision(requested: str, device: str = "cpu") -> tuple[str, str]:
+    """("bf16" or "fp32", why): `auto` takes bf16 where it is native, fp32 elsewhere."""
+    if requested not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    if requested != "auto":
+        return requested, "asked for"
+    native, why = native_bf16(device)
+    return ("bf16" if native else "fp32"), why
