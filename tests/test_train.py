@@ -178,3 +178,14 @@ def test_fast_dropout_keeps_the_rate_and_the_mean():
     network = Denoiser(replace(TINY["model"], vocab_size=5))
     bert_dropouts = {type(m) for m in network.modules() if isinstance(m, nn.Dropout)}
     assert bert_dropouts == {FastDropout}
+
+
+def test_the_training_speed_bench_times_each_precision_and_dropout(tiny_model, corpus_files, capsys):
+    from engine import bench_train
+    assert bench_train.main(["--model", str(tiny_model), "--data", str(corpus_files[0]), "--rounds", "1",
+                             "--batch-size", "4"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(s["precision"], s["dropout"]) for s in report["settings"]] == [
+        ("fp32", "trainer"), ("fp32", "torch"), ("bf16", "trainer"), ("bf16", "torch")]
+    assert all(s["seconds_per_step"] > 0 and s["flop_floor_seconds"] > 0 for s in report["settings"])
+    assert report["machine"]["auto_precision"] in ("fp32", "bf16") and report["step_gflop"] > 0

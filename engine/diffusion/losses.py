@@ -98,11 +98,14 @@ def diffusion_loss(
     x0_prev = None
     if c.self_condition and model.training:
         use = torch.rand((B, 1, 1), generator=generator, device=device) < 0.5
-        with torch.no_grad():
-            first = forward(x_t, t, None, attention_mask).x0_hat
-        if hold is not None:
-            first = torch.where(hold, x0, first)
-        x0_prev = torch.where(use, first.detach(), torch.zeros_like(first))
+        rows = use.view(-1).nonzero().view(-1)  # the first pass runs only where its estimate is used
+        x0_prev = torch.zeros_like(x0)
+        if len(rows):
+            with torch.no_grad():
+                mask = attention_mask[rows] if attention_mask is not None else None
+                x0_prev[rows] = forward(x_t[rows], t[rows], None, mask).x0_hat.to(x0_prev.dtype)
+            if hold is not None:
+                x0_prev = torch.where(hold & use, x0.detach(), x0_prev)
 
     out = forward(x_t, t, x0_prev, attention_mask)
     if counted is None:
