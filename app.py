@@ -19,7 +19,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from editor.serving import CACHE_AGE_S, EVENT_CONCURRENCY, MAX_QUEUE, MAX_UPLOAD, MODEL_CONCURRENCY
-from engine.cli import DEVICE_HELP, OneLineParser  # noqa: E402  (light: no torch, no gradio)
+from engine.cli import OneLineParser, add_device_options  # noqa: E402  (light: no torch, no gradio)
 
 
 def port_number(text: str) -> int:
@@ -47,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=port_number, default=7860, help="port to serve on, 1 to 65535 (default: 7860)")
     p.add_argument("--model", help="model directory (default: assets/model)")
-    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    add_device_options(p)
     p.add_argument("--concurrency", type=positive, default=MODEL_CONCURRENCY, metavar="N",
                    help=f"generations run at once, the others queue (default: one per CPU core, here "
                         f"{MODEL_CONCURRENCY}; more than one per core only makes each slower)")
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.pipeline import Pipeline
 
     try:
-        pipe = Pipeline.load(args.model, device=args.device)
+        pipe = Pipeline.load(args.model, args.precision, device=args.device)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:  # the port was taken between the check and the launch
             print(f"error: port {args.port} is in use on {args.host} (pick another with --port)", file=sys.stderr)
             return 2
-        print(f"DLM Studio: {url(args.host, args.port)}", flush=True)
+        print(f"DLM Studio: {url(args.host, args.port)} ({pipe.device}, {pipe.precision})", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

@@ -36,7 +36,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from editor.serving import MODEL_CONCURRENCY  # noqa: E402  (light: constants only)
-from engine.cli import DEVICE_HELP  # noqa: E402  (light: no torch)
+from engine.cli import add_device_options  # noqa: E402  (light: no torch)
 
 TEMPLATE = "The Eagle is a _ _ coffee shop near _ _ ."
 
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m editor.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model directory (default: the bundled model)")
-    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    add_device_options(parser)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print JSON (the default output is also JSON)")
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     from editor.serving import EVENT_CONCURRENCY, MAX_QUEUE
     from engine.pipeline import Pipeline
 
-    demo, editor = build(Pipeline.load(args.model, device=args.device), concurrency=args.concurrency)
+    demo, editor = build(Pipeline.load(args.model, args.precision, device=args.device), concurrency=args.concurrency)
     demo.queue(default_concurrency_limit=EVENT_CONCURRENCY, max_size=MAX_QUEUE)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False, ssr_mode=False,

@@ -35,7 +35,7 @@ import time
 
 import torch
 
-from engine.cli import DEVICE_HELP, parser_for, run_command
+from engine.cli import add_device_options, parser_for, run_command
 from engine.controls import COMPOSED, FUTURE, KINDS, STEERED
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import targets_from_fields
@@ -43,6 +43,7 @@ from engine.diffusion.sampler import SampleOptions
 from engine.diffusion.steps import STEP_RULES
 from engine.errors import EngineError
 from engine.pipeline import Pipeline
+from engine.precision import choose_precision
 from engine.request import Request, Result
 
 
@@ -193,17 +194,18 @@ def bench(args) -> int:
         steps = args.steps or [SampleOptions().steps]
         if len(steps) not in (1, len(args.models)):
             raise EngineError(f"--steps takes one count or one per model ({len(args.models)}), got {len(steps)}")
-        pipes = [Pipeline.load(d, bf16=not args.fp32, device=args.device) for d in args.models]
+        pipes = [Pipeline.load(d, args.precision, device=args.device) for d in args.models]
         rows = side_by_side(pipes, steps * len(pipes) if len(steps) == 1 else steps, args.repeats)
-        print(json.dumps({"side_by_side": rows, "peak_rss_mb": peak_rss_mb(),
+        print(json.dumps({"side_by_side": rows, "precision": pipes[0].precision, "peak_rss_mb": peak_rss_mb(),
                           "threads": torch.get_num_threads(), "torch": torch.__version__}, indent=2))
         return 0
-    pipe = Pipeline.load(args.model, bf16=not args.fp32, device=args.device)
+    pipe = Pipeline.load(args.model, args.precision, device=args.device)
     if args.methods:
         if not 1 <= args.batch <= 32:
             raise EngineError(f"--batch must be from 1 to 32, got {args.batch}")
         rows = measure_methods(pipe, args.repeats, args.batch)
-        print(json.dumps({"methods": rows, "threads": torch.get_num_threads(), "torch": torch.__version__}, indent=2))
+        print(json.dumps({"methods": rows, "precision": pipe.precision, "threads": torch.get_num_threads(),
+                          "torch": torch.__version__}, indent=2))
         return 0
     if args.step_rules:
         print(json.dumps({"step_rules": measure_step_rules(pipe, args.repeats)}, indent=2))
@@ -216,7 +218,8 @@ def bench(args) -> int:
     report = {
         "runs": runs, "guided": guided,
         "peak_rss_mb": peak_rss_mb(),
-        "dtype": "float32" if args.fp32 else "bfloat16",
+        "dtype": {"fp32": "float32", "bf16": "bfloat16"}[pipe.precision],
+        "precision_why": choose_precision(args.precision, args.device)[1],
         "threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.machine(),
         "parameters": pipe.model.num_parameters(),
     }
@@ -231,9 +234,8 @@ def peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = parser_for("engine.bench", __doc__)
     parser.add_argument("--model", help="model directory (default: the bundled model)")
-    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    add_device_options(parser)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per setting (the best is kept)")
-    parser.add_argument("--fp32", action="store_true", help="run the network in float32 instead of bfloat16")
     parser.add_argument("--step-rules", action="store_true",
                         help="only time every step rule at 10, 20 and 50 steps (interleaved, best of --repeats)")
     parser.add_argument("--methods", action="store_true",

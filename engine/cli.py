@@ -79,6 +79,18 @@ class OneLineParser(argparse.ArgumentParser):
 DEVICE_HELP = "run the networks on cpu (the default) or cuda (cuda:N for the N-th GPU), where PyTorch sees one"
 
 
+def add_device_options(parser: argparse.ArgumentParser) -> None:
+    """--device, and --bf16/--fp32 to force the denoiser's precision (default: the faster one for this
+    machine: bf16 where the device runs it natively, else fp32; see engine.precision)."""
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--bf16", dest="precision", action="store_const", const="bf16",
+                           help="run the denoiser in bfloat16 (fast only where the CPU has AVX-512 BF16 or AMX)")
+    precision.add_argument("--fp32", dest="precision", action="store_const", const="fp32",
+                           help="run the denoiser in float32")
+    parser.set_defaults(precision="auto")
+
+
 def parser_for(prog: str, doc: str | None) -> argparse.ArgumentParser:
     return OneLineParser(prog=f"python -m {prog}", description=doc,
                          formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from engine.autoregressive.writer import WriteOptions
-from engine.cli import DEVICE_HELP, add_options, options_from, parse_weights, parser_for, run_command
+from engine.cli import add_device_options, add_options, options_from, parse_weights, parser_for, run_command
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.semantic import STEER_BY
 from engine.controls.targets import FILE_KINDS
@@ -84,7 +84,7 @@ def build_parser():
         add_options(p, SampleOptions)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--model", help="model directory (default: the bundled model)")
-        p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+        add_device_options(p)
         p.add_argument("--json", action="store_true", help="print JSON (the default output is also JSON)")
     return parser
 

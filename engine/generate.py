@@ -24,7 +24,7 @@ import json
 import sys
 
 from engine.autoregressive.writer import WriteOptions
-from engine.cli import DEVICE_HELP, add_options, options_from, parse_weights, parser_for, run_command
+from engine.cli import add_device_options, add_options, options_from, parse_weights, parser_for, run_command
 from engine.controls import KINDS, STEERED
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import targets_from_fields
@@ -44,7 +44,7 @@ def build_parser():
                                                   "the controls' own, 1 without controls)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="model directory (default: the bundled model in assets/model)")
-    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    add_device_options(p)
     p.add_argument("--method", choices=METHODS, default="diffusion",
                    help="diffusion; fudge: left to right with FUDGE control; ar: left to right, no control")
     add_options(p, SampleOptions)
@@ -70,7 +70,7 @@ def request_from(args) -> Request:
 
 
 def generate(args) -> int:
-    result = Pipeline.load(args.model, device=args.device).run(request_from(args))
+    result = Pipeline.load(args.model, args.precision, device=args.device).run(request_from(args))
     if args.json:
         print(json.dumps({"samples": [{"text": c.text, "tokens": c.words, "control_scores": c.control_scores}
                                       for c in result.best],

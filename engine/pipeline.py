@@ -41,6 +41,7 @@ from engine.diffusion.model import Denoiser
 from engine.diffusion.sampler import Frame, Sampler
 from engine.diffusion.schedule import strided_timesteps
 from engine.errors import CheckpointError, ConfigError, TemplateError
+from engine.precision import choose_precision
 from engine.provenance import model_name, request_dict, versions, weights_digests
 from engine.request import MAX_ROWS, MAX_SEED, Candidate, Cost, Prompt, Request, Result, WriteCost, Writing
 from engine.scoring.judge import Judge
@@ -136,19 +137,23 @@ class Pipeline:
     judge: Judge | None
     training: dict  # how the denoiser was trained (steps, time, losses)
     directory: Path
+    precision: str = "fp32"  # what the network runs in: "bf16" or "fp32" (see engine.precision)
     classifiers: dict[str, ControlClassifier] = field(default_factory=dict)  # loaded on first use
     discriminators: dict[str, FutureDiscriminator] = field(default_factory=dict)  # FUDGE's, loaded on first use
 
     @classmethod
-    def load(cls, directory: Path | str | None = None, bf16: bool = True, device: str = "cpu") -> Pipeline:
-        """The model folder's networks on `device` ("cpu", "cuda", "cuda:1"; see `check_device`)."""
+    def load(cls, directory: Path | str | None = None, precision: str = "auto", device: str = "cpu") -> Pipeline:
+        """The model folder's networks on `device` ("cpu", "cuda", "cuda:1"; see `check_device`), the
+        denoiser in `precision` (auto: bf16 where the device runs it natively, else fp32)."""
         directory = Path(directory) if directory else BUNDLED_MODEL
         if not directory.is_dir():
             raise CheckpointError(f"model directory not found: {directory}")
         device = check_device(device)
+        precision = choose_precision(precision, device)[0]
         model, tokenizer, training = load_denoiser(directory, device)
         judge = Judge(directory, tokenizer, device) if (directory / "judge.json").is_file() else None
-        return cls(model, tokenizer, Sampler(model, tokenizer, bf16=bf16), judge, training, directory)
+        sampler = Sampler(model, tokenizer, bf16=precision == "bf16")
+        return cls(model, tokenizer, sampler, judge, training, directory, precision)
 
     @property
     def seq_len(self) -> int:
@@ -186,7 +191,8 @@ class Pipeline:
         """What makes a run of `request` again: the model's name and its weights' hashes (not where
         it lies on this machine), the request as read, the package versions."""
         model = {"name": model_name(self.directory, BUNDLED_MODEL), "weights_sha256": self.weights,
-                 "device": str(self.device)}  # a seed draws other noise on a GPU than on the CPU
+                 "device": str(self.device),  # a seed draws other noise on a GPU than on the CPU
+                 "precision": self.precision}  # and bf16 rounds otherwise than fp32
         return {"model": model, "request": request_dict(request), "versions": versions()}
 
     @cached_property

@@ -15,9 +15,9 @@ from engine.errors import ConfigError
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
-def native_bf16(device: str = "cpu") -> tuple[bool, str]:
+def native_bf16(device: str | torch.device = "cpu") -> tuple[bool, str]:
     """Whether bf16 runs natively on `device`, and why (a phrase for the log)."""
-    if device.startswith("cuda"):
+    if str(device).startswith("cuda"):
         return True, "a CUDA device"
     capability = torch.backends.cpu.get_cpu_capability()
     if torch.cpu._is_amx_tile_supported() and capability.startswith("AVX512"):
@@ -27,7 +27,7 @@ def native_bf16(device: str = "cpu") -> tuple[bool, str]:
     return False, f"no native bf16 on this CPU ({capability} kernels: it would be emulated)"
 
 
-def choose_precision(requested: str, device: str = "cpu") -> tuple[str, str]:
+def choose_precision(requested: str, device: str | torch.device = "cpu") -> tuple[str, str]:
     """("bf16" or "fp32", why): `auto` takes bf16 where it is native, fp32 elsewhere."""
     if requested not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")

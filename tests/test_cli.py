@@ -83,7 +83,10 @@ def test_bench_prints_speed_and_memory(tiny_model):
     report = json.loads(proc.stdout)
     assert [(r["steps"], r["batch"]) for r in report["runs"]] == [(200, 1), (200, 16), (50, 1), (50, 16)]
     assert all(r["denoiser_passes"] == r["steps"] and r["seconds_per_sample"] > 0 for r in report["runs"])
-    assert report["peak_rss_mb"] > 0
+    assert report["peak_rss_mb"] > 0 and report["dtype"] in ("float32", "bfloat16") and report["precision_why"]
+    forced = json.loads(run("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--fp32", "--steps", "5",
+                            "--models", str(tiny_model)).stdout)
+    assert forced["precision"] == "fp32"
     rules = run("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--step-rules", "--json")
     assert rules.returncode == 0, rules.stderr
     timed = {(r["step_rule"], r["steps"], r["batch"]) for r in json.loads(rules.stdout)["step_rules"]}

@@ -104,7 +104,7 @@ def fit(templates, controls, seq_len):
 
 
 def test_spacy_oracles_on_hand_written_sentences(control_model):
-    pipe = Pipeline.load(control_model, bf16=False)
+    pipe = Pipeline.load(control_model, precision="fp32")
     words = "The Eagle is a pub near the river .".split()
     tags = tuple(parse([words])[0].pos)
     assert tags == ("DET", "PROPN", "AUX", "DET", "NOUN", "ADP", "DET", "NOUN", "PUNCT")
@@ -158,7 +158,7 @@ def test_target_files_drop_start_end_and_newline(tmp_path):
 
 @pytest.fixture(scope="module")
 def pipe(control_model):
-    return Pipeline.load(control_model, bf16=False)
+    return Pipeline.load(control_model, precision="fp32")
 
 
 @pytest.mark.parametrize(("prompt", "span", "match"), [

@@ -37,7 +37,7 @@ def one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
 
 @pytest.fixture(scope="module")
 def pipe(control_model):
-    return Pipeline.load(control_model, bf16=False)
+    return Pipeline.load(control_model, precision="fp32")
 
 
 def test_huge_exemplars_and_templates_are_refused_by_size_before_parsing(pipe):

@@ -33,6 +33,7 @@ from engine.controls import KINDS, STEERED
 from engine.controls.targets import build_controls, targets_from_fields
 from engine.errors import CellActionError, ConfigError, EngineError, TargetError, TemplateError
 from engine.pipeline import Pipeline
+from engine.precision import choose_precision
 from engine.request import MAX_SEED, Request
 from engine.views import run_view
 from tests.server import ROOT, start_app, stop_app
@@ -239,7 +240,7 @@ def test_seeds_above_2_to_the_53_give_different_requests_through_write(editor, m
 
 def test_a_sample_with_no_words_scored_by_the_spans_oracle_is_no_crash(control_model):
     """Found by tests/test_fuzz_editor.py: a sample with no words made spaCy fail (E031) in the oracle."""
-    pipe = Pipeline.load(control_model, bf16=False)
+    pipe = Pipeline.load(control_model, precision="fp32")
     (spans,) = build_controls([targets_from_fields({"spans": "4 6 PP"})], pipe.control_source, {})
     assert spans.evaluate([[]]) == [0.0]  # no words: the span is not there, and nothing fails
     ed = build(pipe)[1]
@@ -251,7 +252,7 @@ def test_a_sample_with_no_words_scored_by_the_spans_oracle_is_no_crash(control_m
 
 # --- 2. disk: exports bounded, in Gradio's cache (served without a copy), removed on close ----------
 def test_exports_keep_the_last_runs_only(tiny_model, monkeypatch):
-    ed = build(Pipeline.load(tiny_model, bf16=False))[1]
+    ed = build(Pipeline.load(tiny_model, precision="fp32"))[1]
     try:
         assert ed.export_dir.parent == Path(get_upload_folder())  # Gradio serves the files without a copy
         result = ed.pipe.run(Request.one("The Mill is a _ .", samples=1))
@@ -313,17 +314,18 @@ def test_a_missing_or_broken_model_is_one_line_and_exit_2(tmp_path):
 def test_help_lists_the_deployers_flags():
     proc = app_command("--help")
     assert proc.returncode == 0
-    for flag in ("--host", "--port", "--model", "--concurrency", "--max-queue", "--cache-age"):
+    for flag in ("--host", "--port", "--model", "--concurrency", "--max-queue", "--cache-age", "--bf16", "--fp32"):
         assert flag in proc.stdout
 
 
 def test_app_serves_quietly_bounds_uploads_and_cleans_up_on_sigterm():
     app = start_app("--cache-age", "60")
+    started = f"DLM Studio: {app.url} (cpu, {choose_precision('auto')[0]})\n"  # the precision this CPU runs fastest
     try:
         deadline = time.monotonic() + 10  # the server answers a moment before the app prints its line
         while not app.log.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert app.log.read_text() == f"DLM Studio: {app.url}\n"  # no share hint, no Gradio banner
+        assert app.log.read_text() == started  # no share hint, no Gradio banner
         client = Client(app.url, verbose=False, analytics_enabled=False, download_files=False)
         text = "The Eagle is a _ _ ."
         row, _ = client.predict(text, api_name="/set_text")
@@ -344,7 +346,7 @@ def test_app_serves_quietly_bounds_uploads_and_cleans_up_on_sigterm():
         status = stop_app(app)
         left, files, log = app.exports(), app.files(), app.log.read_text()
         shutil.rmtree(app.tmp, ignore_errors=True)
-    assert status == 0 and log == f"DLM Studio: {app.url}\n", log  # SIGTERM: a clean exit, nothing printed
+    assert status == 0 and log == started, log  # SIGTERM: a clean exit, nothing printed
     assert not left and not files, files  # the exports by the editor, the upload by Gradio's cache expiry
 
 

@@ -85,7 +85,7 @@ def test_alignment_finds_the_best_placement():
 
 @pytest.fixture(scope="module")
 def pipe(tiny_model):
-    return Pipeline.load(tiny_model, bf16=False)
+    return Pipeline.load(tiny_model, precision="fp32")
 
 
 def test_include_steers_without_a_classifier(pipe):

@@ -11,7 +11,7 @@ from engine.text.template import length_template, parse_template
 
 @pytest.fixture(scope="module")
 def pipe(tiny_model):
-    return Pipeline.load(tiny_model, bf16=False)
+    return Pipeline.load(tiny_model, precision="fp32")
 
 
 def generate(pipe, template=None, length=None, *, samples=1, options=None, seed=0):
@@ -77,7 +77,7 @@ def test_frames_stream_one_per_step_with_falling_noise(pipe):
 
 
 def test_bf16_sampler_keeps_locks_too(tiny_model):
-    fast = Pipeline.load(tiny_model, bf16=True)
+    fast = Pipeline.load(tiny_model, precision="bf16")
     result = generate(fast, "Alimentum serves _ food .", samples=3, options=SampleOptions(steps=10))
     assert all(w[:2] == ["Alimentum", "serves"] and w[3:] == ["food", "."] for w in result.words)
 

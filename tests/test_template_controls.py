@@ -18,7 +18,7 @@ from engine.text.tokenizer import Tokenizer
 
 @pytest.fixture(scope="module")
 def pipe():
-    return Pipeline.load(bf16=False)
+    return Pipeline.load(precision="fp32")
 
 
 @pytest.mark.parametrize("template", ["_ _ _ is a _ _ near _ _ .", "_ _ _ _ _ _ _ _ _ _ _ _ ."])

@@ -22,7 +22,7 @@ SENTENCE = "The Eagle is a pub near the river ."
 
 @pytest.fixture(scope="module")
 def pipe(tiny_model):
-    return Pipeline.load(tiny_model, bf16=False)
+    return Pipeline.load(tiny_model, precision="fp32")
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
     spt = args.samples_per_target
     if min(args.n_targets, spt, args.batch, 1 if args.candidates is None else args.candidates) < 1:
         raise EngineError("--n-targets, --samples-per-target, --candidates and --batch must be at least 1")
-    pipe = Pipeline.load(args.model, device=args.device)
+    pipe = Pipeline.load(args.model, args.precision, device=args.device)
     judge = Judge.other_or(args.fluency_judge, pipe.judge, pipe.tokenizer)
     read, unusable = scan_targets(args.kind, args.targets, limit=args.n_targets)
     if args.steer_meaning:  # every meaning target steered one way, for measuring the ways against each other

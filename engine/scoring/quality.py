@@ -120,7 +120,7 @@ def score(pipe: Pipeline, templates: list[Template], args: argparse.Namespace, o
 def quality(args: argparse.Namespace, sampling: SampleOptions, writing: WriteOptions) -> dict:
     if args.n < 1 or args.batch < 1 or args.candidates < 1:
         raise EngineError("--n, --batch and --candidates must be at least 1")
-    pipe = Pipeline.load(args.model, device=args.device)
+    pipe = Pipeline.load(args.model, args.precision, device=args.device)
     if pipe.judge is None:
         raise EngineError(f"{pipe.directory} has no fluency judge (judge.json): train one with --judge")
     sampling.record_latents = False

@@ -41,7 +41,7 @@ def changed(source: list[str], words: list[str]) -> float:
 def vary_report(args: argparse.Namespace, sampling: SampleOptions) -> dict:
     if args.n < 1 or args.samples < 1 or args.n * args.samples > MAX_ROWS:
         raise EngineError(f"--n and --samples must be at least 1, with n x samples at most {MAX_ROWS}")
-    pipe = Pipeline.load(args.model, device=args.device)
+    pipe = Pipeline.load(args.model, args.precision, device=args.device)
     if pipe.judge is None:
         raise EngineError(f"{pipe.directory} has no fluency judge (judge.json): train one with --judge")
     usable = [split_words(s) for s in read_sentences(Path(args.valid))]
