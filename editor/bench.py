@@ -186,15 +186,18 @@ def served(args: argparse.Namespace, scenario) -> dict:
     if args.model:
         command += ["--model", args.model]
     command += ["--device", args.device]
+    if args.precision != "auto":
+        command.append(f"--{args.precision}")
     root = Path(__file__).resolve().parent.parent
     server = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        if not (server.stdout.readline() or "").startswith("DLM Studio:"):
+        started = server.stdout.readline() or ""
+        if not started.startswith("DLM Studio:"):
             raise SystemExit(f"app.py did not start: {server.stdout.read()}")
         from gradio_client import Client
 
         timed_run(Client(url, verbose=False, analytics_enabled=False), 10, 1, 0)  # warm-up
-        return scenario(url)
+        return scenario(url) | {"precision": started.rstrip().rstrip(")").rsplit(", ", 1)[-1]}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -262,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                         "frames": single[0]["frames"], "runs": single},
         "four_users": {"all_finished": all(r.get("frames") == args.steps for r in results),
                        "wall_s": round(wall, 2), "runs": results},
-        "steps": args.steps, "samples": args.samples,
+        "steps": args.steps, "samples": args.samples, "precision": editor.pipe.precision,
     }
     print(json.dumps(report, indent=2))
     return 0

@@ -27,7 +27,8 @@ from torch import nn
 
 from engine.cli import parser_for, run_command
 from engine.diffusion.checkpoint import BUNDLED_MODEL, load_denoiser
-from engine.diffusion.model import Denoiser, FastDropout
+from engine.diffusion.model import Denoiser, FastDropout, swap_dropout
+from engine.errors import EngineError
 from engine.precision import choose_precision
 from engine.text.data import encode_corpus, read_sentences
 from engine.train import TrainConfig, compute_loss
@@ -41,10 +42,7 @@ def autocast(precision: str):
 
 def with_torch_dropout(model: Denoiser) -> Denoiser:
     """The model with torch's nn.Dropout where the trainer uses FastDropout (the old step)."""
-    for module in list(model.modules()):
-        for name, child in module.named_children():
-            if isinstance(child, FastDropout):
-                setattr(module, name, nn.Dropout(child.p))
+    swap_dropout(model, FastDropout, nn.Dropout)
     return model
 
 
@@ -69,6 +67,8 @@ def matmul_rate(precision: str, hidden: int, ffn: int, rows: int, repeats: int =
 
 
 def bench(args: argparse.Namespace) -> int:
+    if args.rounds < 1 or args.batch_size < 1:
+        raise EngineError(f"--rounds and --batch-size must be at least 1, got {args.rounds} and {args.batch_size}")
     base, tokenizer, _ = load_denoiser(args.model)
     config = TrainConfig(data="-", out="-", conditioned=0.75, model=base.config)
     rows, _ = encode_corpus(read_sentences(Path(args.data)), tokenizer, base.config.seq_len)

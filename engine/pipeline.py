@@ -137,7 +137,6 @@ class Pipeline:
     judge: Judge | None
     training: dict  # how the denoiser was trained (steps, time, losses)
     directory: Path
-    precision: str = "fp32"  # what the network runs in: "bf16" or "fp32" (see engine.precision)
     classifiers: dict[str, ControlClassifier] = field(default_factory=dict)  # loaded on first use
     discriminators: dict[str, FutureDiscriminator] = field(default_factory=dict)  # FUDGE's, loaded on first use
 
@@ -153,7 +152,12 @@ class Pipeline:
         model, tokenizer, training = load_denoiser(directory, device)
         judge = Judge(directory, tokenizer, device) if (directory / "judge.json").is_file() else None
         sampler = Sampler(model, tokenizer, bf16=precision == "bf16")
-        return cls(model, tokenizer, sampler, judge, training, directory, precision)
+        return cls(model, tokenizer, sampler, judge, training, directory)
+
+    @property
+    def precision(self) -> str:
+        """What the denoiser runs in: "bf16" or "fp32" (see engine.precision)."""
+        return "bf16" if self.sampler.network is not self.sampler.model else "fp32"
 
     @property
     def seq_len(self) -> int:

@@ -18,7 +18,10 @@ PRECISIONS = ("auto", "bf16", "fp32")
 def native_bf16(device: str | torch.device = "cpu") -> tuple[bool, str]:
     """Whether bf16 runs natively on `device`, and why (a phrase for the log)."""
     if str(device).startswith("cuda"):
-        return True, "a CUDA device"
+        major, minor = torch.cuda.get_device_capability(torch.device(device))
+        if major >= 8:
+            return True, f"a CUDA device of compute capability {major}.{minor}"
+        return False, f"a CUDA device of compute capability {major}.{minor} (bf16 needs 8.0, Ampere, or later)"
     capability = torch.backends.cpu.get_cpu_capability()
     if torch.cpu._is_amx_tile_supported() and capability.startswith("AVX512"):
         return True, f"AMX on this CPU ({capability} kernels)"

@@ -27,9 +27,9 @@ from tqdm import tqdm
 
 from engine.cli import add_options, option, options_from, parser_for, run_command
 from engine.diffusion.checkpoint import (
-    RAW_WEIGHTS,
     load_train_state,
     load_weights,
+    raw_weights_file,
     save_denoiser,
     save_train_state,
     save_weights,
@@ -87,8 +87,6 @@ class TrainConfig:
             raise ConfigError(f"--weight-decay must be a number >= 0, got {self.weight_decay}")
         if not (math.isfinite(self.ema) and 0 <= self.ema < 1):
             raise ConfigError(f"--ema must be a rate from 0 (none) to below 1, e.g. 0.999, got {self.ema}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0 <= self.conditioned <= 1:
             raise ConfigError(f"--conditioned must be a share from 0 to 1, got {self.conditioned}")
         if self.init and not Path(self.init, "denoiser.json").is_file():
@@ -195,13 +193,18 @@ def train(config: TrainConfig) -> dict:
         model.word_vectors.requires_grad_(False)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                   weight_decay=config.weight_decay)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
+    # parameters only: BERT's integer position_ids buffer must not be averaged (it would truncate)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema)) if config.ema else None
     weights_file = "judge.safetensors" if config.judge else "denoiser.safetensors"
+    raw_file = raw_weights_file(weights_file)
     generator = torch.Generator(device=device).manual_seed(config.seed * 1000 + rank)
     step, elapsed_before, best_loss = 0, 0.0, float("inf")
     if config.resume:
-        load_weights(model, out / (RAW_WEIGHTS if ema is not None else weights_file))
         meta = load_train_state(out, optimizer, generator)
+        if float(meta.get("ema", 0.0)) != config.ema:
+            raise ConfigError(f"--resume: the run in {out} was trained with --ema {meta.get('ema', 0.0)}, not "
+                              f"{config.ema}: resume it with the same --ema")
+        load_weights(model, out / (raw_file if ema is not None else weights_file))
         step, elapsed_before, best_loss = meta["step"], meta["elapsed_s"], meta.get("best_loss", float("inf"))
         if ema is not None:
             load_weights(ema.module, out / weights_file)
@@ -227,8 +230,11 @@ def train(config: TrainConfig) -> dict:
     def save(record: dict) -> None:
         save_model(out, record)
         if ema is not None:
-            save_weights(out / RAW_WEIGHTS, raw_model)
-        save_train_state(out, optimizer, generator, step, {"elapsed_s": record["wall_seconds"], "best_loss": best_loss})
+            save_weights(out / raw_file, raw_model)
+        else:
+            (out / raw_file).unlink(missing_ok=True)  # a stale one from an earlier run must not be resumed
+        save_train_state(out, optimizer, generator, step,
+                         {"elapsed_s": record["wall_seconds"], "best_loss": best_loss, "ema": config.ema})
 
     record = {"parameters": n_params, "train_sentences": len(train_rows), "dropped_too_long": dropped,
               "world_size": world, "precision": precision, "config": asdict(config)}

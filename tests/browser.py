@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -201,7 +202,11 @@ def wait_new_results(page: Page, before: list[list[str]]) -> list[list[str]]:
 
 
 def wait_text(page: Page, text: str) -> None:
-    page.wait_for_function("(t) => document.querySelector('#template textarea').value === t", arg=text)
+    try:
+        page.wait_for_function("(t) => document.querySelector('#template textarea').value === t", arg=text)
+    except PlaywrightTimeoutError:
+        shown = page.locator("#template textarea").input_value()
+        raise AssertionError(f"the text box says {shown!r}, not {text!r}") from None
 
 
 def drag_slider(page: Page, elem_id: str, fraction: float) -> None:

@@ -36,6 +36,16 @@ def test_a_value_not_written_verbatim_changes_nothing():
     assert swapped[1] == "The Eagle serves English food near Zizzi ."
 
 
+def test_a_field_the_mr_repeats_is_never_swapped():
+    row = ("name[The Golden Curry], name[The Wrestlers], food[French], food[Italian], near[Avalon]",
+           "The Golden Curry serves French and Italian dishes near Avalon .")
+    copies = augment([row, *ROWS], 3, seed=0)
+    mine = [c for c in copies[len(ROWS) + 1:] if "dishes" in c[1]]
+    assert mine and all(c[1].startswith("The Golden Curry serves French and Italian dishes near ") for c in mine)
+    assert all(c[0].startswith("name[The Golden Curry], name[The Wrestlers], food[French], food[Italian]")
+               for c in mine)
+
+
 def test_every_copy_is_labelled_as_its_sentence_says():
     rows = labelled_corpus()
     more = augment(rows, 3, seed=1)

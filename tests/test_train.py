@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,14 +11,14 @@ import pytest
 import torch
 from torch import nn
 
-from engine.diffusion.checkpoint import RAW_WEIGHTS, load_denoiser, load_weights
+from engine.diffusion.checkpoint import load_denoiser, load_weights, raw_weights_file
 from engine.diffusion.losses import diffusion_loss, given_positions
 from engine.diffusion.model import Denoiser, DenoiserConfig, FastDropout
 from engine.errors import ConfigError, EngineError
 from engine.precision import choose_precision
 from engine.text.data import encode_corpus, read_sentences
 from engine.text.tokenizer import Tokenizer
-from engine.train import TrainConfig, train
+from engine.train import TrainConfig, train, validate
 from tests.conftest import TINY, corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,28 +136,43 @@ def test_fine_tuning_on_given_words_keeps_the_word_vectors(tmp_path, corpus_file
 
 def test_ema_weights_are_the_model_and_the_raw_ones_resume(tmp_path, corpus_files):
     train_file, valid_file = corpus_files
-    settings = {**TINY, "eval_every": 1000, "ema": 0.9}
-    train(TrainConfig(data=str(train_file), out=str(tmp_path / "whole"), max_steps=8, **settings))
+    settings = {**TINY, "eval_every": 1000, "ema": 0.9, "valid": str(valid_file)}
+    record = train(TrainConfig(data=str(train_file), out=str(tmp_path / "whole"), max_steps=8, **settings))
     train(TrainConfig(data=str(train_file), out=str(tmp_path / "split"), max_steps=5, **settings))
     train(TrainConfig(data=str(train_file), out=str(tmp_path / "split"), max_steps=8, resume=True, **settings))
+    raw_file = raw_weights_file("denoiser.safetensors")
     shipped, _, _ = load_denoiser(tmp_path / "whole")
     raw = Denoiser(shipped.config)
-    load_weights(raw, tmp_path / "whole" / RAW_WEIGHTS)
+    load_weights(raw, tmp_path / "whole" / raw_file)
     assert not torch.equal(shipped.output.weight, raw.output.weight)  # the average is not the last step
     resumed, _, _ = load_denoiser(tmp_path / "split")
     resumed_raw = Denoiser(shipped.config)
-    load_weights(resumed_raw, tmp_path / "split" / RAW_WEIGHTS)
+    load_weights(resumed_raw, tmp_path / "split" / raw_file)
     for a, b in ((shipped, resumed), (raw, resumed_raw)):
         for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
             assert torch.equal(x, y), name
+    # the saved average validates as the loaded one does: its integer position ids were not averaged
+    validated = validate(TrainConfig(data="-", out="-", model=shipped.config), shipped,
+                         encode_corpus(read_sentences(valid_file), Tokenizer.load(tmp_path / "whole" / "vocab.json"),
+                                       16)[0], nullcontext)
+    assert validated == pytest.approx(record["valid_loss"], abs=1e-4)
     with pytest.raises(ConfigError, match="--ema must be a rate"):
         TrainConfig(data="x", out="y", ema=1.0)
+    with pytest.raises(ConfigError, match="trained with --ema 0.9, not 0.0: resume it with the same --ema"):
+        train(TrainConfig(data=str(train_file), out=str(tmp_path / "split"), max_steps=9, resume=True,
+                          **{**settings, "ema": 0.0}))
+    train(TrainConfig(data=str(train_file), out=str(tmp_path / "split"), max_steps=2, **{**settings, "ema": 0.0}))
+    assert not (tmp_path / "split" / raw_file).exists()  # a run without an average leaves no raw weights behind
 
 
 def test_the_precision_is_chosen_per_machine_and_recorded(tmp_path, corpus_files, monkeypatch):
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
     assert choose_precision("auto") == ("fp32", "no native bf16 on this CPU (AVX2 kernels: it would be emulated)")
-    assert choose_precision("bf16")[0] == "bf16" and choose_precision("auto", "cuda")[0] == "bf16"
+    assert choose_precision("bf16")[0] == "bf16"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (8, 0) if device.index == 1 else (7, 0))
+    assert choose_precision("auto", "cuda:1")[0] == "bf16"  # Ampere or later
+    assert choose_precision("auto", "cuda:0") == ("fp32", "a CUDA device of compute capability 7.0 (bf16 needs "
+                                                  "8.0, Ampere, or later)")
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
     assert choose_precision("auto")[0] == "bf16"

@@ -5,8 +5,8 @@ A model directory holds:
   vocab.json                            the word list shared by both models
   judge.safetensors, judge.json         the autoregressive fluency judge (optional)
   train_state.safetensors, train_state.json   optimiser and RNG state, for resuming training
-  raw.safetensors                       the trained weights when the model saved is their moving
-                                        average (--ema): training resumes from these
+  denoiser.raw.safetensors              the trained weights when the model saved is their moving
+  (judge.raw.safetensors)               average (--ema): training resumes from these
 """
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ from engine.diffusion.model import Denoiser, DenoiserConfig
 from engine.errors import CheckpointError, ConfigError
 from engine.text.tokenizer import Tokenizer
 
-RAW_WEIGHTS = "raw.safetensors"
 BUNDLED_MODEL = Path(__file__).resolve().parents[2] / "assets" / "model"
+
+
+def raw_weights_file(weights_file: str) -> str:
+    """Where the raw weights beside a moving average are kept: denoiser.safetensors -> denoiser.raw.safetensors."""
+    return weights_file.removesuffix(".safetensors") + ".raw.safetensors"
 
 
 def save_denoiser(directory: Path, model: Denoiser, tokenizer: Tokenizer, record: dict[str, Any]) -> None:

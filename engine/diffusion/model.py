@@ -119,11 +119,16 @@ def bert_encoder(c) -> BertModel:
     bert._attn_implementation = "sdpa"
     encoder = BertModel(bert, add_pooling_layer=False)
     encoder.embeddings.word_embeddings.weight.requires_grad_(False)
-    for module in list(encoder.modules()):
-        for name, child in module.named_children():
-            if type(child) is nn.Dropout:
-                setattr(module, name, FastDropout(child.p))
+    swap_dropout(encoder, nn.Dropout, FastDropout)
     return encoder
+
+
+def swap_dropout(network: nn.Module, old: type[nn.Dropout], new: type[nn.Dropout]) -> None:
+    """Replace every dropout module of exactly type `old` by one of type `new` with the same rate."""
+    for module in list(network.modules()):
+        for name, child in module.named_children():
+            if type(child) is old:
+                setattr(module, name, new(child.p))
 
 
 class Denoiser(nn.Module):

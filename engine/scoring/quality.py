@@ -152,7 +152,7 @@ def quality(args: argparse.Namespace, sampling: SampleOptions, writing: WriteOpt
         {k: v for k, v in vars(sampling).items() if k != "record_latents"}
     report["settings"] = {"n": args.n, "method": args.method, **shaping,
                           "fluency_judge": str(args.fluency_judge or pipe.directory),
-                          "seed": args.seed, "model": str(pipe.directory)}
+                          "seed": args.seed, "model": str(pipe.directory), "precision": pipe.precision}
     if args.show:
         report["samples"] = {name: text[: args.show] for name, text in texts.items()}
         report["samples"]["infill_source"] = [" ".join(w) for w in valid[: args.show]]

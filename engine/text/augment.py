@@ -1,10 +1,11 @@
 """More labelled sentences from the same data: slot-value substitution from the meaning representation.
 
-Every `name` and `near` value of the E2E training set is written verbatim in its sentence, and most
-`food` values are. Swapping such a value for another value of the same slot, in the sentence and
-in its MR together, gives a new sentence whose labels are still right, so the denoiser (and the
-classifiers whose labels come from the MR) see each sentence frame with many names, places and
-cuisines instead of memorising the few it came with.
+Almost every `name` and `near` value of the E2E training set is written verbatim in its sentence
+(all but 10 of 7,552 names and 2 of 6,028 places), and most `food` values are. Swapping such a
+value for another value of the same slot, in the sentence and in its MR together, gives a new
+sentence whose labels are still right, so the denoiser (and the classifiers whose labels come from
+the MR) see each sentence frame with many names, places and cuisines instead of memorising the
+few it came with.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ def swappable_value(field: str, value: str) -> bool:
 
 
 def mr_slots(mr: str) -> dict[str, str]:
-    """The MR's field -> value, fields as written ("name[The Eagle], food[Italian]")."""
-    return {m.group(1).strip(): m.group(2).strip() for m in SLOT.finditer(mr)}
+    """The MR's field -> value, fields as written ("name[The Eagle], food[Italian]"). A field the MR
+    repeats ("food[French], food[Italian]") is left out: one new value could not stand for both."""
+    pairs = [(m.group(1).strip(), m.group(2).strip()) for m in SLOT.finditer(mr)]
+    fields = [field for field, _ in pairs]
+    return {field: value for field, value in pairs if fields.count(field) == 1}
 
 
 def slot_values(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
