@@ -19,7 +19,6 @@ import platform
 import statistics
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -29,15 +28,10 @@ from engine.cli import parser_for, run_command
 from engine.diffusion.checkpoint import BUNDLED_MODEL, load_denoiser
 from engine.diffusion.model import Denoiser, FastDropout, swap_dropout
 from engine.errors import EngineError
+from engine.evaluate import DATA
 from engine.precision import choose_precision
 from engine.text.data import encode_corpus, read_sentences
-from engine.train import TrainConfig, compute_loss
-
-DATA = BUNDLED_MODEL.parents[2] / "shared" / "data" / "e2e" / "train.csv"
-
-
-def autocast(precision: str):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+from engine.train import TrainConfig, autocast_in, compute_loss
 
 
 def with_torch_dropout(model: Denoiser) -> Denoiser:
@@ -90,7 +84,7 @@ def bench(args: argparse.Namespace) -> int:
         for setting in settings:
             model, optimizer = models[setting], optimizers[setting]
             start = time.perf_counter()
-            with autocast(setting[0]):
+            with autocast_in(setting[0]):
                 loss = compute_loss(config, model, rows[batch], generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -102,14 +96,14 @@ def bench(args: argparse.Namespace) -> int:
     flops = step_flops(base, tokens)
     floor = {p: flops / matmul_rate(p, base.config.hidden, base.config.ffn, tokens) for p in ("fp32", "bf16")}
     chosen, why = choose_precision("auto")
+    step = {s: statistics.median(times[s]) for s in settings}
     report = {
         "machine": {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
                     "processor": platform.processor() or platform.machine(), "auto_precision": chosen, "why": why},
         "batch_size": args.batch_size, "rounds": args.rounds, "step_gflop": round(flops / 1e9, 2),
-        "settings": [{"precision": p, "dropout": d, "seconds_per_step": round(statistics.median(times[(p, d)]), 4),
-                      "steps_per_hour": round(3600 / statistics.median(times[(p, d)])),
-                      "flop_floor_seconds": round(floor[p], 5),
-                      "times_floor": round(statistics.median(times[(p, d)]) / floor[p], 2)}
+        "settings": [{"precision": p, "dropout": d, "seconds_per_step": round(step[p, d], 4),
+                      "steps_per_hour": round(3600 / step[p, d]), "flop_floor_seconds": round(floor[p], 5),
+                      "times_floor": round(step[p, d] / floor[p], 2)}
                      for p, d in settings],
     }
     print(json.dumps(report, indent=2))
@@ -119,7 +113,8 @@ def bench(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = parser_for("engine.bench_train", __doc__)
     parser.add_argument("--model", default=str(BUNDLED_MODEL), help="model directory (default: the bundled model)")
-    parser.add_argument("--data", default=str(DATA), help="training sentences the steps draw from (CSV or text)")
+    parser.add_argument("--data", default=str(DATA / "train.csv"),
+                        help="training sentences the steps draw from (CSV or text)")
     parser.add_argument("--batch-size", type=int, default=64, help="rows per step")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (each setting once a round)")
     parser.add_argument("--json", action="store_true", help="print JSON (the only output)")

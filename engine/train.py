@@ -118,6 +118,13 @@ def learning_rate(config: TrainConfig, step: int, progress: float) -> float:
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def autocast_in(precision: str, device_type: str = "cpu"):
+    """The context a training step runs in: bf16 autocast, or nothing for fp32."""
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+
+
 def build_model(config: TrainConfig, vocab_size: int) -> torch.nn.Module:
     if config.judge:
         return build_judge(judge_config(config, vocab_size))
@@ -217,9 +224,7 @@ def train(config: TrainConfig) -> dict:
     precision, why = choose_precision(config.precision, device.type)
 
     def autocast():
-        if precision == "fp32":
-            return nullcontext()
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return autocast_in(precision, device.type)
 
     def save_model(directory: Path, record: dict) -> None:
         if config.judge:
