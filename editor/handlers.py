@@ -117,12 +117,13 @@ class Editor:
         """Apply the row's action. The row's answer echoes the action's `id` (the page's row sends
         its next action once it has drawn the answer to this one, see editor.token_row)."""
         page = self.page
-        try:
-            cells = parse_cells(value, self.limits)
-        except CellActionError as exc:
-            return {page.msg: message(error_message(exc))}
         action = (value.get("action") if isinstance(value, dict) else None) or {}
         answer = {"answered": action["id"]} if isinstance(action, dict) and isinstance(action.get("id"), int) else {}
+        try:
+            cells = parse_cells(value, self.limits)
+        except CellActionError as exc:  # the row stays as drawn, and answers, so the page's next action goes
+            return {page.row: value | answer, page.msg: message(error_message(exc))} if answer else \
+                {page.msg: message(error_message(exc))}
         try:
             cells = apply_action(cells, action, self.limits)
         except CellActionError as exc:

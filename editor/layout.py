@@ -316,7 +316,7 @@ def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int
     page.examples.load_input_event.then(ed.set_text, [page.text, row], [row, page.msg], api_visibility="private",
                                         show_progress="hidden")
     row.cell_action(ed.cell_action, [row], [row, page.text, page.msg], api_name="cell_action",
-                    trigger_mode="always_last", show_progress="hidden")
+                    trigger_mode="multiple", show_progress="hidden")  # the page sends one at a time
     row.inspect(ed.replay.inspect, [row, state], [page.alternatives, page.msg], api_name="inspect",
                 trigger_mode="always_last", show_progress="hidden")
     generate_inputs = {**sampling, "compare": settings["compare"], "history": history}

@@ -48,7 +48,8 @@ JS = """
 // Backspace on an empty cell deletes it, Tab / Shift+Tab move, Ctrl+Z / Ctrl+Shift+Z (or Ctrl+Y)
 // undo and redo every change of the row, the text box's included.
 const CELLS = '.row.editing .cell[data-index]:not(.add)';
-let focusIndex = null;  // the cell to focus once the row is drawn again
+let focusWanted = null;  // {index, seen}: the cell to keep focused when the row is drawn again, numbered
+                         // as the row stood once `seen` answers were drawn (see adjusted)
 let shown = null, expected = null;  // the cells on screen; the cells an undo or redo asked for
 const past = [], future = [];
 // One action at a time: each carries an id, and the next is sent once the row has drawn Python's
@@ -61,13 +62,23 @@ let inFlight = null, sentId = 0, answers = 0;  // the action awaiting its answer
 let sentAction = null, sentCells = 0;  // that action, and how many cells the row had when it was sent
 const moves = [];  // [answer number, kind, index] of every insert and delete answered
 
-function send(action, seen = answers) {  // seen: the answers drawn when the user acted
+function adjusted(index, seen) {  // a cell's index when `seen` answers were drawn, in the row now (null: deleted)
+  for (const [n, kind, at] of moves) {
+    if (n <= seen || index < 0) continue;
+    if (kind === 'delete') { if (index === at) return null; if (index > at) index -= 1; }
+    else if (kind === 'insert' && at >= 0 && index > at) index += 1;
+  }
+  return index;
+}
+// seen: the answers drawn when the user acted. focusOffset: where focus goes once the action is applied,
+// counted from its cell (null: where it is), unless the user has moved focus since.
+function send(action, seen = answers, focusOffset = null) {
+  const focusThen = focusWanted;
   queue(() => {
-    let index = action.index;
-    for (const [n, kind, at] of moves) {
-      if (n <= seen || typeof index !== 'number' || index < 0) continue;
-      if (kind === 'delete') { if (index === at) return null; if (index > at) index -= 1; }
-      else if (kind === 'insert' && at >= 0 && index > at) index += 1;
+    const index = typeof action.index === 'number' ? adjusted(action.index, seen) : action.index;
+    if (index === null) return null;
+    if (focusOffset !== null && focusWanted === focusThen) {  // numbered as the row will be once it is answered
+      focusWanted = {index: index + focusOffset, seen: answers + 1};
     }
     return {action: Object.assign({}, action, {index: index})};
   });
@@ -81,7 +92,7 @@ function sendNext() {
     sentAction = update.action = Object.assign({}, update.action, {id: sentId});
     sentCells = cellCount();
     props.value = Object.assign({}, props.value || {}, update);
-    inFlight = setTimeout(answered, 4000);  // no answer (a value Python could not read): go on
+    inFlight = setTimeout(answered, 20000);  // no answer (the server failed): go on
     trigger('cell_action');
     return;
   }
@@ -119,22 +130,32 @@ function redrawn() {
     }
     shown = now;
   }
-  if (focusIndex !== null) {
-    const cells = element.querySelectorAll(CELLS);
-    if (cells.length) cells[Math.max(0, Math.min(focusIndex, cells.length - 1))].focus();
-    focusIndex = null;
-  }
+  if (inFlight !== null && props.value && props.value.answered === sentId) answered();  // its answer is drawn
   if (typing !== null && !typing.input.isConnected) {  // an answer to an earlier action redrew the row
     const {index, word, input} = typing, cell = element.querySelectorAll(CELLS)[index];
     typing = null;
     if (cell && cell.dataset.word === word) beginTyping(cell, input.value);  // its cell is still there
   }
-  if (inFlight !== null && props.value && props.value.answered === sentId) answered();  // its answer is drawn
+  if (focusWanted !== null && (document.activeElement === null || document.activeElement === document.body)) {
+    const index = adjusted(focusWanted.index, focusWanted.seen);  // the redraw took focus from its cell
+    if (index !== null) focusCell(index);
+  }
 }
 watch('value', redrawn);  // after every re-render
 setTimeout(redrawn, 0);
 
 function indexOf(cell) { return parseInt(cell.dataset.index, 10); }
+// A cell the user focuses keeps focus when the row is drawn anew (an answer to an earlier action can
+// come after they moved on); focus they take out of the row, by a click or Tab elsewhere, stays there.
+element.addEventListener('focusin', (event) => {
+  const cell = event.target.closest(CELLS);
+  if (cell && event.target === cell) focusWanted = {index: indexOf(cell), seen: answers};
+});
+for (const type of ['focusin', 'mousedown']) {
+  document.addEventListener(type, (event) => {
+    if (element.isConnected && event.target instanceof Node && !element.contains(event.target)) focusWanted = null;
+  });
+}
 function focusCell(index) {
   const cells = element.querySelectorAll(CELLS);
   if (cells.length) cells[Math.max(0, Math.min(index, cells.length - 1))].focus();
@@ -156,8 +177,7 @@ function beginTyping(cell, text) {
     if (typing !== null && typing.input === input) typing = null;
     const word = input.value.trim();
     if (commit && word) {
-      focusIndex = move === null ? null : index + move;
-      send({kind: 'edit', index: index, word: word});
+      send({kind: 'edit', index: index, word: word}, answers, move);
     } else {
       input.replaceWith(label);
       if (move !== null) focusCell(index + (commit ? move : 0));
@@ -169,8 +189,8 @@ function beginTyping(cell, text) {
     else if (event.key === 'Escape') { event.preventDefault(); finish(false, 0); }
     else if (event.key === 'Tab') { event.preventDefault(); finish(true, event.shiftKey ? -1 : 1); }
     else if (event.key === 'Backspace' && input.value === '') {
-      event.preventDefault(); finished = true; typing = null; focusIndex = index - 1;
-      send({kind: 'delete', index: index});
+      event.preventDefault(); finished = true; typing = null;
+      send({kind: 'delete', index: index}, answers, -1);
     }
     else input.size = Math.max(6, input.value.length + 3);
   });
@@ -199,8 +219,7 @@ element.addEventListener('click', (event) => {
   const button = event.target.closest('button[data-action]');
   if (button) {  // insert: the new blank (after the cell, or last); delete: the cell now in its place
     const kind = button.dataset.action;
-    focusIndex = kind === 'insert' ? (index < 0 ? 1e9 : index + 1) : Math.max(0, index);
-    send({kind: kind, index: index});
+    send({kind: kind, index: index}, answers, kind === 'insert' ? (index < 0 ? 1e9 : 1) : 0);
     return;
   }
   if (index < 0) return;  // the "+ blank" cell around its button
@@ -208,8 +227,7 @@ element.addEventListener('click', (event) => {
   const seen = answers;  // the row as clicked: later inserts and deletes move the index (see send)
   pendingToggles.set(index, setTimeout(() => {
     pendingToggles.delete(index);
-    focusIndex = index;
-    send({kind: 'toggle', index: index}, seen);
+    send({kind: 'toggle', index: index}, seen, 0);
   }, 280));
 });
 element.addEventListener('dblclick', (event) => {
@@ -225,12 +243,12 @@ element.addEventListener('keydown', (event) => {
   const index = indexOf(cell), word = cell.dataset.word || '';
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.key === 'Enter' || event.key === ' ') {
-    event.preventDefault(); focusIndex = index; send({kind: 'toggle', index: index});
+    event.preventDefault(); send({kind: 'toggle', index: index}, answers, 0);
   }
   else if (event.key === 'Backspace' || event.key === 'Delete') {
     event.preventDefault();
     if (event.key === 'Backspace' && word && word !== '...') beginTyping(cell, word.slice(0, -1));
-    else { focusIndex = event.key === 'Backspace' ? index - 1 : index; send({kind: 'delete', index: index}); }
+    else send({kind: 'delete', index: index}, answers, event.key === 'Backspace' ? -1 : 0);
   }
   else if (event.key === 'ArrowRight') { event.preventDefault(); focusCell(index + 1); }
   else if (event.key === 'ArrowLeft') { event.preventDefault(); focusCell(index - 1); }

@@ -133,6 +133,39 @@ def test_quick_successive_row_actions_each_take_effect_in_order(open_page):
     assert page.locator("#message").inner_text().strip() == ""  # no stray error from an action sent twice
 
 
+def test_focus_stays_where_the_user_moved_it_while_an_answer_was_on_its_way(open_page):
+    page = open_page()
+    type_template(page, "The Eagle is a cheap pub .")
+    held = []  # the request of a row action, kept from the server until the user has moved on
+
+    def hold(route) -> None:
+        held.append(route)
+
+    page.route("**/queue/join**", hold)
+
+    def answer_after(move_on) -> None:
+        while not held:
+            page.wait_for_timeout(20)
+        move_on()
+        held.pop().continue_()
+        page.unroute("**/queue/join**", hold)
+
+    page.locator(f'{EDIT_CELLS}[data-index="1"]').focus()
+    page.keyboard.press("Enter")
+    answer_after(lambda: page.locator(f'{EDIT_CELLS}[data-index="2"]').focus())
+    wait_text(page, "The _ is a cheap pub .")  # the answer redrew the row under the focused cell
+    page.wait_for_function("() => document.activeElement.dataset.index === '2'")
+    page.keyboard.press("Enter")
+    wait_text(page, "The _ _ a cheap pub .")
+    page.route("**/queue/join**", hold)
+    page.locator(f'{EDIT_CELLS}[data-index="4"]').focus()
+    page.keyboard.press("Enter")
+    answer_after(lambda: page.locator("#template textarea").focus())  # the user went back to the text box
+    wait_text(page, "The _ _ a _ pub .")
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => document.activeElement.matches('#template textarea')")
+
+
 def test_vary_rewords_the_unlocked_words_only(open_page):
     page = open_page()
     type_template(page, SENTENCE)

@@ -264,6 +264,14 @@ def test_malformed_rows_and_actions_are_refused(editor, value):
     assert "error" in out[editor.page.msg] or out[editor.page.row]["cells"] == []
 
 
+def test_a_refused_row_still_answers_the_page_s_action(editor):
+    """The page sends its next action once the answer to this one is drawn (editor.token_row)."""
+    value = {"html": "<div></div>", "cells": [{"word": "a"}], "action": {"kind": "toggle", "index": 0, "id": 7}}
+    out = editor.cell_action(value)
+    assert "must be a list of cells" in out[editor.page.msg]
+    assert out[editor.page.row]["answered"] == 7 and out[editor.page.row]["cells"] == value["cells"]
+
+
 def test_stale_choices_and_states_are_ignored(editor):
     page = editor.page
     assert "generate first" in editor.use_result(5, {"candidates": []})[page.msg]
