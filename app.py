@@ -18,7 +18,14 @@ import time
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from editor.serving import CACHE_AGE_S, EVENT_CONCURRENCY, MAX_QUEUE, MAX_UPLOAD, MODEL_CONCURRENCY
+from editor.serving import (
+    CACHE_AGE_S,
+    EVENT_CONCURRENCY,
+    MAX_QUEUE,
+    MAX_UPLOAD,
+    MODEL_CONCURRENCY,
+    UNBATCHED_CONCURRENCY,
+)
 from engine.cli import OneLineParser, add_device_options  # noqa: E402  (light: no torch, no gradio)
 
 
@@ -48,9 +55,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=port_number, default=7860, help="port to serve on, 1 to 65535 (default: 7860)")
     p.add_argument("--model", help="model directory (default: assets/model)")
     add_device_options(p)
-    p.add_argument("--concurrency", type=positive, default=MODEL_CONCURRENCY, metavar="N",
-                   help=f"generations run at once, the others queue (default: one per CPU core, here "
-                        f"{MODEL_CONCURRENCY}; more than one per core only makes each slower)")
+    p.add_argument("--concurrency", type=positive, default=None, metavar="N",
+                   help=f"generations run at once, the others queue (default: {MODEL_CONCURRENCY}, their denoiser "
+                        f"passes batched together; with --unbatched one per CPU core, here {UNBATCHED_CONCURRENCY})")
+    p.add_argument("--unbatched", action="store_true",
+                   help="run each generation's denoiser passes alone, not batched with the runs going at the same "
+                        "time (slower for a class; for comparison)")
     p.add_argument("--max-queue", type=positive, default=MAX_QUEUE, metavar="N",
                    help=f"events waiting in the queue before new ones are refused (default: {MAX_QUEUE})")
     p.add_argument("--cache-age", type=positive, default=CACHE_AGE_S, metavar="SECONDS",
@@ -100,12 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     from engine.pipeline import Pipeline
 
     try:
-        pipe = Pipeline.load(args.model, args.precision, device=args.device)
+        pipe = Pipeline.load(args.model, args.precision, device=args.device, shared=not args.unbatched)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, stop)
-    demo, editor = build(pipe, concurrency=args.concurrency, cache_age_s=args.cache_age)
+    concurrency = args.concurrency or (UNBATCHED_CONCURRENCY if args.unbatched else MODEL_CONCURRENCY)
+    demo, editor = build(pipe, concurrency=concurrency, cache_age_s=args.cache_age)
     try:
         demo.queue(default_concurrency_limit=EVENT_CONCURRENCY, max_size=args.max_queue)
         try:

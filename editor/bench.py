@@ -35,7 +35,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from editor.serving import MODEL_CONCURRENCY  # noqa: E402  (light: constants only)
+from editor.serving import MODEL_CONCURRENCY, UNBATCHED_CONCURRENCY  # noqa: E402  (light: constants only)
 from engine.cli import add_device_options  # noqa: E402  (light: no torch)
 
 TEMPLATE = "The Eagle is a _ _ coffee shop near _ _ ."
@@ -174,15 +174,17 @@ def page_scenario(url: str, runs: int = 3) -> dict:
     return {"page": measured}
 
 
-def served(args: argparse.Namespace, scenario) -> dict:
+def served(args: argparse.Namespace, scenario, unbatched: bool = False) -> dict:
     """`scenario(url)` against `python app.py` in a process of its own (as a class would use it:
-    the clients are not in the server's process), with a queue long enough for every press."""
+    the clients are not in the server's process), with a queue long enough for every press;
+    `unbatched`: each run's denoiser passes alone (app.py --unbatched, as before batching)."""
     import subprocess
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    command = [sys.executable, "app.py", "--port", str(port), "--concurrency", str(args.concurrency),
-               "--max-queue", str(max(64, args.students * args.presses))]
+    concurrency = args.concurrency or (UNBATCHED_CONCURRENCY if unbatched else MODEL_CONCURRENCY)
+    command = [sys.executable, "app.py", "--port", str(port), "--concurrency", str(concurrency),
+               "--max-queue", str(max(64, args.students * args.presses))] + ["--unbatched"] * unbatched
     if args.model:
         command += ["--model", args.model]
     command += ["--device", args.device]
@@ -197,7 +199,8 @@ def served(args: argparse.Namespace, scenario) -> dict:
         from gradio_client import Client
 
         timed_run(Client(url, verbose=False, analytics_enabled=False), 10, 1, 0)  # warm-up
-        return scenario(url) | {"precision": started.rstrip().rstrip(")").rsplit(", ", 1)[-1]}
+        return scenario(url) | {"precision": started.rstrip().rstrip(")").rsplit(", ", 1)[-1],
+                                "batched": not unbatched, "concurrency": concurrency}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -217,13 +220,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--within", type=float, default=60.0, help="class: seconds the presses fall in")
     parser.add_argument("--path", choices=("page", "api"), default="page",
                         help="class: press Generate as the page does (default), or call the /generate API")
-    parser.add_argument("--concurrency", type=int, default=MODEL_CONCURRENCY, help="runs at once (as app.py's)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help=f"runs at once (as app.py's; default {MODEL_CONCURRENCY}, "
+                             f"unbatched {UNBATCHED_CONCURRENCY})")
+    parser.add_argument("--compare-unbatched", action="store_true",
+                        help="class and page: run the scenario against app.py --unbatched first, then as served by "
+                             "default (before and after batching, in one session)")
     args = parser.parse_args(argv)
     if args.scenario in ("class", "page"):
         scenario = (lambda url: class_scenario(url, args)) if args.scenario == "class" else page_scenario
-        report = served(args, scenario)
-        report |= {"steps": args.steps, "samples": args.samples, "concurrency": args.concurrency,
-                   "cpu_cores": os.cpu_count()}
+        if args.compare_unbatched:
+            report = {"unbatched": served(args, scenario, unbatched=True), "batched": served(args, scenario)}
+        else:
+            report = served(args, scenario)
+        report |= {"steps": args.steps, "samples": args.samples, "cpu_cores": os.cpu_count()}
         print(json.dumps(report, indent=2))
         return 0
 
@@ -233,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     from editor.serving import EVENT_CONCURRENCY, MAX_QUEUE
     from engine.pipeline import Pipeline
 
-    demo, editor = build(Pipeline.load(args.model, args.precision, device=args.device), concurrency=args.concurrency)
+    demo, editor = build(Pipeline.load(args.model, args.precision, device=args.device),
+                         concurrency=args.concurrency or MODEL_CONCURRENCY)
     demo.queue(default_concurrency_limit=EVENT_CONCURRENCY, max_size=MAX_QUEUE)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False, ssr_mode=False,

@@ -4,8 +4,11 @@ the flags; the rest are constants here. Everything the app wrote is removed when
 
 import os
 
-# generations run at once, the others queue (--concurrency): one per CPU core this process may use
-MODEL_CONCURRENCY = max(1, len(os.sched_getaffinity(0)))
+# generations run at once, the others queue (--concurrency). Runs going at once share their denoiser
+# passes (engine.diffusion.batching): a pass of many rows costs little more than a pass of one, so many
+# may go at once. Run alone (--unbatched), one per CPU core this process may use: more only makes each slower.
+MODEL_CONCURRENCY = 16
+UNBATCHED_CONCURRENCY = max(1, len(os.sched_getaffinity(0)))
 EVENT_CONCURRENCY = 4  # editing, scrubbing and replaying events handled at once (constant)
 MAX_QUEUE = 64  # events waiting in the queue; more are refused with "Queue is full" (--max-queue)
 CACHE_AGE_S = 3600  # a run's download files are deleted after this, checked as runs finish (--cache-age)

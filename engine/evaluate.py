@@ -4,9 +4,10 @@
     python -m engine.evaluate control --kind pos --targets FILE --n-targets 50 --json
     python -m engine.evaluate rescore --judge DIR REPORT.json ...
     python -m engine.evaluate vary --n 30 --strengths 0.2,0.4,0.6,0.8,1 --json
+    python -m engine.evaluate settle --n 40 --json
 
-See engine.scoring.quality, engine.scoring.control_eval and engine.scoring.variation for what each
-measures.
+See engine.scoring.quality, engine.scoring.control_eval, engine.scoring.variation and
+engine.scoring.settling for what each measures.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from engine.controls.semantic import STEER_BY
 from engine.controls.targets import FILE_KINDS
 from engine.diffusion.sampler import SampleOptions
 from engine.request import METHODS
-from engine.scoring import control_eval, quality, variation
+from engine.scoring import control_eval, quality, settling, variation
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "e2e"
 
@@ -77,7 +78,15 @@ def build_parser():
     v.add_argument("--strengths", default="0.1,0.2,0.3,0.4,0.5,0.6,0.8,1", help="vary strengths, comma-separated")
     v.add_argument("--valid", default=str(DATA / "valid.csv"), help="real sentences to vary")
     v.add_argument("--show", type=int, default=0, help="include the variations of this many sentences verbatim")
-    for p in (q, c, v):
+    s = sub.add_parser("settle", help="passes saved and texts changed by stopping runs once their words settle",
+                       description=settling.__doc__)
+    s.add_argument("--n", type=int, default=40, help="requests of each kind (free text, four infill patterns)")
+    s.add_argument("--samples", type=int, default=4, help="rows per request (the editor's default)")
+    s.add_argument("--settle-grid-steps", default="1,2,3,5,8", help="k: steps unchanged, comma-separated")
+    s.add_argument("--settle-grid-confidence", default="0,0.5,0.8,0.9,0.95",
+                   help="c: least probability, comma-separated")
+    s.add_argument("--valid", default=str(DATA / "valid.csv"), help="real sentences to infill")
+    for p in (q, c, v, s):
         p.add_argument("--fluency-judge", metavar="DIR",
                        help="score fluency with the judge in DIR, an LM trained apart (the model's own judge writes "
                             "the left-to-right methods' text, so it flatters them)")
@@ -96,6 +105,8 @@ def evaluate(args) -> int:
     sampling = options_from(SampleOptions, args)
     if args.command == "vary":
         report = variation.vary_report(args, sampling)
+    elif args.command == "settle":
+        report = settling.settle_report(args, sampling)
     elif args.command == "control":
         report = control_eval.evaluate_control(args, sampling, options_from(GuidanceOptions, args),
                                                parse_weights(args.weights), options_from(WriteOptions, args))

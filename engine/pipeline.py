@@ -141,9 +141,11 @@ class Pipeline:
     discriminators: dict[str, FutureDiscriminator] = field(default_factory=dict)  # FUDGE's, loaded on first use
 
     @classmethod
-    def load(cls, directory: Path | str | None = None, precision: str = "auto", device: str = "cpu") -> Pipeline:
+    def load(cls, directory: Path | str | None = None, precision: str = "auto", device: str = "cpu",
+             shared: bool = True) -> Pipeline:
         """The model folder's networks on `device` ("cpu", "cuda", "cuda:1"; see `check_device`), the
-        denoiser in `precision` (auto: bf16 where the device runs it natively, else fp32)."""
+        denoiser in `precision` (auto: bf16 where the device runs it natively, else fp32). `shared`: runs
+        in different threads (the editor's users) share their denoiser passes (engine.diffusion.batching)."""
         directory = Path(directory) if directory else BUNDLED_MODEL
         if not directory.is_dir():
             raise CheckpointError(f"model directory not found: {directory}")
@@ -151,13 +153,13 @@ class Pipeline:
         precision = choose_precision(precision, device)[0]
         model, tokenizer, training = load_denoiser(directory, device)
         judge = Judge(directory, tokenizer, device) if (directory / "judge.json").is_file() else None
-        sampler = Sampler(model, tokenizer, bf16=precision == "bf16")
+        sampler = Sampler(model, tokenizer, bf16=precision == "bf16", shared=shared)
         return cls(model, tokenizer, sampler, judge, training, directory)
 
     @property
     def precision(self) -> str:
         """What the denoiser runs in: "bf16" or "fp32" (see engine.precision)."""
-        return "bf16" if self.sampler.network is not self.sampler.model else "fp32"
+        return "bf16" if self.sampler.bf16 else "fp32"
 
     @property
     def seq_len(self) -> int:

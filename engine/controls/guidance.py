@@ -114,6 +114,10 @@ class Guidance:
     def active(self) -> bool:
         return bool(self.controls) and self.options.strength > 0 and self.options.gradient_steps > 0
 
+    def guides(self, t: int, T: int) -> bool:
+        """Whether the step to time t is steered."""
+        return self.active and self.options.guides(t, T)
+
     def log_prob(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """[B] the weighted sum of the controls' log-probabilities, and each control's own."""
         each = {c.name: c.log_prob(x, t) for c in self.controls}
@@ -124,7 +128,7 @@ class Guidance:
         """The guided latent, and for each control the classifier's probability of its target per
         claim (geometric mean over the claims) at the latent before the last update."""
         options = self.options
-        if not self.active or not options.guides(step.t, step.T):
+        if not self.guides(step.t, step.T):
             return step.x, {}
         t = torch.full((step.x.shape[0],), step.t, device=step.x.device)
         read_t = t if options.reads == "x_t" else torch.ones_like(t)  # x0_hat: the least noise trained on

@@ -5,7 +5,8 @@ Each step orders five things and nothing else: the denoiser's **estimate** of th
 time (`engine.diffusion.steps`), the **guide** that may move the new latent (classifier guidance,
 `engine.controls.guidance`), and the **locks** that set locked positions back to their word
 vectors (clean by default; `locked_noise` re-noises them towards the current t, as
-Diffusion-LM's replacement did). `Sampler.frames()` yields every Frame as it is made.
+Diffusion-LM's replacement did). `Sampler.frames()` yields every Frame as it is made; a run whose
+free words have settled (`SampleOptions.settle_steps`) stops early, its last frame marked `stopped`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Protocol
 
 import torch
 
+from engine.diffusion.batching import BatchedNetwork
 from engine.diffusion.model import Denoised, Denoiser, window_positions
 from engine.diffusion.schedule import alpha_bar, q_sample, strided_timesteps
 from engine.diffusion.steps import STEP_RULES
@@ -45,6 +49,12 @@ class SampleOptions:
     vary_strength: float = field(default=1.0, metadata={
         "help": "start from the template's words noised to t = strength x T (SDEdit) instead of pure noise, and "
                 "take that share of the steps: low keeps the wording, 1 writes anew (needs a sentence to vary)"})
+    settle_steps: int = field(default=0, metadata={
+        "help": "stop once every free word has stayed the same for this many steps, each at least "
+                "--settle-confidence likely (0: run every step; a guided run goes on to the end of its "
+                "guidance window)"})
+    settle_confidence: float = field(default=0.9, metadata={
+        "help": "the probability every free word must reach before a settled run stops (see --settle-steps)"})
     record_latents: bool = field(default=True, metadata={"derived": True})  # keep x_t in each Frame (latent plot)
 
     def __post_init__(self) -> None:
@@ -58,6 +68,10 @@ class SampleOptions:
             raise ConfigError(f"locked noise must be between 0 and 1, got {self.locked_noise}")
         if not (math.isfinite(self.vary_strength) and 0 < self.vary_strength <= 1):
             raise ConfigError(f"vary strength must be above 0 and at most 1, got {self.vary_strength}")
+        if isinstance(self.settle_steps, bool) or not isinstance(self.settle_steps, int) or self.settle_steps < 0:
+            raise ConfigError(f"settle steps must be a whole number from 0 (run every step), got {self.settle_steps!r}")
+        if not 0 <= self.settle_confidence <= 1:
+            raise ConfigError(f"settle confidence must be between 0 and 1, got {self.settle_confidence}")
 
     @property
     def varies(self) -> bool:
@@ -88,6 +102,7 @@ class Frame:
     # [B] per control (guided runs only)
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
     last_t: int = field(default=1, repr=False)
+    stopped: bool = False  # the run stopped here, its words settled, before its last planned step
     # what the model was choosing between: ([B, W, K] word ids, [B, W, K] probabilities) of its K most
     # likely words over the W positions the network ran on (recorded with the latents)
     alternatives: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
@@ -149,8 +164,14 @@ class GuideStep:
     whole: Callable[[torch.Tensor], torch.Tensor] = lambda part: part
 
 
-# a guide returns the adjusted x and each control's score: see engine.controls.guidance
-Guide = Callable[[GuideStep], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+class Guide(Protocol):
+    """What steers a run (engine.controls.guidance.Guidance)."""
+
+    def __call__(self, step: GuideStep) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The adjusted latent, and each control's score."""
+
+    def guides(self, t: int, T: int) -> bool:
+        """Whether the step to time t is steered (a settled run stops only past the last one)."""
 
 
 @dataclass
@@ -175,23 +196,57 @@ class Trajectory:
     def texts(self) -> list[str]:
         return [" ".join(w) for w in self.words]
 
+    @property
+    def stopped_at(self) -> int | None:
+        """The step a settled run stopped at (None: it ran every step)."""
+        return self.frames[-1].index if self.frames[-1].stopped else None
+
+
+class Settling:
+    """Whether a run's words have settled: every free word the same for `steps` steps in a row, each at
+    least `confidence` likely. steps=0 never settles (the run takes every step)."""
+
+    def __init__(self, steps: int, confidence: float, locked: torch.Tensor):
+        self.steps, self.confidence, self.locked = steps, confidence, locked
+        self.unchanged = torch.zeros(locked.shape[0], dtype=torch.long, device=locked.device)
+        self.tokens: torch.Tensor | None = None
+
+    def update(self, tokens: torch.Tensor, confidence: torch.Tensor) -> bool:
+        """Count this step's words ([B, L]) and their probabilities in; True once every row has settled."""
+        if not self.steps:
+            return False
+        if self.tokens is not None:
+            same = ((tokens == self.tokens) | self.locked).all(-1)
+            self.unchanged = torch.where(same, self.unchanged + 1, 0)
+        self.tokens = tokens
+        sure = ((confidence >= self.confidence) | self.locked).all(-1)
+        return bool(((self.unchanged >= self.steps) & sure).all())
+
 
 class Sampler:
     """Joins a trained denoiser and the noise schedule. With bf16=True the network runs as a
     bfloat16 copy (about 1.5-2x faster on CPUs with AVX-512 BF16); word vectors stay float32, and
-    guides that read x0_hat differentiate the float32 model."""
+    guides that read x0_hat differentiate the float32 model. With shared=True runs in different
+    threads share their denoiser passes (engine.diffusion.batching)."""
 
-    def __init__(self, model: Denoiser, tokenizer: Tokenizer, bf16: bool = True):
+    def __init__(self, model: Denoiser, tokenizer: Tokenizer, bf16: bool = True, shared: bool = False):
         self.model = model.eval()
-        self.network = copy.deepcopy(self.model).to(torch.bfloat16) if bf16 else self.model
+        self.bf16 = bf16
+        network = copy.deepcopy(self.model).to(torch.bfloat16) if bf16 else self.model
+        self.network = BatchedNetwork(network) if shared else network
         self.tokenizer = tokenizer
 
-    @torch.no_grad()
     def frames(self, templates: list[Template], options: SampleOptions, seed: int = 0,
                guide: Guide | None = None) -> Iterator[Frame]:
         """Denoise one sample per template, yielding a Frame after every step. The network runs on
         the first max(window) positions; a row with a shorter window attends only inside it, and
         every position past a row's window stays as its template writes it."""
+        with self.network.member() if isinstance(self.network, BatchedNetwork) else nullcontext():
+            yield from self.denoise(templates, options, seed, guide)
+
+    @torch.no_grad()
+    def denoise(self, templates: list[Template], options: SampleOptions, seed: int,
+                guide: Guide | None) -> Iterator[Frame]:
         model, T = self.model, self.model.config.T
         device = next(model.parameters()).device
         generator = torch.Generator(device=device).manual_seed(seed)
@@ -218,6 +273,7 @@ class Sampler:
             x = q_sample(locks.vectors, torch.full((B,), times[0], device=device), x, T)
         x = locks.apply(x, self.locked_latent(locks, times[0], options, x))
         x0_prev, scores = None, {}
+        settled = Settling(options.settle_steps, options.settle_confidence, locks.mask)
         locked_cpu = full_mask.cpu()
         full_vectors = E[full_ids] if past else None
         full_confidence = torch.ones(full_ids.shape, device=device) if past else None
@@ -229,12 +285,14 @@ class Sampler:
             confidence = whole(est.confidence, full_confidence)
             latents = whole(x, full_vectors).cpu() if options.record_latents else None
             top = est.probs.topk(min(TOP_WORDS, E.shape[0]), dim=-1) if options.record_latents else None
+            t_next = times[i + 1] if i + 1 < len(times) else 0
+            steered_later = guide is not None and any(guide.guides(s, T) for s in times[i + 1:])
+            stop = t_next > 0 and settled.update(est.tokens, est.confidence) and not steered_later
             yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(t, T)), tokens=tokens.cpu(),
                         confidence=confidence.cpu(), latents=latents, locked=locked_cpu,
-                        scores={k: v.cpu() for k, v in scores.items()}, last_t=times[-1],
-                        alternatives=(top.indices.cpu(), top.values.cpu()) if top is not None else None)
-            t_next = times[i + 1] if i + 1 < len(times) else 0
-            if t_next == 0:
+                        scores={k: v.cpu() for k, v in scores.items()}, last_t=t if stop else times[-1],
+                        alternatives=(top.indices.cpu(), top.values.cpu()) if top is not None else None, stopped=stop)
+            if t_next == 0 or stop:
                 break
             noise = torch.randn(x.shape, generator=generator, device=device)
             step = step_rule(est.x0_hat, x, t_batch, torch.full((B,), t_next, device=device), noise, T,

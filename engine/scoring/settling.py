@@ -1,0 +1,95 @@
+"""`python -m engine.evaluate settle`: what stopping a run once its words settle saves, and what it changes.
+
+Each request of `--samples` rows (free text, and infills of valid sentences in the four blank patterns
+of engine.scoring.quality) runs every step once. A run with a stop rule (k, c) is the same run cut at
+the first step where every free word of every row has stayed the same for k steps and is at least c
+likely (engine.diffusion.sampler.Settling): up to there the two are the same computation, so one full
+trajectory gives every rule's result exactly. Per rule: the denoiser passes saved, the share of rows
+whose text is the full run's, and the judge's perplexity of the texts at the stop beside the full
+runs'. The texts a rule changes are listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from engine.diffusion.sampler import Frame, SampleOptions, Settling
+from engine.errors import EngineError
+from engine.pipeline import Pipeline
+from engine.request import Prompt, Request
+from engine.scoring.judge import Judge
+from engine.scoring.quality import BLANK_PATTERNS, infill_templates
+from engine.text.data import read_sentences
+from engine.text.template import Template, free_template
+from engine.text.tokenizer import split_words
+
+
+def stop_index(frames: list[Frame], steps: int, confidence: float) -> int:
+    """The frame a run with this stop rule ends on (the last one if it never settles)."""
+    settling = Settling(steps, confidence, frames[0].locked)
+    for frame in frames[:-1]:
+        if settling.update(frame.tokens, frame.confidence):
+            return frame.index
+    return frames[-1].index
+
+
+def full_runs(pipe: Pipeline, templates: list[Template], sampling: SampleOptions, samples: int,
+              seed: int) -> list[list[Frame]]:
+    """Every step of one request of `samples` rows per template."""
+    runs = []
+    for i, template in enumerate(templates):
+        request = Request(prompts=(Prompt(template),), samples=samples, seed=seed + i, sampling=sampling)
+        runs.append(pipe.run(request).trajectory.frames)
+    return runs
+
+
+def words_at(pipe: Pipeline, frame: Frame) -> list[list[str]]:
+    return [pipe.tokenizer.decode_words(row) for row in frame.tokens.tolist()]
+
+
+def settle_report(args: argparse.Namespace, sampling: SampleOptions) -> dict:
+    if args.n < 1 or args.samples < 1:
+        raise EngineError("--n and --samples must be at least 1")
+    rules = [(int(k), float(c)) for k in args.settle_grid_steps.split(",")
+             for c in args.settle_grid_confidence.split(",")]
+    pipe = Pipeline.load(args.model, args.precision, device=args.device)
+    if pipe.judge is None:
+        raise EngineError(f"{pipe.directory} has no fluency judge (judge.json): train one with --judge")
+    judge = Judge.other_or(args.fluency_judge, pipe.judge, pipe.tokenizer)
+    sampling = replace(sampling, record_latents=False, settle_steps=0)
+    valid = [split_words(s) for s in read_sentences(Path(args.valid))]
+    usable = [w for w in valid if all(x in pipe.tokenizer for x in w) and 4 <= len(w) <= pipe.seq_len - 2]
+    valid = [usable[i * len(usable) // args.n] for i in range(min(args.n, len(usable)))]
+    cases = {"free": [free_template(pipe.seq_len)] * args.n}
+    cases |= {f"infill_{p}": infill_templates(valid, pipe, p) for p in BLANK_PATTERNS}
+    runs = {name: full_runs(pipe, templates, sampling, args.samples, args.seed) for name, templates in cases.items()}
+    full = {name: [words_at(pipe, frames[-1]) for frames in group] for name, group in runs.items()}
+    report = {"settings": {"n": args.n, "samples": args.samples, "steps": sampling.steps, "seed": args.seed,
+                           "model": str(pipe.directory), "precision": pipe.precision,
+                           "fluency_judge": str(args.fluency_judge or pipe.directory)},
+              "full": {name: {"judge_ppl": round(judge.perplexity([w for ws in group for w in ws]), 2)}
+                       for name, group in full.items()},
+              "rules": []}
+    for k, c in rules:
+        row = {"settle_steps": k, "settle_confidence": c, "cases": {}}
+        passes = planned = same = rows = 0
+        for name, group in runs.items():
+            texts, changed = [], []
+            for frames, final in zip(group, full[name], strict=True):
+                stop = stop_index(frames, k, c)
+                passes += stop + 1
+                planned += len(frames)
+                words = words_at(pipe, frames[stop])
+                texts += words
+                for early, done in zip(words, final, strict=True):
+                    rows += 1
+                    same += early == done
+                    if early != done:
+                        changed.append({"stopped": " ".join(early), "full": " ".join(done), "step": stop})
+            row["cases"][name] = {"judge_ppl": round(judge.perplexity(texts), 2), "changed": changed}
+        row["passes_saved"] = round(1 - passes / planned, 3)
+        row["identical"] = round(same / rows, 4)
+        report["rules"].append(row)
+    return report
