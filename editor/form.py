@@ -199,15 +199,16 @@ class Form:
     limits: Limits = DEFAULT_LIMITS
     vary: Any = None  # a sentence to reword (the template, if any, locks words of it)
     vary_strength: Any = None  # how far it is noised before the run: 0 to 1 (1: a new wording)
+    every_step: Any = None  # True: run every step; else stop once the words settle (SampleOptions.settle_steps)
 
     @classmethod
     def from_values(cls, template: str | None, values: Mapping[str, Any], record_latents: bool = True,
                     limits: Limits = DEFAULT_LIMITS) -> Form:
         """From keyword values as the page or the API names them: `length`, `steps`, `samples`,
-        `seed`, `vary` and `vary_strength`, and the guidance inputs (see GuidanceForm.from_values);
-        a missing one is None."""
+        `seed`, `vary`, `vary_strength` and `every_step`, and the guidance inputs (see
+        GuidanceForm.from_values); a missing one is None."""
         values = dict(values)
-        settings = {name: values.pop(name, None) for name in (*SETTINGS, "vary", "vary_strength")}
+        settings = {name: values.pop(name, None) for name in (*SETTINGS, "vary", "vary_strength", "every_step")}
         return cls(template, **settings, guidance=GuidanceForm.from_values(values, limits),
                    record_latents=record_latents, limits=limits)
 
@@ -219,8 +220,11 @@ class Form:
         if self.vary is not None and vary is None:
             raise ConfigError("write the sentence to vary")
         strength = number(self.vary_strength, "vary strength", DEFAULT_VARY_STRENGTH if vary else 1.0)
+        if self.every_step is not None and not isinstance(self.every_step, bool):
+            raise ConfigError(f"every step must be true or false, got {shown(self.every_step)}")
         sampling = SampleOptions(steps=whole_number(self.steps, "steps", DEFAULT_STEPS),
-                                 record_latents=self.record_latents, vary_strength=strength)
+                                 record_latents=self.record_latents, vary_strength=strength,
+                                 **({"settle_steps": 0} if self.every_step else {}))
         return Request.one(template, length, self.guidance.targets(), vary=vary,
                            samples=whole_number(self.samples, "samples", DEFAULT_SAMPLES),
                            seed=whole_number(self.seed, "seed", DEFAULT_SEED), sampling=sampling,
@@ -249,4 +253,5 @@ def write_parameters() -> list[inspect.Parameter]:
             *map(kind_parameter, STEERED),
             parameter("strength", float | None, None), parameter("fluency", float | None, None),
             parameter("weights", dict[str, float] | None, None), parameter("reads", str | None, None),
-            parameter("vary", str | None, None), parameter("vary_strength", float | None, None)]
+            parameter("vary", str | None, None), parameter("vary_strength", float | None, None),
+            parameter("every_step", bool, False)]

@@ -245,7 +245,7 @@ class Editor:
         page = self.page
         record = run_view(result, self.pipe.tokenizer)
         run = runs.stored(record, [c.to_dict() for c in result.best], number=runs.next_number(history), cells=cells,
-                          text=text_from_cells(cells), settings=settings, summary=self.summary(result, record["steps"]),
+                          text=text_from_cells(cells), settings=settings, summary=self.summary(result, request),
                           provenance=self.provenance(request))
         run["comparison"] = comparison_rows(result, left) if left else []
         history = runs.remembered(history, run)
@@ -302,13 +302,16 @@ class Editor:
                                              value=run["id"] if run else None),
                 page.alternatives: gr.update(visible=False), **self.replay.ab_view(pinned, run, 1.0)}
 
-    def summary(self, result: Result, steps: int) -> str:
+    def summary(self, result: Result, request: Request) -> str:
         cost = result.cost
+        planned = len(request.sampling.times(self.pipe.model.config.T))
+        steps = f"{planned} steps" if result.trajectory.stopped_at is None else \
+            f"settled after {len(result.trajectory.frames)} of {planned} steps"
         ranking = "ranked by the fluency judge" if self.pipe.judge else "no fluency judge in this model folder"
         passes = f"{cost.denoiser_passes} denoiser passes"
         if cost.classifier_passes:
             passes += f" + {cost.classifier_passes} guide passes"
-        return (f"best {len(result.best)} of {cost.rows} samples, {steps} steps, {passes}, "
+        return (f"best {len(result.best)} of {cost.rows} samples, {steps}, {passes}, "
                 f"{cost.seconds:.2f} s of model time; {ranking}")
 
     def exports(self, run: dict) -> tuple[str, str]:
@@ -378,8 +381,9 @@ class Editor:
         name: one value per steered control kind (e.g. pos: tags separated by spaces; semantic:
         ["food=Italian", ...]), strength, fluency, weights ({"pos": 1.0, ...} when combining
         controls) and reads ("x_t" or "x0_hat"); `vary` (a sentence to reword, the text then
-        locking words of it) and `vary_strength`. Bad input gives {"error": "<one line>"}, text
-        too long for the model before anything reads it."""
+        locking words of it), `vary_strength` and `every_step` (run every step, not stopping once the
+        words settle). Bad input gives {"error": "<one line>"}, text too long for the model before
+        anything reads it."""
         try:
             form = Form.from_values(text, {"length": length, "steps": steps, "samples": samples, "seed": seed,
                                            **guidance}, record_latents=False, limits=self.limits)

@@ -278,6 +278,8 @@ def build_side(pipe: Pipeline, buttons: dict[str, gr.Button], present: gr.Checkb
         seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
         vary_strength = gr.Slider(0.05, 1, value=DEFAULT_VARY_STRENGTH, step=0.05, elem_id="vary-strength",
                                   label="vary strength (Vary: low keeps the wording, 1 rewrites it)")
+        every_step = gr.Checkbox(False, elem_id="every-step",
+                                 label="run every step (off: a run stops once its words have settled)")
         compare = gr.Checkbox(False, elem_id="compare", label="compare with left-to-right (FUDGE)")
         speed = gr.Slider(1, MAX_SPEED, value=DEFAULT_SPEED, step=1, elem_id="speed",
                           label="playback speed (steps per second)")
@@ -288,7 +290,7 @@ def build_side(pipe: Pipeline, buttons: dict[str, gr.Button], present: gr.Checkb
         load = gr.UploadButton("Load a run (trajectory JSON)", file_types=[".json"], type="filepath",
                                elem_id="load-run")
     settings = {"length": length, "steps": steps, "samples": samples, "seed": seed, **panel.inputs(),
-                "vary_strength": vary_strength, "compare": compare}
+                "every_step": every_step, "vary_strength": vary_strength, "compare": compare}
     return settings, Controls(**buttons, compare=compare, speed=speed, present=present, load=load), panel, history_list
 
 

@@ -90,7 +90,11 @@ def _frame_cell(kind: str, confidence: float, label_html: str, title: str, posit
 def status_text(view: dict) -> str:
     """The step, its t and noise level; a finished run's last step says it is done instead: its
     words are read off the clean estimate, and no noise is left in the text (the last step's t is
-    where the final estimate was made, not noise that remains)."""
+    where the final estimate was made, not noise that remains). A run that stopped once its words
+    settled says at which step."""
+    if view.get("stopped"):
+        return (f'done · settled at step <b class="step">{view["step"] + 1}</b> / {view["steps"]} · '
+                f'clean text')
     if view["step"] + 1 >= view["steps"]:
         return f'done · <b class="step">{view["steps"]}</b> / {view["steps"]} steps · clean text'
     noise = 1.0 - view["alpha_bar"]
@@ -118,7 +122,7 @@ def caption(view: dict, forward: bool = False) -> str:
     noise = 1.0 - view["alpha_bar"]
     if forward and noise <= 0:
         return "The clean sentence: every word sits exactly on its own word vector. Drag t to add noise."
-    if not forward and view["step"] + 1 >= view["steps"]:
+    if not forward and (view.get("stopped") or view["step"] + 1 >= view["steps"]):
         return "Done: every position is read as its nearest word."
     lines = NOISING_CAPTIONS if forward else DENOISING_CAPTIONS
     return next(line for level, line in lines if noise > level or level == 0.0)

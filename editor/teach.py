@@ -163,7 +163,8 @@ class Teach:
                 raise ConfigError("drag t above 0 first: at t = 0 there is no noise to remove")
             pause = 1.0 / steps_per_second(speed)
             options = SampleOptions(steps=whole_number(steps, "steps", SampleOptions().steps), vary_strength=t / self.T,
-                                    record_latents=False)  # the rows show words and confidence only
+                                    record_latents=False,  # the rows show words and confidence only
+                                    settle_steps=0)  # the class watches every step down to t = 0
             request = Request.one(vary=run["sentence"], samples=1, candidates=1, seed=run["seed"], sampling=options)
             result = self.pipe.run(request)
         except EngineError as exc:

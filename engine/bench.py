@@ -13,7 +13,16 @@ with the classifiers reading x0_hat, at the default guidance settings. Every run
 
 times each model side by side (runs interleaved) on a 12-word template at batches 1 and 16, a
 full-length text and a guided sample reading x0_hat, each beside the model's own GPT-2 judge
-writing the same number of tokens left to right with its KV cache, in the same process.
+writing the same number of tokens left to right with its KV cache, in the same process. With
+--compare-settle each model runs both ways: every step, and stopping once its words settle (the
+default stop rule); the denoiser passes are the mean over the timed rounds.
+
+    python -m engine.bench --passes --repeats 20
+
+times one denoiser pass (what every step costs besides its own small ops) at 1, 4, 16 and 64 rows of
+16 and 64 positions: the float32 network, its bfloat16 copy, and each compiled by torch.compile
+where this build can compile; and one step of the sampler around the pass (estimate, step rule,
+locks, frame) at 1 row of 16 positions.
 
     python -m engine.bench --methods --repeats 5
 
@@ -25,6 +34,7 @@ each way's network passes.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import platform
@@ -110,42 +120,50 @@ def judge_seconds(pipe: Pipeline, tokens: int, batch: int, repeats: int) -> floa
     return min(times[1:])
 
 
-def side_by_side(pipes: list[Pipeline], steps: list[int], repeats: int) -> list[dict]:
-    """Each model's seconds on the same requests, runs interleaved, each beside its judge."""
+def side_by_side(pipes: list[Pipeline], steps: list[int], repeats: int, compare_settle: bool = False) -> list[dict]:
+    """Each model's seconds on the same requests, runs interleaved, each beside its judge; with
+    `compare_settle`, each model both every step and with the default stop rule."""
+    stops = {"every step": 0, "settled": SampleOptions().settle_steps} if compare_settle else \
+        {"default": SampleOptions().settle_steps}
+    variants = [(pipe, n_steps, stop) for pipe, n_steps in zip(pipes, steps, strict=True) for stop in stops]
     settings = [("12-word template", SIDE_BY_SIDE_TEMPLATE, None, 1, "x_t"),
                 ("12-word template", SIDE_BY_SIDE_TEMPLATE, None, 16, "x_t"),
                 ("full-length text", None, None, 1, "x_t"),
                 ("guided: semantic reads x0_hat", "_ _ _ is a _ _ near _ _ .", {"semantic": ["food=Italian"]}, 1,
                  "x0_hat")]
     best: dict[tuple[int, int], float] = {}
-    passes: dict[tuple[int, int], int] = {}
+    passes: dict[tuple[int, int], list[int]] = {}
     positions: dict[tuple[int, int], int] = {}
     for seed in range(repeats + 1):  # the first round warms up
-        for m, (pipe, n_steps) in enumerate(zip(pipes, steps, strict=True)):
+        for m, (pipe, n_steps, stop) in enumerate(variants):
             for s, (_, template, fields, batch, reads) in enumerate(settings):
                 if fields and "semantic" not in pipe.control_kinds():
                     continue
                 length = pipe.seq_len - 2 if template is None else None
+                sampling = SampleOptions(steps=n_steps, record_latents=False, settle_steps=stops[stop])
                 request = Request.one(template, length, samples=batch, seed=seed,
-                                      targets=targets_from_fields(fields) if fields else (),
-                                      sampling=SampleOptions(steps=n_steps, record_latents=False),
+                                      targets=targets_from_fields(fields) if fields else (), sampling=sampling,
                                       guidance=GuidanceOptions(reads=reads), candidates=1)
                 result = pipe.run(request)
                 if seed:
                     best[m, s] = min(best.get((m, s), float("inf")), result.cost.seconds)
+                    passes.setdefault((m, s), []).append(result.cost.denoiser_passes)
                 else:  # the warm-up round: what every round runs
                     positions[m, s] = pipe.plan(request).templates[0].window or pipe.seq_len
-                    passes[m, s] = result.cost.denoiser_passes
     rows = []
-    for m, (pipe, n_steps) in enumerate(zip(pipes, steps, strict=True)):
+    judged: dict[tuple[str, int, int], float | None] = {}
+    for m, (pipe, n_steps, stop) in enumerate(variants):
         for s, (name, template, _, batch, _) in enumerate(settings):
             if (m, s) not in best:
                 continue
             words = pipe.seq_len - 2 if template is None else len(template.split())
-            judge = judge_seconds(pipe, words + 1, batch, repeats) if pipe.judge else None
-            rows.append({"model": str(pipe.directory), "run": name, "batch": batch, "steps": n_steps,
-                         "positions": positions[m, s],
-                         "seconds": round(best[m, s], 4), "denoiser_passes": passes[m, s],
+            if (str(pipe.directory), words, batch) not in judged:
+                judged[str(pipe.directory), words, batch] = \
+                    judge_seconds(pipe, words + 1, batch, repeats) if pipe.judge else None
+            judge = judged[str(pipe.directory), words, batch]
+            rows.append({"model": str(pipe.directory), "run": name, "batch": batch, "steps": n_steps, "stops": stop,
+                         "positions": positions[m, s], "seconds": round(best[m, s], 4),
+                         "denoiser_passes": round(statistics.mean(passes[m, s]), 1),
                          "judge_seconds": round(judge, 4) if judge else None,
                          "ratio_to_judge": round(best[m, s] / judge, 2) if judge else None})
     return rows
@@ -195,7 +213,8 @@ def bench(args) -> int:
         if len(steps) not in (1, len(args.models)):
             raise EngineError(f"--steps takes one count or one per model ({len(args.models)}), got {len(steps)}")
         pipes = [Pipeline.load(d, args.precision, device=args.device) for d in args.models]
-        rows = side_by_side(pipes, steps * len(pipes) if len(steps) == 1 else steps, args.repeats)
+        rows = side_by_side(pipes, steps * len(pipes) if len(steps) == 1 else steps, args.repeats,
+                            args.compare_settle)
         print(json.dumps({"side_by_side": rows, "precision": pipes[0].precision, "peak_rss_mb": peak_rss_mb(),
                           "threads": torch.get_num_threads(), "torch": torch.__version__}, indent=2))
         return 0
@@ -206,6 +225,9 @@ def bench(args) -> int:
         rows = measure_methods(pipe, args.repeats, args.batch)
         print(json.dumps({"methods": rows, "precision": pipe.precision, "threads": torch.get_num_threads(),
                           "torch": torch.__version__}, indent=2))
+        return 0
+    if args.passes:
+        print(json.dumps(measure_passes(pipe, args.repeats), indent=2))
         return 0
     if args.step_rules:
         print(json.dumps({"step_rules": measure_step_rules(pipe, args.repeats)}, indent=2))
@@ -227,6 +249,49 @@ def bench(args) -> int:
     return 0
 
 
+def pass_seconds(network, x: torch.Tensor, t: torch.Tensor, repeats: int) -> float:
+    """The median seconds of one no-grad pass of `network` on x (after two warm-up passes)."""
+    times = []
+    with torch.no_grad():
+        for r in range(repeats + 2):
+            began = time.perf_counter()
+            network(x, t, x)
+            if r >= 2:
+                times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def measure_passes(pipe: Pipeline, repeats: int) -> dict:
+    """Seconds per denoiser pass by rows, positions and network (see the module docstring)."""
+    model = pipe.model.eval()
+    networks = {"fp32": model, "bf16": copy.deepcopy(model).to(torch.bfloat16)}
+    compiled = {}
+    for name, network in list(networks.items()):
+        try:
+            compiled[f"{name} compiled"] = torch.compile(network, dynamic=False)
+            pass_seconds(compiled[f"{name} compiled"], torch.zeros(1, 16, model.config.embed_dim, device=pipe.device),
+                         torch.ones(1, device=pipe.device), 1)
+        except Exception as exc:  # noqa: BLE001  (any failure to compile is reported, not fatal)
+            compiled.pop(f"{name} compiled", None)
+            networks[f"{name} compiled"] = f"torch.compile failed: {type(exc).__name__}: {str(exc)[:200]}"
+    networks |= compiled
+    rows = []
+    for positions in (16, 64):
+        for batch in (1, 4, 16, 64):
+            x = torch.randn(batch, positions, model.config.embed_dim, device=pipe.device)
+            t = torch.full((batch,), model.config.T // 2, device=pipe.device)
+            row = {"rows": batch, "positions": positions}
+            for name, network in networks.items():
+                row[name] = network if isinstance(network, str) else round(pass_seconds(network, x, t, repeats), 5)
+            rows.append(row)
+    template = SIDE_BY_SIDE_TEMPLATE
+    request = Request.one(template, samples=1, sampling=SampleOptions(steps=50, record_latents=False, settle_steps=0),
+                          candidates=1)
+    steps = [pipe.run(request).cost.seconds / 50 for _ in range(3)]
+    return {"passes": rows, "sampler_step_1_row_s": round(min(steps), 5), "precision": pipe.precision,
+            "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
 def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -238,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per setting (the best is kept)")
     parser.add_argument("--step-rules", action="store_true",
                         help="only time every step rule at 10, 20 and 50 steps (interleaved, best of --repeats)")
+    parser.add_argument("--passes", action="store_true",
+                        help="only time one denoiser pass by rows, positions and network (fp32, bf16, compiled)")
     parser.add_argument("--methods", action="store_true",
                         help="only time diffusion beside FUDGE on each control FUDGE steers (interleaved)")
     parser.add_argument("--batch", type=int, default=1, help="with --methods: samples per batch (1 to 32)")
@@ -245,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="time these model directories side by side, each beside its GPT-2 judge")
     parser.add_argument("--steps", nargs="+", type=int, metavar="N",
                         help="with --models: denoising steps, one for all or one per model (default: the default)")
+    parser.add_argument("--compare-settle", action="store_true",
+                        help="with --models: each model every step and with the default stop rule, side by side")
     parser.add_argument("--json", action="store_true", help="print JSON (the default output is also JSON)")
     return run_command(bench, parser.parse_args(argv))
 

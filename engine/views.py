@@ -19,6 +19,7 @@ def frame_view(frame: Frame, tokenizer: Tokenizer, row: int, steps: int) -> dict
     ids = frame.tokens[row].tolist()
     return {
         "step": frame.index, "steps": steps, "t": frame.t, "alpha_bar": round(frame.alpha_bar, 5),
+        "stopped": frame.stopped,  # the run ends here, its words settled, before its last planned step
         "words": [tokenizer.words[i] for i in ids],
         "confidence": [round(c, 3) for c in frame.confidence[row].tolist()],
         "locked": frame.locked[row].tolist(),
