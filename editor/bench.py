@@ -66,7 +66,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-def student_run(url: str, at: float, *, steps: int, samples: int, seed: int, path: str = "page") -> dict:
+def student_run(url: str, at: float, *, steps: int, samples: int, seed: int, path: str = "page",
+                every_step: bool = False) -> dict:
     """One press of Generate at the moment `at` (perf_counter): the waits to its first frame and to
     its result, and the queue positions it was shown while waiting. Path "page": the events the
     page's Generate sends (the run streamed into the row, then its results, then the history list);
@@ -81,7 +82,7 @@ def student_run(url: str, at: float, *, steps: int, samples: int, seed: int, pat
     # every input the page sends: /generate's, with its defaults (the page's own event has no API page)
     parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["parameters"]
     given = {"text": TEMPLATE, "row": {"cells": cells_from_text(TEMPLATE)}, "length": 0, "steps": steps,
-             "samples": samples, "seed": seed}
+             "samples": samples, "seed": seed, "every_step": every_step}
     inputs = [given.get(p["parameter_name"], p["parameter_default"]) for p in parameters]
     time.sleep(max(0.0, at - time.perf_counter()))
     pressed = time.perf_counter()
@@ -114,7 +115,7 @@ def class_scenario(url: str, args: argparse.Namespace) -> dict:
 
     def press(i: int) -> None:
         results[i] = student_run(url, start + presses[i], steps=args.steps, samples=args.samples, seed=100 + i,
-                                 path=args.path)
+                                 path=args.path, every_step=args.every_step)
 
     threads = [threading.Thread(target=press, args=(i,)) for i in range(len(presses))]
     for thread in threads:
@@ -124,7 +125,8 @@ def class_scenario(url: str, args: argparse.Namespace) -> dict:
     first = [r["first_frame_s"] for r in results]
     done = [r["result_s"] for r in results]
     queued = [r["max_queue_position"] for r in results]
-    return {"path": args.path, "students": args.students, "presses_each": args.presses, "within_s": args.within,
+    return {"path": args.path, "every_step": args.every_step,
+            "students": args.students, "presses_each": args.presses, "within_s": args.within,
             "runs": len(results), "finished": sum(r["finished"] for r in results),
             "nothing_dropped": all(r["finished"] for r in results),
             "first_frame_s": {"median": round(statistics.median(first), 2), "p95": round(percentile(first, 95), 2),
@@ -206,6 +208,21 @@ def served(args: argparse.Namespace, scenario, unbatched: bool = False) -> dict:
         server.wait(timeout=30)
 
 
+def served_scenario(args: argparse.Namespace) -> dict:
+    """The "class" or "page" scenario against app.py; with --compare, the class four ways."""
+    scenario = (lambda url: class_scenario(url, args)) if args.scenario == "class" else page_scenario
+    if args.compare and args.scenario == "class":
+        report = {}
+        for unbatched in (True, False):
+            for every_step in (True, False):
+                args.every_step = every_step
+                name = f"{'alone' if unbatched else 'batched'}, {'every step' if every_step else 'settled'}"
+                report[name] = served(args, scenario, unbatched=unbatched)
+    else:
+        report = served(args, scenario)
+    return report | {"steps": args.steps, "samples": args.samples, "cpu_cores": os.cpu_count()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m editor.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -223,18 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=None,
                         help=f"runs at once (as app.py's; default {MODEL_CONCURRENCY}, "
                              f"unbatched {UNBATCHED_CONCURRENCY})")
-    parser.add_argument("--compare-unbatched", action="store_true",
-                        help="class and page: run the scenario against app.py --unbatched first, then as served by "
-                             "default (before and after batching, in one session)")
+    parser.add_argument("--every-step", action="store_true",
+                        help="class: every press asks for every step (the page's \"run every step\")")
+    parser.add_argument("--compare", action="store_true",
+                        help="class: the scenario four ways in one session, each on a fresh app.py: runs alone "
+                             "(--unbatched) or batched, every step or stopping once settled")
     args = parser.parse_args(argv)
     if args.scenario in ("class", "page"):
-        scenario = (lambda url: class_scenario(url, args)) if args.scenario == "class" else page_scenario
-        if args.compare_unbatched:
-            report = {"unbatched": served(args, scenario, unbatched=True), "batched": served(args, scenario)}
-        else:
-            report = served(args, scenario)
-        report |= {"steps": args.steps, "samples": args.samples, "cpu_cores": os.cpu_count()}
-        print(json.dumps(report, indent=2))
+        print(json.dumps(served_scenario(args), indent=2))
         return 0
 
     from gradio_client import Client

@@ -265,6 +265,7 @@ def measure_passes(pipe: Pipeline, repeats: int) -> dict:
     """Seconds per denoiser pass by rows, positions and network (see the module docstring)."""
     model = pipe.model.eval()
     networks = {"fp32": model, "bf16": copy.deepcopy(model).to(torch.bfloat16)}
+    torch._dynamo.config.recompile_limit = 64  # a compiled network per rows x positions x precision
     compiled = {}
     for name, network in list(networks.items()):
         try:

@@ -249,6 +249,7 @@ class Sampler:
     @torch.no_grad()
     def denoise(self, templates: list[Template], options: SampleOptions, seed: int,
                 guide: Guide | None) -> Iterator[Frame]:
+        """The loop of `frames`."""
         model, T = self.model, self.model.config.T
         device = next(model.parameters()).device
         generator = torch.Generator(device=device).manual_seed(seed)
