@@ -243,7 +243,7 @@ class Editor:
         the summary and the stored run, marked fresh for `show_fresh`. The history list and A/B
         follow in `runs_view`."""
         page = self.page
-        record = run_view(result, self.pipe.tokenizer)
+        record = run_view(result, self.pipe.tokenizer, len(request.sampling.times(self.pipe.model.config.T)))
         run = runs.stored(record, [c.to_dict() for c in result.best], number=runs.next_number(history), cells=cells,
                           text=text_from_cells(cells), settings=settings, summary=self.summary(result, request),
                           provenance=self.provenance(request))

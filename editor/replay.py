@@ -35,8 +35,10 @@ def recorded_row(state: dict, step: int, cells: list[dict] | None = None, editab
     rewords while the row shows the run."""
     record = state["record"]
     best = record["samples"][0]
-    view = {"step": step, "steps": record["steps"], "t": record["t"][step],
-            "alpha_bar": record["alpha_bar"][step], **best["frames"][step]}
+    last = step == record["steps"] - 1
+    view = {"step": step, "steps": record.get("planned_steps") or record["steps"], "t": record["t"][step],
+            "alpha_bar": record["alpha_bar"][step], "stopped": last and record.get("stopped", False),
+            **best["frames"][step]}
     return {"html": frame_row(view, best["locked"], state.get("id"), editable), "cells": cells or [],
             "action": None, "result": result_cells(state)}
 

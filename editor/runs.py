@@ -55,6 +55,8 @@ class SampleFile(_Checked):
 
 class RecordFile(_Checked):
     steps: int = Field(ge=1, le=MAX_STEPS)
+    planned_steps: int | None = Field(None, ge=1, le=MAX_STEPS)  # more than `steps`: the run settled early
+    stopped: bool = False
     t: list[int]
     alpha_bar: list[float]
     samples: list[SampleFile] = Field(min_length=1, max_length=64)

@@ -56,14 +56,17 @@ def alternatives(frame: Frame, tokenizer: Tokenizer, row: int, positions: int) -
             for p in range(positions)]
 
 
-def run_view(result: Result, tokenizer: Tokenizer) -> dict:
+def run_view(result: Result, tokenizer: Tokenizer, planned: int | None = None) -> dict:
     """Every step of the first prompt's ranked samples: words, confidences, noise level, latent
-    projection, classifier beliefs; and the run's cost."""
+    projection, classifier beliefs; and the run's cost. `planned`: the steps the run was asked
+    for (a run that settled stopped before them; `stopped` says so)."""
     trajectory = result.trajectory
     rows = [c.row for c in result.best]
     steps = len(trajectory.frames)
     return {
         "steps": steps,
+        "planned_steps": planned or steps,
+        "stopped": trajectory.stopped_at is not None,
         **result.cost.to_dict(),
         "t": [f.t for f in trajectory.frames],
         "alpha_bar": [round(f.alpha_bar, 5) for f in trajectory.frames],

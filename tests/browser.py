@@ -180,6 +180,13 @@ def assert_every_request_was_local(open_page) -> None:
     assert not outside, f"requests that left 127.0.0.1: {outside}"
 
 
+def every_step(page: Page) -> None:
+    """Tick "run every step" (the default run stops once its words settle): for tests of a whole trajectory."""
+    box = page.locator("#every-step input[type=checkbox]")
+    box.check()
+    assert box.is_checked()
+
+
 def generate(page: Page, template: str, steps: int | None = None) -> list[list[str]]:
     type_template(page, template)
     if steps is not None:

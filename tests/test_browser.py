@@ -27,6 +27,7 @@ from tests.browser import (
     assert_locked_kept,
     click_cell,
     current_step,
+    every_step,
     expected_cells,
     locked_count,
     result_rows,
@@ -42,6 +43,7 @@ from tests.server import ROOT, app_url  # noqa: F401  (app_url is a fixture)
 # --- tests ---------------------------------------------------------------------------------
 def test_lock_cells_generate_stream_and_keep_locked_words(open_page):
     page = open_page()
+    every_step(page)  # a whole trajectory
     type_template(page, EAGLE)
     assert locked_count(page) == 8
     box = page.locator("#template textarea")
@@ -174,6 +176,7 @@ def test_compare_with_left_to_right_streams_both_ways_and_tables_them(open_page)
 
 def test_scrub_slider_shows_recorded_steps(open_page):
     page = open_page()
+    every_step(page)  # a whole trajectory
     type_template(page, EAGLE)
     page.click("#generate")
     wait_results(page)
@@ -261,6 +264,7 @@ CONCURRENT = [EAGLE, "_ _ _ is a pub in the city centre .", "There is a cheap _ 
 def test_four_pages_generate_at_once(open_page):
     pages = [open_page() for _ in CONCURRENT]
     for page, template in zip(pages, CONCURRENT, strict=True):
+        every_step(page)  # a whole trajectory on each
         type_template(page, template)
         page.evaluate(STEP_RECORDER)
     for page in pages:
@@ -277,6 +281,7 @@ def test_four_pages_generate_at_once(open_page):
 def test_screenshot_of_a_finished_run(open_page, tmp_path):
     """Saves the screenshot into the test's own folder; with UPDATE_SCREENSHOT=1 into docs/ (the README's)."""
     page = open_page()
+    every_step(page)  # a whole trajectory
     type_template(page, EAGLE)
     page.click("#generate")
     rows = wait_results(page)

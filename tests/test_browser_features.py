@@ -26,6 +26,7 @@ from tests.browser import (
     RUN_TIMEOUT_MS,
     assert_every_request_was_local,
     drag_slider,
+    every_step,
     expected_cells,
     generate,
     result_rows,
@@ -194,6 +195,7 @@ def test_vary_rewords_the_unlocked_words_only(open_page):
 
 def test_history_restores_an_earlier_run_with_its_settings(open_page):
     page = open_page()
+    every_step(page)  # a whole trajectory
     page.locator("#seed input").fill("3")
     first = generate(page, EAGLE, steps=20)
     page.locator("#seed input").fill("4")
@@ -218,6 +220,7 @@ def test_history_restores_an_earlier_run_with_its_settings(open_page):
 # --- a researcher ---------------------------------------------------------------------------
 def test_ab_pins_a_run_and_scrubs_both_on_one_slider(open_page):
     page = open_page()
+    every_step(page)  # a whole trajectory
     first = generate(page, EAGLE, steps=20)
     page.click("#pin")
     page.locator("#pinned-row .row.animating").wait_for()
@@ -244,6 +247,7 @@ def test_ab_pins_a_run_and_scrubs_both_on_one_slider(open_page):
 
 def test_clicking_a_word_shows_what_the_model_weighed(open_page):
     page = open_page()
+    every_step(page)  # a whole trajectory
     generate(page, EAGLE, steps=20)
     drag_slider(page, "scrub", 0.25)
     page.wait_for_function("() => document.querySelector('#token-row .row.animating').dataset.step !== '19'")
@@ -258,6 +262,7 @@ def test_clicking_a_word_shows_what_the_model_weighed(open_page):
 
 def test_an_exported_run_loads_back_into_a_fresh_page(open_page, tmp_path):
     page = open_page()
+    every_step(page)  # a whole trajectory
     page.locator("#seed input").fill("5")
     rows = generate(page, EAGLE, steps=20)
     with page.expect_download() as download:

@@ -17,6 +17,7 @@ from tests.browser import (
     assert_every_request_was_local,
     click_cell,
     drag_slider,
+    every_step,
     expected_cells,
     generate,
     result_rows,
@@ -151,8 +152,23 @@ def test_vary_after_use_this_changes_only_the_unlocked_words(open_page):
         assert all(out[i] == w for i, w in enumerate(words) if i not in free), f"{text!r} from {sentence!r}"
 
 
+def test_a_run_stops_once_its_words_settle_and_says_where(open_page):
+    page = open_page()
+    type_template(page, EAGLE)
+    page.evaluate(STEP_RECORDER)
+    page.click("#generate")
+    wait_results(page)
+    streamed = page.evaluate("window.__status")
+    settled = len(streamed)
+    assert 1 < settled < 50, streamed  # the bundled model settles this template well before 50 steps
+    assert streamed[-1].startswith(f"done · settled at step {settled} / 50"), streamed
+    assert all(s.startswith(f"step {i + 1} / 50 · t = ") for i, s in enumerate(streamed[:-1])), streamed
+    assert f"settled after {settled} of 50 steps, {settled} denoiser passes" in page.locator("#message").inner_text()
+
+
 def test_a_finished_row_says_it_is_done_and_earlier_steps_keep_their_noise_level(open_page):
     page = open_page()
+    every_step(page)
     type_template(page, EAGLE)
     set_slider(page, "steps", 10)
     page.evaluate(STEP_RECORDER)
