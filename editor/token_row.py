@@ -72,8 +72,7 @@ function adjusted(index, seen) {  // a cell's index when `seen` answers were dra
 }
 // seen: the answers drawn when the user acted. focusOffset: where focus goes once the action is applied,
 // counted from its cell (null: where it is), unless the user has moved focus since.
-function send(action, seen = answers, focusOffset = null) {
-  const focusThen = focusWanted;
+function send(action, seen = answers, focusOffset = null, focusThen = focusWanted) {
   queue(() => {
     const index = typeof action.index === 'number' ? adjusted(action.index, seen) : action.index;
     if (index === null) return null;
@@ -224,10 +223,10 @@ element.addEventListener('click', (event) => {
   }
   if (index < 0) return;  // the "+ blank" cell around its button
   cancelToggle(index);
-  const seen = answers;  // the row as clicked: later inserts and deletes move the index (see send)
+  const seen = answers, focusThen = focusWanted;  // the row and the focus as clicked (see send)
   pendingToggles.set(index, setTimeout(() => {
     pendingToggles.delete(index);
-    send({kind: 'toggle', index: index}, seen, 0);
+    send({kind: 'toggle', index: index}, seen, 0, focusThen);
   }, 280));
 });
 element.addEventListener('dblclick', (event) => {

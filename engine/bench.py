@@ -3,7 +3,8 @@
     python -m engine.bench --json
 
 Seconds per full-length sample (the model's sequence length, 64 positions) and denoiser passes at
-200 and 50 steps, for 1 and for 16 samples in one batch, plus peak resident memory. With trained
+200 and 50 steps, for 1 and for 16 samples in one batch, plus peak resident memory. Runs stop once
+their words settle (the default stop rule), so the passes say how many steps ran. With trained
 control classifiers in the model directory, also one guided sample per control (each kind's
 example target), the composition of parts of speech and semantic content, and semantic content
 with the classifiers reading x0_hat, at the default guidance settings. Every run goes through

@@ -53,11 +53,12 @@ def slowed(sampler: Sampler, seconds: float) -> None:
     sampler.network.network = slow
 
 
-def test_runs_sharing_passes_write_what_each_writes_alone(denoiser):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_runs_sharing_passes_write_what_each_writes_alone(denoiser, bf16):
     model, tokenizer = denoiser
-    alone = Sampler(model, tokenizer, bf16=False)
+    alone = Sampler(model, tokenizer, bf16=bf16)
     expected = [run(alone, tokenizer, i) for i in range(len(RUNS))]
-    shared = Sampler(model, tokenizer, bf16=False, shared=True)
+    shared = Sampler(model, tokenizer, bf16=bf16, shared=True)
     slowed(shared, 0.01)
     got: list = [None] * len(RUNS)
     start = threading.Event()
@@ -76,10 +77,11 @@ def test_runs_sharing_passes_write_what_each_writes_alone(denoiser):
     assert stats.passes <= max(steps for _, steps, _, _ in RUNS) + 2  # they go in step
     for i, (frames, solo) in enumerate(zip(got, expected, strict=True)):
         assert len(frames) == len(solo) == RUNS[i][1]
+        assert [f.tokens.tolist() for f in frames] == [f.tokens.tolist() for f in solo], i  # the words at every step
+        close = 1e-2 if bf16 else 1e-4  # a larger bf16 product rounds otherwise: the words stay, the numbers move
         for frame, solo_frame in zip(frames, solo, strict=True):
-            assert torch.equal(frame.tokens, solo_frame.tokens), (i, frame.index)
-            torch.testing.assert_close(frame.confidence, solo_frame.confidence, atol=1e-4, rtol=1e-4)
-            torch.testing.assert_close(frame.latents, solo_frame.latents, atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(frame.confidence, solo_frame.confidence, atol=close, rtol=close)
+            torch.testing.assert_close(frame.latents, solo_frame.latents, atol=close, rtol=close)
 
 
 def test_a_run_joins_others_at_a_step_boundary(denoiser):
