@@ -77,6 +77,31 @@ def test_evaluate_quality_prints_every_metric(tiny_model, corpus_files):
         assert distinct["all_distinct"] == (distinct["mean_distinct"] == 4)
 
 
+def test_evaluate_settle_replays_every_stop_rule_from_full_runs(tiny_model, corpus_files):
+    _, valid_file = corpus_files
+    proc = run("engine.evaluate", "settle", "--model", str(tiny_model), "--n", "2", "--samples", "2", "--steps", "12",
+               "--valid", str(valid_file), "--settle-grid-steps", "1,3", "--settle-grid-confidence", "0,1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    cases = {"free", "infill_middle", "infill_start", "infill_end", "infill_scattered"}
+    assert set(report["full"]) == cases and report["settings"]["steps"] == 12
+    rules = {(r["settle_steps"], r["settle_confidence"]): r for r in report["rules"]}
+    assert set(rules) == {(1, 0.0), (1, 1.0), (3, 0.0), (3, 1.0)}
+    for k in (1, 3):  # no word of the tiny model is certain: c = 1 never stops, and changes nothing
+        never = rules[k, 1.0]
+        assert never["passes_saved"] == 0 and never["identical"] == 1
+        assert never["cases"]["free"]["judge_ppl"] == report["full"]["free"]["judge_ppl"]
+    eager, patient = rules[1, 0.0], rules[3, 0.0]  # no confidence bar: stops as soon as the words hold
+    assert eager["passes_saved"] >= patient["passes_saved"] > 0
+    rows = 5 * 2 * 2  # five cases, two requests of two rows
+    for rule in (eager, patient):
+        changed = sum(len(case["changed"]) for case in rule["cases"].values())
+        assert round(1 - changed / rows, 4) == rule["identical"]
+    bad = run("engine.evaluate", "settle", "--model", str(tiny_model), "--settle-grid-steps", "1,x", "--json")
+    assert bad.returncode == 2 and "--settle-grid-steps takes whole numbers" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_bench_prints_speed_and_memory(tiny_model):
     proc = run("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--json")
     assert proc.returncode == 0, proc.stderr

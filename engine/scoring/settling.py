@@ -52,8 +52,16 @@ def words_at(pipe: Pipeline, frame: Frame) -> list[list[str]]:
 def settle_report(args: argparse.Namespace, sampling: SampleOptions) -> dict:
     if args.n < 1 or args.samples < 1:
         raise EngineError("--n and --samples must be at least 1")
-    rules = [(int(k), float(c)) for k in args.settle_grid_steps.split(",")
-             for c in args.settle_grid_confidence.split(",")]
+    try:
+        rules = [(int(k), float(c)) for k in args.settle_grid_steps.split(",")
+                 for c in args.settle_grid_confidence.split(",")]
+    except ValueError:
+        raise EngineError("--settle-grid-steps takes whole numbers and --settle-grid-confidence numbers, "
+                          f"each separated by commas: got {args.settle_grid_steps!r} and "
+                          f"{args.settle_grid_confidence!r}") from None
+    if any(k < 1 or not 0 <= c <= 1 for k, c in rules):
+        raise EngineError("each k of --settle-grid-steps must be at least 1, each c of --settle-grid-confidence "
+                          "from 0 to 1")
     pipe = Pipeline.load(args.model, args.precision, device=args.device)
     if pipe.judge is None:
         raise EngineError(f"{pipe.directory} has no fluency judge (judge.json): train one with --judge")
