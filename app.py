@@ -25,6 +25,7 @@ from editor.serving import (
     MAX_UPLOAD,
     MODEL_CONCURRENCY,
     UNBATCHED_CONCURRENCY,
+    concurrency,
 )
 from engine.cli import OneLineParser, add_device_options  # noqa: E402  (light: no torch, no gradio)
 
@@ -115,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, stop)
-    concurrency = args.concurrency or (UNBATCHED_CONCURRENCY if args.unbatched else MODEL_CONCURRENCY)
-    demo, editor = build(pipe, concurrency=concurrency, cache_age_s=args.cache_age)
+    demo, editor = build(pipe, concurrency=concurrency(args.concurrency, args.unbatched), cache_age_s=args.cache_age)
     try:
         demo.queue(default_concurrency_limit=EVENT_CONCURRENCY, max_size=args.max_queue)
         try:

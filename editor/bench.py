@@ -35,7 +35,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from editor.serving import MODEL_CONCURRENCY, UNBATCHED_CONCURRENCY  # noqa: E402  (light: constants only)
+from editor.serving import MODEL_CONCURRENCY, UNBATCHED_CONCURRENCY, concurrency  # noqa: E402  (light)
 from engine.cli import add_device_options  # noqa: E402  (light: no torch)
 
 TEMPLATE = "The Eagle is a _ _ coffee shop near _ _ ."
@@ -184,8 +184,8 @@ def served(args: argparse.Namespace, scenario, unbatched: bool = False) -> dict:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    concurrency = args.concurrency or (UNBATCHED_CONCURRENCY if unbatched else MODEL_CONCURRENCY)
-    command = [sys.executable, "app.py", "--port", str(port), "--concurrency", str(concurrency),
+    runs_at_once = concurrency(args.concurrency, unbatched)
+    command = [sys.executable, "app.py", "--port", str(port), "--concurrency", str(runs_at_once),
                "--max-queue", str(max(64, args.students * args.presses))] + ["--unbatched"] * unbatched
     if args.model:
         command += ["--model", args.model]
@@ -202,7 +202,7 @@ def served(args: argparse.Namespace, scenario, unbatched: bool = False) -> dict:
 
         timed_run(Client(url, verbose=False, analytics_enabled=False), 10, 1, 0)  # warm-up
         return scenario(url) | {"precision": started.rstrip().rstrip(")").rsplit(", ", 1)[-1],
-                                "batched": not unbatched, "concurrency": concurrency}
+                                "batched": not unbatched, "concurrency": runs_at_once}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.pipeline import Pipeline
 
     demo, editor = build(Pipeline.load(args.model, args.precision, device=args.device),
-                         concurrency=args.concurrency or MODEL_CONCURRENCY)
+                         concurrency=concurrency(args.concurrency))
     demo.queue(default_concurrency_limit=EVENT_CONCURRENCY, max_size=MAX_QUEUE)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False, ssr_mode=False,

@@ -220,7 +220,7 @@ class Editor:
             yield {page.row: row_value(cells), page.msg: message(error_message(exc))}
             return
         left = LeftToRight(self.pipe, request) if compare else None
-        paced = Pacer()
+        paced, planned = Pacer(), self.planned_steps(request)
         for item in itertools.chain([first], stream):
             if isinstance(item, Result):
                 while left is not None and not left.done:  # diffusion finished first: the other side writes on
@@ -229,7 +229,7 @@ class Editor:
                 yield self.finished(item, request, cells, settings, left=left, history=history, quick=quick)
                 return
             paced()
-            view = frame_view(item, self.pipe.tokenizer, 0, len(request.sampling.times(self.pipe.model.config.T)))
+            view = frame_view(item, self.pipe.tokenizer, 0, planned)
             updates = {page.row: {"html": frame_row(view, view["locked"]), "cells": cells, "action": None},
                        page.msg: ""}
             if left is not None:
@@ -243,9 +243,10 @@ class Editor:
         the summary and the stored run, marked fresh for `show_fresh`. The history list and A/B
         follow in `runs_view`."""
         page = self.page
-        record = run_view(result, self.pipe.tokenizer, len(request.sampling.times(self.pipe.model.config.T)))
+        planned = self.planned_steps(request)
+        record = run_view(result, self.pipe.tokenizer, planned)
         run = runs.stored(record, [c.to_dict() for c in result.best], number=runs.next_number(history), cells=cells,
-                          text=text_from_cells(cells), settings=settings, summary=self.summary(result, request),
+                          text=text_from_cells(cells), settings=settings, summary=self.summary(result, planned),
                           provenance=self.provenance(request))
         run["comparison"] = comparison_rows(result, left) if left else []
         history = runs.remembered(history, run)
@@ -302,9 +303,12 @@ class Editor:
                                              value=run["id"] if run else None),
                 page.alternatives: gr.update(visible=False), **self.replay.ab_view(pinned, run, 1.0)}
 
-    def summary(self, result: Result, request: Request) -> str:
+    def planned_steps(self, request: Request) -> int:
+        """The steps a request's run is asked for (one that settles stops before them)."""
+        return len(request.sampling.times(self.pipe.model.config.T))
+
+    def summary(self, result: Result, planned: int) -> str:
         cost = result.cost
-        planned = len(request.sampling.times(self.pipe.model.config.T))
         steps = f"{planned} steps" if result.trajectory.stopped_at is None else \
             f"settled after {len(result.trajectory.frames)} of {planned} steps"
         ranking = "ranked by the fluency judge" if self.pipe.judge else "no fluency judge in this model folder"

@@ -9,6 +9,13 @@ import os
 # may go at once. Run alone (--unbatched), one per CPU core this process may use: more only makes each slower.
 MODEL_CONCURRENCY = 16
 UNBATCHED_CONCURRENCY = max(1, len(os.sched_getaffinity(0)))
+
+
+def concurrency(asked: int | None, unbatched: bool = False) -> int:
+    """The generations run at once: `asked` (--concurrency), else the default for how runs are served."""
+    return asked or (UNBATCHED_CONCURRENCY if unbatched else MODEL_CONCURRENCY)
+
+
 EVENT_CONCURRENCY = 4  # editing, scrubbing and replaying events handled at once (constant)
 MAX_QUEUE = 64  # events waiting in the queue; more are refused with "Queue is full" (--max-queue)
 CACHE_AGE_S = 3600  # a run's download files are deleted after this, checked as runs finish (--cache-age)

@@ -277,6 +277,8 @@ class Sampler:
         x = locks.apply(x, self.locked_latent(locks, times[0], options, x))
         x0_prev, scores = None, {}
         settled = Settling(options.settle_steps, options.settle_confidence, locks.mask)
+        # the index of the last time a step is steered to: a settled run stops only once past it
+        last_steered = max((j for j, s in enumerate(times) if guide is not None and guide.guides(s, T)), default=0)
         locked_cpu = full_mask.cpu()
         full_vectors = E[full_ids] if past else None
         full_confidence = torch.ones(full_ids.shape, device=device) if past else None
@@ -289,8 +291,7 @@ class Sampler:
             latents = whole(x, full_vectors).cpu() if options.record_latents else None
             top = est.probs.topk(min(TOP_WORDS, E.shape[0]), dim=-1) if options.record_latents else None
             t_next = times[i + 1] if i + 1 < len(times) else 0
-            steered_later = guide is not None and any(guide.guides(s, T) for s in times[i + 1:])
-            stop = t_next > 0 and settled.update(est.tokens, est.confidence) and not steered_later
+            stop = t_next > 0 and settled.update(est.tokens, est.confidence) and i >= last_steered
             yield Frame(index=i, t=t, alpha_bar=float(alpha_bar(t, T)), tokens=tokens.cpu(),
                         confidence=confidence.cpu(), latents=latents, locked=locked_cpu,
                         scores={k: v.cpu() for k, v in scores.items()}, last_t=t if stop else times[-1],

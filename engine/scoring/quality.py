@@ -31,6 +31,23 @@ from engine.text.template import Template, fixed_length, free_template, template
 from engine.text.tokenizer import Tokenizer, split_words
 
 
+def judged_pipeline(args: argparse.Namespace) -> tuple[Pipeline, Judge]:
+    """The model an evaluation samples (--model, on --device in its precision), which must have a fluency
+    judge, and the judge that scores fluency: --fluency-judge, else the model's own."""
+    pipe = Pipeline.load(args.model, args.precision, device=args.device)
+    if pipe.judge is None:
+        raise EngineError(f"{pipe.directory} has no fluency judge (judge.json): train one with --judge")
+    return pipe, Judge.other_or(args.fluency_judge, pipe.judge, pipe.tokenizer)
+
+
+def spread_sentences(path: Path, pipe: Pipeline, n: int) -> list[list[str]]:
+    """Up to n sentences of the file that the model can write (every word known, 4 words to its length),
+    evenly spread over the file: consecutive lines share one meaning representation."""
+    usable = [w for w in map(split_words, read_sentences(path))
+              if all(x in pipe.tokenizer for x in w) and 4 <= len(w) <= pipe.seq_len - 2]
+    return [usable[i * len(usable) // n] for i in range(min(n, len(usable)))]
+
+
 def middle_third(n: int) -> set[int]:
     return set(range(n // 3, 2 * (n // 3)))
 
@@ -120,17 +137,11 @@ def score(pipe: Pipeline, templates: list[Template], args: argparse.Namespace, o
 def quality(args: argparse.Namespace, sampling: SampleOptions, writing: WriteOptions) -> dict:
     if args.n < 1 or args.batch < 1 or args.candidates < 1:
         raise EngineError("--n, --batch and --candidates must be at least 1")
-    pipe = Pipeline.load(args.model, args.precision, device=args.device)
-    if pipe.judge is None:
-        raise EngineError(f"{pipe.directory} has no fluency judge (judge.json): train one with --judge")
+    pipe, judge = judged_pipeline(args)
     sampling.record_latents = False
     options = {"method": args.method, "sampling": sampling, "writing": writing}
     train = {tuple(split_words(s)) for s in read_sentences(Path(args.train))}
-    valid = [split_words(s) for s in read_sentences(Path(args.valid))]
-    usable = [w for w in valid if all(x in pipe.tokenizer for x in w) and 4 <= len(w) <= pipe.seq_len - 2]
-    # evenly spread over the file: consecutive lines share one meaning representation
-    valid = [usable[i * len(usable) // args.n] for i in range(min(args.n, len(usable)))]
-    judge = Judge.other_or(args.fluency_judge, pipe.judge, pipe.tokenizer)
+    valid = spread_sentences(Path(args.valid), pipe, args.n)
     report = {"real_valid": {"judge_ppl": round(judge.perplexity(valid), 2),
                              "distinct_2": round(distinct_n(valid), 3), "n": len(valid)}}
     texts = {}

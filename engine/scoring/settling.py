@@ -19,11 +19,8 @@ from engine.diffusion.sampler import Frame, SampleOptions, Settling
 from engine.errors import EngineError
 from engine.pipeline import Pipeline
 from engine.request import Prompt, Request
-from engine.scoring.judge import Judge
-from engine.scoring.quality import BLANK_PATTERNS, infill_templates
-from engine.text.data import read_sentences
+from engine.scoring.quality import BLANK_PATTERNS, infill_templates, judged_pipeline, spread_sentences
 from engine.text.template import Template, free_template
-from engine.text.tokenizer import split_words
 
 
 def stop_index(frames: list[Frame], steps: int, confidence: float) -> int:
@@ -62,14 +59,9 @@ def settle_report(args: argparse.Namespace, sampling: SampleOptions) -> dict:
     if any(k < 1 or not 0 <= c <= 1 for k, c in rules):
         raise EngineError("each k of --settle-grid-steps must be at least 1, each c of --settle-grid-confidence "
                           "from 0 to 1")
-    pipe = Pipeline.load(args.model, args.precision, device=args.device)
-    if pipe.judge is None:
-        raise EngineError(f"{pipe.directory} has no fluency judge (judge.json): train one with --judge")
-    judge = Judge.other_or(args.fluency_judge, pipe.judge, pipe.tokenizer)
+    pipe, judge = judged_pipeline(args)
     sampling = replace(sampling, record_latents=False, settle_steps=0)
-    valid = [split_words(s) for s in read_sentences(Path(args.valid))]
-    usable = [w for w in valid if all(x in pipe.tokenizer for x in w) and 4 <= len(w) <= pipe.seq_len - 2]
-    valid = [usable[i * len(usable) // args.n] for i in range(min(args.n, len(usable)))]
+    valid = spread_sentences(Path(args.valid), pipe, args.n)
     cases = {"free": [free_template(pipe.seq_len)] * args.n}
     cases |= {f"infill_{p}": infill_templates(valid, pipe, p) for p in BLANK_PATTERNS}
     runs = {name: full_runs(pipe, templates, sampling, args.samples, args.seed) for name, templates in cases.items()}

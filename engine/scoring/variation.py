@@ -16,11 +16,8 @@ from pathlib import Path
 
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError
-from engine.pipeline import Pipeline
 from engine.request import MAX_ROWS, Prompt, Request
-from engine.scoring.judge import Judge
-from engine.text.data import read_sentences
-from engine.text.tokenizer import split_words
+from engine.scoring.quality import judged_pipeline, spread_sentences
 
 
 def strengths(text: str) -> list[float]:
@@ -41,13 +38,8 @@ def changed(source: list[str], words: list[str]) -> float:
 def vary_report(args: argparse.Namespace, sampling: SampleOptions) -> dict:
     if args.n < 1 or args.samples < 1 or args.n * args.samples > MAX_ROWS:
         raise EngineError(f"--n and --samples must be at least 1, with n x samples at most {MAX_ROWS}")
-    pipe = Pipeline.load(args.model, args.precision, device=args.device)
-    if pipe.judge is None:
-        raise EngineError(f"{pipe.directory} has no fluency judge (judge.json): train one with --judge")
-    usable = [split_words(s) for s in read_sentences(Path(args.valid))]
-    usable = [w for w in usable if all(x in pipe.tokenizer for x in w) and 4 <= len(w) <= pipe.seq_len - 2]
-    sources = [usable[i * len(usable) // args.n] for i in range(min(args.n, len(usable)))]
-    judge = Judge.other_or(args.fluency_judge, pipe.judge, pipe.tokenizer)
+    pipe, judge = judged_pipeline(args)
+    sources = spread_sentences(Path(args.valid), pipe, args.n)
     report = {"real_valid": {"judge_ppl": round(judge.perplexity(sources), 2), "n": len(sources)}, "by_strength": {}}
     shown = {}
     for strength in strengths(args.strengths):
