@@ -27,7 +27,7 @@ from editor.serving import (
     UNBATCHED_CONCURRENCY,
     concurrency,
 )
-from engine.cli import OneLineParser, add_device_options  # noqa: E402  (light: no torch, no gradio)
+from engine.cli import OneLineParser, add_model_options  # noqa: E402  (light: no torch, no gradio)
 
 
 def port_number(text: str) -> int:
@@ -54,8 +54,7 @@ def parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python app.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=port_number, default=7860, help="port to serve on, 1 to 65535 (default: 7860)")
-    p.add_argument("--model", help="model directory (default: assets/model)")
-    add_device_options(p)
+    add_model_options(p)
     p.add_argument("--concurrency", type=positive, default=None, metavar="N",
                    help=f"generations run at once, the others queue (default: {MODEL_CONCURRENCY}, their denoiser "
                         f"passes batched together; with --unbatched one per CPU core, here {UNBATCHED_CONCURRENCY})")

@@ -36,7 +36,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from editor.serving import MODEL_CONCURRENCY, UNBATCHED_CONCURRENCY, concurrency  # noqa: E402  (light)
-from engine.cli import add_device_options  # noqa: E402  (light: no torch)
+from engine.cli import add_model_options  # noqa: E402  (light: no torch)
 
 TEMPLATE = "The Eagle is a _ _ coffee shop near _ _ ."
 
@@ -189,9 +189,7 @@ def served(args: argparse.Namespace, scenario, unbatched: bool = False) -> dict:
                "--max-queue", str(max(64, args.students * args.presses))] + ["--unbatched"] * unbatched
     if args.model:
         command += ["--model", args.model]
-    command += ["--device", args.device]
-    if args.precision != "auto":
-        command.append(f"--{args.precision}")
+    command += ["--device", args.device, "--precision", args.precision]
     root = Path(__file__).resolve().parent.parent
     server = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -226,8 +224,7 @@ def served_scenario(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m editor.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="model directory (default: the bundled model)")
-    add_device_options(parser)
+    add_model_options(parser)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print JSON (the default output is also JSON)")

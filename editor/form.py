@@ -22,18 +22,16 @@ from typing import Any
 
 from editor.limits import DEFAULT_LIMITS, Limits, shown
 from engine.controls import KINDS, STEERED
-from engine.controls.guidance import READS, GuidanceOptions
 from engine.controls.targets import targets_from_fields
-from engine.diffusion.sampler import SampleOptions
 from engine.errors import ConfigError, TargetError, TemplateError
-from engine.request import Request
+from engine.options import NOT_SET, Setting, range_text
+from engine.request import SETTINGS, Request
 
-DEFAULT_STEPS = SampleOptions().steps
-DEFAULT_SAMPLES = Request().samples
-DEFAULT_SEED = Request().seed
-DEFAULT_LENGTH = 0  # 0: the template (or the model) decides the length
-DEFAULT_VARY_STRENGTH = 0.6  # changes about a fifth of the words (docs/vary.md)
-SETTINGS = ("length", "steps", "samples", "seed")  # a generation's settings, in the API's order
+KINDS_HERE = "<kinds>"  # in WRITE_ORDER: one argument per steered kind of the registry
+# The /write API's positional order (and the page's settings'): kept as it was published, so that
+# positional calls keep working; an option added to the request's schema goes after these.
+WRITE_ORDER = ("length", "steps", "samples", "seed", KINDS_HERE, "strength", "fluency", "weights", "reads", "vary",
+               "vary_strength", "every_step")
 WEIGHT_PREFIX = "weight_"  # the page sends each kind's weight as weight_<kind>
 MEASURED = "measured"  # the page's switch: each control's measured guidance setting, not the sliders'
 MAX_DIGITS = 30  # the longest whole number read (a seed takes at most 19 digits; the engine checks each range)
@@ -120,28 +118,61 @@ def template_text(value: object, limits: Limits = DEFAULT_LIMITS) -> str | None:
     return value if value.strip() else None
 
 
+def read(setting: Setting, value: object, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """One option's raw value from the page or the API, read by the option's type: a whole number
+    (`whole_number`), a number (`number`), true or false, a choice or a sentence. None, and the
+    option's `unset` value, leave it to the engine. Its range is the engine's to check."""
+    spec, label = setting.spec, setting.label
+    if value is None:
+        return None
+    if setting.kind in (int, float):
+        value = whole_number(value, label, None) if setting.kind is int else number(value, label, None)
+        return None if spec.unset is not NOT_SET and value == spec.unset else value
+    if setting.kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{label} must be true or false, got {shown(value)}")
+        return value
+    if spec.choices is not None:
+        if not isinstance(value, str) or len(value) > max(len(str(c)) for c in spec.choices):
+            raise ConfigError(f"{label} must be {range_text(setting)}, got {shown(value)}")
+        return value
+    text = template_text(value, limits)
+    if text is None:
+        raise ConfigError(f"write the {label}")
+    return text
+
+
+def shown_settings(surface: str) -> list[Setting]:
+    """The request's options that the page (`page`) or the API (`api`) shows, in the API's order:
+    WRITE_ORDER first, then any other, as declared."""
+    shown = [s for s in SETTINGS if (s.spec.page if surface == "page" else s.spec.api)]
+    known = [name for name in WRITE_ORDER if isinstance(name, str)]
+    return sorted(shown, key=lambda s: known.index(s.name) if s.name in known else len(known))
+
+
+READ = {s.name: s for s in SETTINGS if s.spec.page or s.spec.api}  # every option the page or the API sends
+DEFAULT_VARY_STRENGTH = READ["vary_strength"].spec.page.default  # the page's, and a /write vary's without one
+
+
 @dataclass(frozen=True)
 class GuidanceForm:
-    """What the guidance panel (or the API) asks of the samples, as sent: a value per steered
-    kind (text, or a list for a kind that takes several; empty asks nothing), how hard to
-    steer, a weight per kind, and what the classifiers read. `measured` (the page's "measured
-    setting per control", on by default) leaves strength, fluency and reads to each control's
-    measured default, whatever the sliders say; off (or not sent, as by /write), the values sent
-    are used (None still takes the default)."""
+    """What the guidance panel (or the API) asks of the samples beside the request's options: a
+    value per steered kind (text, or a list for a kind that takes several; empty asks nothing), a
+    weight per kind, and `measured` (the page's "measured setting per control", on by default),
+    which leaves the guidance options (strength, fluency, reads) to each control's measured
+    default, whatever the sliders say; off (or not sent, as by /write), the values sent are used
+    (None still takes the default)."""
 
     fields: Mapping[str, Any] = field(default_factory=dict)
-    strength: Any = None
-    fluency: Any = None
     weights: Mapping[str, Any] = field(default_factory=dict)
-    reads: Any = None
     limits: Limits = DEFAULT_LIMITS
     measured: Any = False
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> GuidanceForm:
         """From keyword values as the page or the API names them: one per steered kind, `measured`,
-        `strength`, `fluency`, `reads`, and the weights either as `weight_<kind>` (the page's
-        sliders) or as one `weights` object ({"pos": 1.0, ...}, the API's)."""
+        and the weights either as `weight_<kind>` (the page's sliders) or as one `weights` object
+        ({"pos": 1.0, ...}, the API's)."""
         values = dict(values)
         weights = values.pop("weights", None)
         if weights is None:
@@ -150,36 +181,28 @@ class GuidanceForm:
             raise ConfigError(f'weights must be an object like {{"{STEERED[0]}": 1.0}}, got {shown(weights)}')
         weights = {**weights, **{key.removeprefix(WEIGHT_PREFIX): values.pop(key)
                                  for key in list(values) if key.startswith(WEIGHT_PREFIX)}}
-        options = {name: values.pop(name, None) for name in ("strength", "fluency", "reads")}
         measured = values.pop(MEASURED, None)
         fields = {name: values.pop(name) for name in STEERED if name in values}
         if values:
-            raise ConfigError(f"unknown input {', '.join(map(shown, list(values)[:3]))}: the guidance inputs are "
-                              f"{', '.join(STEERED)}, {MEASURED}, strength, fluency, weights and reads")
+            options = [name for name in READ if name != "weights"]
+            raise ConfigError(f"unknown input {', '.join(map(shown, list(values)[:3]))}: the inputs are "
+                              f"{', '.join(options)}, {', '.join(STEERED)}, {MEASURED} and weights")
         unknown = [kind for kind in weights if kind not in STEERED]
         if unknown:
             raise ConfigError(f"unknown control {', '.join(map(shown, unknown[:3]))} in the weights: the steered "
                               f"controls are {', '.join(STEERED)}")
-        return cls(fields, weights=weights, **options, limits=limits,
-                   measured=False if measured is None else measured)
+        return cls(fields, weights=weights, limits=limits, measured=False if measured is None else measured)
 
     def targets(self) -> tuple:
         """The targets asked for: each kind's value checked for its type and size here, then read
         and checked by engine.controls.targets."""
         return targets_from_fields({name: kind_value(name, value, self.limits) for name, value in self.fields.items()})
 
-    def options(self) -> GuidanceOptions:
-        """The options asked for; a value left out (None) takes the controls' measured default, and
-        so does every one of them with `measured` on (the values sent are still checked: they are
-        the sliders the page would restore)."""
+    def measured_setting(self) -> bool:
+        """Whether each control steers at its measured setting (the guidance options sent unused)."""
         if not isinstance(self.measured, bool):
             raise ConfigError(f"{MEASURED} must be true or false, got {shown(self.measured)}")
-        reads = self.reads
-        if reads is not None and (not isinstance(reads, str) or len(reads) > max(map(len, READS))):
-            raise ConfigError(f"guidance reads one of {', '.join(READS)}, got {shown(reads)}")
-        sent = GuidanceOptions(reads=reads, strength=number(self.strength, "guidance strength", None),
-                               fluency=number(self.fluency, "fluency", None))
-        return GuidanceOptions() if self.measured else sent
+        return self.measured
 
     def weight_values(self) -> dict[str, float]:
         return {kind: number(value, f"{kind} weight", KINDS[kind].weight) for kind, value in self.weights.items()}
@@ -187,51 +210,46 @@ class GuidanceForm:
 
 @dataclass(frozen=True)
 class Form:
-    """One generation as the page or the API asks for it, before any value is read."""
+    """One generation as the page or the API asks for it, before any value is read: the template,
+    a raw value per option of the request that the page or the API shows (`READ`, by name), and the
+    guidance panel's inputs."""
 
     template: str | None
-    length: Any = None
-    steps: Any = None
-    samples: Any = None
-    seed: Any = None
+    values: Mapping[str, Any] = field(default_factory=dict)
     guidance: GuidanceForm = field(default_factory=GuidanceForm)
     record_latents: bool = True  # the page plots the latents; the API does not need them
     limits: Limits = DEFAULT_LIMITS
-    vary: Any = None  # a sentence to reword (the template, if any, locks words of it)
-    vary_strength: Any = None  # how far it is noised before the run: 0 to 1 (1: a new wording)
-    every_step: Any = None  # True: run every step; else stop once the words settle (SampleOptions.settle_steps)
 
     @classmethod
     def from_values(cls, template: str | None, values: Mapping[str, Any], record_latents: bool = True,
                     limits: Limits = DEFAULT_LIMITS) -> Form:
-        """From keyword values as the page or the API names them: `length`, `steps`, `samples`,
-        `seed`, `vary`, `vary_strength` and `every_step`, and the guidance inputs (see
-        GuidanceForm.from_values); a missing one is None."""
+        """From keyword values as the page or the API names them: the request's options (`READ`)
+        and the guidance inputs (see GuidanceForm.from_values); a missing one is None."""
         values = dict(values)
-        settings = {name: values.pop(name, None) for name in (*SETTINGS, "vary", "vary_strength", "every_step")}
-        return cls(template, **settings, guidance=GuidanceForm.from_values(values, limits),
+        options = {name: values.pop(name) for name in READ if name in values and name != "weights"}
+        return cls(template, options, guidance=GuidanceForm.from_values(values, limits),
                    record_latents=record_latents, limits=limits)
 
     def request(self) -> Request:
         """The Request for this form; a ConfigError (or the engine's error) names the bad value."""
-        template = template_text(self.template, self.limits)
-        length = whole_number(self.length, "length", DEFAULT_LENGTH) or None
-        vary = None if self.vary is None else template_text(self.vary, self.limits)
-        if self.vary is not None and vary is None:
-            raise ConfigError("write the sentence to vary")
-        strength = number(self.vary_strength, "vary strength", DEFAULT_VARY_STRENGTH if vary else 1.0)
-        if self.every_step is not None and not isinstance(self.every_step, bool):
-            raise ConfigError(f"every step must be true or false, got {shown(self.every_step)}")
-        sampling = SampleOptions(steps=whole_number(self.steps, "steps", DEFAULT_STEPS),
-                                 record_latents=self.record_latents, vary_strength=strength,
-                                 **({"settle_steps": 0} if self.every_step else {}))
-        return Request.one(template, length, self.guidance.targets(), vary=vary,
-                           samples=whole_number(self.samples, "samples", DEFAULT_SAMPLES),
-                           seed=whole_number(self.seed, "seed", DEFAULT_SEED), sampling=sampling,
-                           guidance=self.guidance.options(), weights=self.guidance.weight_values(),
-                           candidates=1 if self.record_latents else None)
+        unknown = [name for name in self.values if name not in READ]
+        if unknown:
+            raise ConfigError(f"unknown input {', '.join(map(shown, unknown[:3]))}")
+        read_values = {READ[name].path: read(READ[name], value, self.limits) for name, value in self.values.items()}
+        values = {path: value for path, value in read_values.items() if value is not None}
+        values["prompt", "template"] = template_text(self.template, self.limits)
+        measured = self.guidance.measured_setting()
+        if measured:  # the guidance options were read (and so checked) but each control's own are used
+            values = {path: value for path, value in values.items() if path[0] != "guidance"}
+        if ("prompt", "vary") in values and ("sampling", "vary_strength") not in values:
+            values["sampling", "vary_strength"] = DEFAULT_VARY_STRENGTH
+        values["sampling", "record_latents"] = self.record_latents
         # the page streams and plots every row it draws, so it draws one per sample (a guided run as
         # quick as before); the API takes each control's default number of candidates
+        if self.record_latents:
+            values["candidates",] = 1
+        values["weights",] = self.guidance.weight_values()
+        return Request.from_settings(values, self.guidance.targets())
 
 
 def parameter(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
@@ -243,15 +261,18 @@ def kind_parameter(name: str) -> inspect.Parameter:
     return parameter(name, list[str] | None, None) if KINDS[name].many else parameter(name, str, "")
 
 
+def option_parameter(setting: Setting) -> inspect.Parameter:
+    """The API argument of one option: its type, and its default (the `unset` value, where it has one)."""
+    default = setting.default if setting.spec.unset is NOT_SET else setting.spec.unset
+    annotation = dict[str, float] if setting.kind is dict else setting.kind
+    return parameter(setting.name, annotation | None if default is None else annotation, default)
+
+
 def write_parameters() -> list[inspect.Parameter]:
-    """The /write API's arguments, in order, with their defaults: the template, the sampling
-    settings, one argument per steered kind (from the registry), how hard to steer (None: the
-    controls' measured defaults), then a sentence to vary and how strongly (None: no variation;
-    the template then locks words of it)."""
-    return [parameter("text", str), parameter("length", int, DEFAULT_LENGTH), parameter("steps", int, DEFAULT_STEPS),
-            parameter("samples", int, DEFAULT_SAMPLES), parameter("seed", int, DEFAULT_SEED),
-            *map(kind_parameter, STEERED),
-            parameter("strength", float | None, None), parameter("fluency", float | None, None),
-            parameter("weights", dict[str, float] | None, None), parameter("reads", str | None, None),
-            parameter("vary", str | None, None), parameter("vary_strength", float | None, None),
-            parameter("every_step", bool, False)]
+    """The /write API's arguments, in order, with their defaults: the template, then the request's
+    options the API shows (in WRITE_ORDER, with one argument per steered kind of the registry where
+    it says), then any option added since."""
+    options = {s.name: s for s in shown_settings("api")}
+    names = [*WRITE_ORDER, *(name for name in options if name not in WRITE_ORDER)]
+    return [parameter("text", str), *(p for name in names for p in (
+        map(kind_parameter, STEERED) if name == KINDS_HERE else [option_parameter(options[name])]))]

@@ -17,14 +17,7 @@ from typing import Any
 import gradio as gr
 
 from editor.compare import IDLE
-from editor.form import (
-    DEFAULT_SAMPLES,
-    DEFAULT_STEPS,
-    DEFAULT_VARY_STRENGTH,
-    MEASURED,
-    WEIGHT_PREFIX,
-    write_parameters,
-)
+from editor.form import KINDS_HERE, MEASURED, WEIGHT_PREFIX, WRITE_ORDER, shown_settings, write_parameters
 from editor.handlers import Editor
 from editor.replay import DEFAULT_SPEED, MAX_SPEED
 from editor.serving import CACHE_AGE_S, CACHE_SWEEP_S, MODEL_CONCURRENCY
@@ -33,7 +26,7 @@ from editor.teach import slider_step
 from editor.token_row import TokenRow
 from engine.controls import KINDS, STEERED
 from engine.controls.base import ControlKind
-from engine.controls.guidance import DEFAULT_GUIDANCE, READS
+from engine.options import NOT_SET, Setting
 from engine.pipeline import Pipeline
 
 EXAMPLES = [
@@ -43,8 +36,6 @@ EXAMPLES = [
     "There is a cheap _ called _ _ near the river .",
     "_ _ _ _ _ _ _ _ _ _",
 ]
-MAX_SAMPLES_SLIDER = 8
-STEPS_RANGE = (10, 200)
 
 
 @dataclass
@@ -55,18 +46,17 @@ class GuidancePanel:
     fields: dict[str, gr.components.Component]  # kind name -> its input
     weights: dict[str, gr.Slider]  # kind name -> its weight
     measured: gr.Checkbox
-    strength: gr.Slider
-    fluency: gr.Slider
-    reads: gr.Radio
+    own: dict[str, gr.components.Component]  # the guidance options the page shows (strength, fluency, reads)
 
     def inputs(self) -> dict[str, gr.components.Component]:
         """The inputs by the names the generate handler (and the /generate API) takes them, in order."""
-        return {**self.fields, MEASURED: self.measured, "strength": self.strength, "fluency": self.fluency,
-                **{WEIGHT_PREFIX + name: slider for name, slider in self.weights.items()}, "reads": self.reads}
+        return {**self.fields, MEASURED: self.measured, **in_order(self.own, before="weights"),
+                **{WEIGHT_PREFIX + name: slider for name, slider in self.weights.items()},
+                **in_order(self.own, before=None, after="weights")}
 
     def own_setting(self) -> list[gr.components.Component]:
         """The inputs that steer only with `measured` off (shown only then)."""
-        return [self.strength, self.fluency, self.reads]
+        return list(self.own.values())
 
 
 @dataclass
@@ -128,6 +118,35 @@ def kind_input(kind: ControlKind, pipe: Pipeline, offered: bool) -> gr.component
     return gr.Textbox("", label=kind.label, placeholder=kind.placeholder, elem_id=elem_id, visible=offered)
 
 
+def option_widget(setting: Setting, bounds: dict[str, float], **shown: Any) -> gr.components.Component:
+    """The page's widget of one option of the request (engine.options.Widget): its kind, label,
+    range and step, and its start (the widget's own default, else the engine's). `bounds`: the
+    values of bounds the loaded model sets, by name."""
+    widget = setting.spec.page
+    value = setting.default if widget.default is NOT_SET else widget.default
+    elem_id = ("ctl-" if widget.group == "guidance" else "") + setting.name.replace("_", "-")
+    common = {"value": value, "label": widget.label, "elem_id": elem_id, **shown}
+    if widget.kind == "slider":
+        high = bounds[widget.high] if isinstance(widget.high, str) else widget.high
+        return gr.Slider(widget.low, high, step=widget.step, **common)
+    if widget.kind == "number":
+        return gr.Number(precision=0 if setting.kind is int else None, **common)
+    if widget.kind == "checkbox":
+        return gr.Checkbox(**common)
+    return gr.Radio(list(setting.spec.choices), **common)
+
+
+def in_order(components: dict[str, Any], before: str | None, after: str | None = None) -> dict[str, Any]:
+    """Those of `components` (by option name) that WRITE_ORDER places after `after` (None: from the
+    start) and before `before` (None: to the end; an option it does not list comes last)."""
+    def place(name: str) -> int:
+        return WRITE_ORDER.index(name) if name in WRITE_ORDER else len(WRITE_ORDER)
+
+    low = -1 if after is None else WRITE_ORDER.index(after)
+    high = len(WRITE_ORDER) + 1 if before is None else WRITE_ORDER.index(before)
+    return {name: c for name, c in components.items() if low < place(name) < high}
+
+
 def build_panel(pipe: Pipeline) -> GuidancePanel:
     """The panel's inputs; kinds whose classifier this model lacks are hidden."""
     offered = pipe.control_kinds()
@@ -136,17 +155,13 @@ def build_panel(pipe: Pipeline) -> GuidancePanel:
     measured = gr.Checkbox(True, label="measured setting per control", elem_id="ctl-measured",
                            info="each control steers at the strength, λ and reading measured best for its kind "
                                 "(docs/controls.md); turn off to set your own")
-    own = {"visible": not measured.value}  # the sliders show only when the user sets them
-    strength = gr.Slider(0, 5, value=DEFAULT_GUIDANCE.strength, step=0.01, label="guidance strength (0 = off)",
-                         elem_id="ctl-strength", **own)
-    fluency = gr.Slider(0, 1, value=DEFAULT_GUIDANCE.fluency, step=0.005, elem_id="ctl-fluency", **own,
-                        label="fluency λ (keeps each step near the model's own proposal)")
-    reads = gr.Radio(list(READS), value=DEFAULT_GUIDANCE.reads, elem_id="ctl-reads", **own,
-                     label="classifiers read: x_t (fast) or the denoiser's x0_hat (stronger, ~2.5x slower)")
+    # the sliders show only when the user sets them
+    own = {s.name: option_widget(s, {}, visible=not measured.value) for s in shown_settings("page")
+           if s.spec.page.group == "guidance"}
     with gr.Accordion("weights when combining controls", open=False):
         weights = {name: gr.Slider(0, 5, value=KINDS[name].weight, step=0.1, label=name,
                                    elem_id=f"ctl-weight-{name}", visible=name in offered) for name in STEERED}
-    panel = GuidancePanel(fields, weights, measured, strength, fluency, reads)
+    panel = GuidancePanel(fields, weights, measured, own)
     # .change, not .input: a restored run's setting shows or hides the sliders too
     measured.change(lambda on: [gr.update(visible=not on)] * len(panel.own_setting()), [measured],
                     panel.own_setting(), show_progress="hidden", queue=False, api_visibility="private")
@@ -271,15 +286,8 @@ def build_side(pipe: Pipeline, buttons: dict[str, gr.Button], present: gr.Checkb
     """The side panel's tabs: the settings, the guidance panel, the session's history; so that
     they never push the results down."""
     with gr.Tab("Settings", id="settings", elem_id="tab-settings", render_children=True):
-        length = gr.Slider(0, pipe.seq_len - 2, value=0, step=1, elem_id="length",
-                           label="length in words (0 = template/model decides)")
-        steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=10, label="denoising steps", elem_id="steps")
-        samples = gr.Slider(1, MAX_SAMPLES_SLIDER, value=DEFAULT_SAMPLES, step=1, label="samples", elem_id="samples")
-        seed = gr.Number(value=0, precision=0, label="seed", elem_id="seed")
-        vary_strength = gr.Slider(0.05, 1, value=DEFAULT_VARY_STRENGTH, step=0.05, elem_id="vary-strength",
-                                  label="vary strength (Vary: low keeps the wording, 1 rewrites it)")
-        every_step = gr.Checkbox(False, elem_id="every-step",
-                                 label="run every step (off: a run stops once its words have settled)")
+        options = {s.name: option_widget(s, {"words": pipe.seq_len - 2}) for s in shown_settings("page")
+                   if s.spec.page.group == "settings"}
         compare = gr.Checkbox(False, elem_id="compare", label="compare with left-to-right (FUDGE)")
         speed = gr.Slider(1, MAX_SPEED, value=DEFAULT_SPEED, step=1, elem_id="speed",
                           label="playback speed (steps per second)")
@@ -289,8 +297,8 @@ def build_side(pipe: Pipeline, buttons: dict[str, gr.Button], present: gr.Checkb
         history_list = gr.Radio([], label="this session's runs (click one to restore it)", elem_id="history")
         load = gr.UploadButton("Load a run (trajectory JSON)", file_types=[".json"], type="filepath",
                                elem_id="load-run")
-    settings = {"length": length, "steps": steps, "samples": samples, "seed": seed, **panel.inputs(),
-                "every_step": every_step, "vary_strength": vary_strength, "compare": compare}
+    settings = {**in_order(options, before=KINDS_HERE), **panel.inputs(),
+                **in_order(options, before=None, after=KINDS_HERE), "compare": compare}
     return settings, Controls(**buttons, compare=compare, speed=speed, present=present, load=load), panel, history_list
 
 

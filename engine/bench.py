@@ -46,7 +46,7 @@ import time
 
 import torch
 
-from engine.cli import add_device_options, parser_for, run_command
+from engine.cli import add_model_options, parser_for, run_command
 from engine.controls import COMPOSED, FUTURE, KINDS, STEERED
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import targets_from_fields
@@ -300,8 +300,7 @@ def peak_rss_mb() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = parser_for("engine.bench", __doc__)
-    parser.add_argument("--model", help="model directory (default: the bundled model)")
-    add_device_options(parser)
+    add_model_options(parser)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per setting (the best is kept)")
     parser.add_argument("--step-rules", action="store_true",
                         help="only time every step rule at 10, 20 and 50 steps (interleaved, best of --repeats)")

@@ -1,10 +1,9 @@
 """Command-line plumbing shared by every command: flags generated from option dataclasses, and
 the one wrapper that turns an EngineError into a one-line message and exit status 2.
 
-A dataclass field becomes a flag (`max_steps` -> `--max-steps`; a bool -> `--x/--no-x`); a field
-that is itself a dataclass contributes its own fields, flattened; fields marked
-`metadata={"derived": True}` are filled in by the program, not by flags. `metadata` may also
-carry "help" and "choices".
+An option (engine.options) becomes a flag (`max_steps` -> `--max-steps`; a bool -> `--x/--no-x`;
+the weights -> `--weights pos=1,semantic=2`); a field that is itself a dataclass contributes its
+own options, flattened; derived options and those marked `cli=False` get no flag.
 """
 
 from __future__ import annotations
@@ -13,60 +12,52 @@ import argparse
 import dataclasses
 import math
 import sys
-import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ConfigError, EngineError
+from engine.options import build, device_option, option, precision_option, settings
 
 SCALARS = {int: int, float: float, str: str}
 
 
-def option(default: Any, help: str, **metadata: Any) -> Any:
-    """A dataclass field with a default and the help line of its flag."""
-    if isinstance(default, list | dict) or dataclasses.is_dataclass(default):
-        return dataclasses.field(default_factory=lambda: default, metadata={"help": help, **metadata})
-    return dataclasses.field(default=default, metadata={"help": help, **metadata})
-
-
-def _fields(cls: type) -> Iterator[tuple[dataclasses.Field, Any]]:
-    """(field, its type) for each field set by flags; an optional `float | None` reads as float
-    (its flag's default None: the program decides)."""
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if not f.metadata.get("derived"):
-            hint = hints[f.name]
-            optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
-            kinds = [k for k in typing.get_args(hint) if k is not type(None)] if optional else [hint]
-            yield f, kinds[0] if len(kinds) == 1 else hint
-
-
 def add_options(parser: argparse.ArgumentParser, cls: type, required: tuple[str, ...] = ()) -> None:
-    """One flag per field of `cls` (and of its dataclass fields), defaults from the dataclass."""
-    for f, kind in _fields(cls):
-        if dataclasses.is_dataclass(kind):
-            add_options(parser, kind, required)
+    """One flag per option of `cls` shown on the command line (nested dataclasses flattened),
+    defaults from the dataclass."""
+    for setting in settings(cls):
+        spec = setting.spec
+        if not spec.cli:
             continue
-        flag = "--" + f.name.replace("_", "-")
-        extra = {"help": f.metadata.get("help"), "choices": f.metadata.get("choices")}
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=extra["help"])
-        elif f.name in required:
-            parser.add_argument(flag, required=True, type=SCALARS[kind], **extra)
+        flag = "--" + setting.name.replace("_", "-")
+        if setting.kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=setting.default, help=spec.help)
+        elif setting.kind is dict:  # read by options_from (an error there is one line, like every other)
+            parser.add_argument(flag, default="", help=spec.help)
+        elif setting.name in required:
+            parser.add_argument(flag, required=True, type=SCALARS[setting.kind], help=spec.help, choices=spec.choices)
         else:
-            default = f.default if f.default is not dataclasses.MISSING else None
-            parser.add_argument(flag, type=SCALARS[kind], default=default, **extra)
+            default = setting.default if setting.default is not dataclasses.MISSING else None
+            parser.add_argument(flag, type=SCALARS[setting.kind], default=default, help=spec.help,
+                                choices=spec.choices)
 
 
-def options_from(cls: type, args: argparse.Namespace) -> Any:
-    """An instance of `cls` from parsed flags (nested dataclasses built the same way)."""
-    values = {}
-    for f, kind in _fields(cls):
-        values[f.name] = options_from(kind, args) if dataclasses.is_dataclass(kind) else getattr(args, f.name)
-        if kind is float and values[f.name] is not None and not math.isfinite(values[f.name]):
-            raise ConfigError(f"--{f.name.replace('_', '-')} must be a finite number, got {values[f.name]}")
-    return cls(**values)
+def options_from(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
+    """An instance of `cls` from parsed flags (nested dataclasses built the same way); `fixed`:
+    values the program sets, by option name (a flag's value is then ignored)."""
+    values: dict[str, Any] = {}
+    for setting in settings(cls):
+        if not setting.spec.cli and setting.name not in fixed:
+            continue
+        value = fixed[setting.name] if setting.name in fixed else getattr(args, setting.name)
+        if setting.kind is dict and isinstance(value, str):
+            value = parse_weights(value)
+        if setting.kind is float and value is not None and not math.isfinite(value):
+            raise ConfigError(f"--{setting.name.replace('_', '-')} must be a finite number, got {value}")
+        values[setting.path] = value
+    derived = {(name,): value for name, value in fixed.items() if all(s.name != name for s in settings(cls))}
+    return build(cls, {**values, **derived})
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -76,19 +67,18 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-DEVICE_HELP = "run the networks on cpu (the default) or cuda (cuda:N for the N-th GPU), where PyTorch sees one"
+@dataclass
+class RunOn:
+    """Which model a command loads and where it runs it (every command that loads one)."""
+
+    model: str | None = option(None, "model directory (default: the bundled model in assets/model)")
+    device: str = device_option()
+    precision: str = precision_option()
 
 
-def add_device_options(parser: argparse.ArgumentParser) -> None:
-    """--device, and --bf16/--fp32 to force the denoiser's precision (default: the faster one for this
-    machine: bf16 where the device runs it natively, else fp32; see engine.precision)."""
-    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
-    precision = parser.add_mutually_exclusive_group()
-    precision.add_argument("--bf16", dest="precision", action="store_const", const="bf16",
-                           help="run the denoiser in bfloat16 (fast only where the CPU has AVX-512 BF16 or AMX)")
-    precision.add_argument("--fp32", dest="precision", action="store_const", const="fp32",
-                           help="run the denoiser in float32")
-    parser.set_defaults(precision="auto")
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --device and --precision (RunOn)."""
+    add_options(parser, RunOn)
 
 
 def parser_for(prog: str, doc: str | None) -> argparse.ArgumentParser:

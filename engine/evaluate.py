@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from engine.autoregressive.writer import WriteOptions
-from engine.cli import add_device_options, add_options, options_from, parse_weights, parser_for, run_command
+from engine.cli import add_model_options, add_options, options_from, parse_weights, parser_for, run_command
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.semantic import STEER_BY
 from engine.controls.targets import FILE_KINDS
@@ -92,8 +92,7 @@ def build_parser():
                             "the left-to-right methods' text, so it flatters them)")
         add_options(p, SampleOptions)
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--model", help="model directory (default: the bundled model)")
-        add_device_options(p)
+        add_model_options(p)
         p.add_argument("--json", action="store_true", help="print JSON (the default output is also JSON)")
     return parser
 

@@ -23,50 +23,31 @@ from __future__ import annotations
 import json
 import sys
 
-from engine.autoregressive.writer import WriteOptions
-from engine.cli import add_device_options, add_options, options_from, parse_weights, parser_for, run_command
+from engine.cli import add_model_options, add_options, options_from, parser_for, run_command
 from engine.controls import KINDS, STEERED
-from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import targets_from_fields
-from engine.diffusion.sampler import SampleOptions
 from engine.pipeline import Pipeline
-from engine.request import METHODS, Request
+from engine.request import Prompt, Request
 
 
 def build_parser():
     p = parser_for("engine.generate", __doc__)
-    p.add_argument("--template", help="text with '_' for each word the model fills, '...' for a blank of any length")
-    p.add_argument("--length", type=int, help="no template: sample exactly this many words")
-    p.add_argument("--vary", metavar="SENTENCE", help="reword this sentence, starting from its words noised to "
-                                                     "--vary-strength (the template, if given, locks words of it)")
-    p.add_argument("--samples", type=int, default=4, help="how many samples to print")
-    p.add_argument("--candidates", type=int, help="draw this many per sample printed, the best kept (default: "
-                                                  "the controls' own, 1 without controls)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", help="model directory (default: the bundled model in assets/model)")
-    add_device_options(p)
-    p.add_argument("--method", choices=METHODS, default="diffusion",
-                   help="diffusion; fudge: left to right with FUDGE control; ar: left to right, no control")
-    add_options(p, SampleOptions)
-    add_options(p, GuidanceOptions)
-    add_options(p, WriteOptions)
+    add_options(p, Prompt)
+    add_options(p, Request)
+    add_model_options(p)
     for name in STEERED:
         kind = KINDS[name]
         p.add_argument(f"--{name}", action="append" if kind.many else "store", default=[] if kind.many else "",
                        help=f"{kind.label}, e.g. {kind.placeholder!r}" + (" (repeatable)" if kind.many else ""))
-    p.add_argument("--weights", default="", help="weights of combined controls, e.g. pos=1,semantic=2")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return p
 
 
 def request_from(args) -> Request:
-    sampling = options_from(SampleOptions, args)
-    sampling.record_latents = False
-    return Request.one(args.template, args.length, targets_from_fields({k: getattr(args, k) for k in STEERED}),
-                       vary=args.vary, samples=args.samples, candidates=args.candidates, seed=args.seed,
-                       sampling=sampling,
-                       guidance=options_from(GuidanceOptions, args), weights=parse_weights(args.weights),
-                       method=args.method, writing=options_from(WriteOptions, args))
+    prompt = options_from(Prompt, args, targets=targets_from_fields({k: getattr(args, k) for k in STEERED}))
+    request = options_from(Request, args, prompts=(prompt,))
+    request.sampling.record_latents = False
+    return request
 
 
 def generate(args) -> int:

@@ -41,7 +41,7 @@ from engine.diffusion.model import Denoiser
 from engine.diffusion.sampler import Frame, Sampler
 from engine.diffusion.schedule import strided_timesteps
 from engine.errors import CheckpointError, ConfigError, TemplateError
-from engine.precision import choose_precision
+from engine.precision import check_device, choose_precision
 from engine.provenance import model_name, request_dict, versions, weights_digests
 from engine.request import MAX_ROWS, MAX_SEED, Candidate, Cost, Prompt, Request, Result, WriteCost, Writing
 from engine.scoring.judge import Judge
@@ -61,24 +61,6 @@ from engine.text.tokenizer import Tokenizer
 ELLIPSIS_LENGTHS = (1, 2, 3, 4, 5, 6, 8)  # words tried for each `...` blank
 ELLIPSIS_ROWS = 32  # at most this many rows for one prompt's '...' lengths together
 SAMPLE_PAD = 2  # positions after END a windowed model samples on (it trained on 0 .. losses.WINDOW_PAD)
-
-
-def check_device(name: str) -> torch.device:
-    """The torch device `name` names, if this machine can run on it."""
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown device {name!r}: use cpu or cuda (cuda:N for the N-th GPU)") from exc
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r}: PyTorch {torch.__version__} sees no CUDA GPU on this machine; "
-                              "run on the CPU (--device cpu)")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
-                              f"numbered from 0")
-    elif device.type != "cpu":
-        raise ConfigError(f"device {name!r}: the engine runs on cpu or cuda")
-    return device
 
 
 def distinct_first(ranked: list[Candidate]) -> list[Candidate]:

@@ -1,4 +1,4 @@
-"""Which floating-point precision to run in, per machine.
+"""Which device and floating-point precision to run on, per machine.
 
 bfloat16 halves the memory traffic of the network, but only a CPU with native bf16 instructions
 (AVX-512 BF16 or AMX) runs it fast: elsewhere (AVX2 laptops) PyTorch emulates it, about 8x slower
@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 
 from engine.errors import ConfigError
-
-PRECISIONS = ("auto", "bf16", "fp32")
+from engine.options import PRECISIONS
 
 
 def native_bf16(device: str | torch.device = "cpu") -> tuple[bool, str]:
@@ -38,3 +37,21 @@ def choose_precision(requested: str, device: str | torch.device = "cpu") -> tupl
         return requested, "asked for"
     native, why = native_bf16(device)
     return ("bf16" if native else "fp32"), why
+
+
+def check_device(name: str) -> torch.device:
+    """The torch device `name` names, if this machine can run on it."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {name!r}: use cpu or cuda (cuda:N for the N-th GPU)") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: PyTorch {torch.__version__} sees no CUDA GPU on this machine; "
+                              "run on the CPU (--device cpu)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                              f"numbered from 0")
+    elif device.type != "cpu":
+        raise ConfigError(f"device {name!r}: the engine runs on cpu or cuda")
+    return device

@@ -18,6 +18,7 @@ from engine.controls.base import Control
 from engine.controls.guidance import GuidanceOptions
 from engine.diffusion.sampler import SampleOptions, Trajectory
 from engine.errors import ConfigError, TemplateError
+from engine.options import Widget, build, check, option, settings
 from engine.text.template import Template
 
 MAX_SAMPLES = 32  # results kept per prompt
@@ -35,10 +36,15 @@ class Prompt:
     sentence to reword instead of blanks to fill: the run starts from its words noised
     (`SampleOptions.vary_strength`), and the template, when given, locks some of them."""
 
-    template: str | Template | None = None
-    length: int | None = None
-    targets: tuple = ()
-    vary: str | None = None
+    template: str | Template | None = option(None, "text with '_' for each word the model fills, '...' for a blank "
+                                                   "of any length")
+    length: int | None = option(None, "no template: sample exactly this many words", api=True, unset=0,
+                                page=Widget("slider", "length in words (0 = template/model decides)", 0, "words", 1,
+                                            default=0))
+    targets: tuple = field(default=())  # derived: from the control kinds' own inputs (engine.controls.targets)
+    vary: str | None = option(None, "reword this sentence, starting from its words noised to --vary-strength (the "
+                                    "template, if given, locks words of it)", api=True,
+                              label="sentence to vary")
 
     def check_one_length(self) -> None:
         """A template fixes the length: a length beside it conflicts."""
@@ -66,28 +72,26 @@ def drawn_per_result(targets: tuple, candidates: int | None, steer: bool) -> int
 
 @dataclass
 class Request:
-    prompts: tuple[Prompt, ...] = (Prompt(),)
-    samples: int = 4  # results kept per prompt
-    candidates: int | None = None  # rows drawn per result kept (the best kept); None: the controls' default
-    seed: int = 0
-    sampling: SampleOptions = field(default_factory=SampleOptions)
-    guidance: GuidanceOptions = field(default_factory=GuidanceOptions)
-    weights: dict[str, float] = field(default_factory=dict)  # per control kind, when several are combined
-    steer: bool = True  # False: targets are only judged (no guidance, no length they imply): chance level
-    method: str = "diffusion"  # see METHODS
-    writing: WriteOptions = field(default_factory=WriteOptions)  # left-to-right methods only
+    prompts: tuple[Prompt, ...] = field(default=(Prompt(),))  # derived: one per thing to write
+    samples: int = option(4, "results kept per prompt", low=1, high=MAX_SAMPLES, api=True,
+                          page=Widget("slider", "samples", 1, 8, 1))
+    candidates: int | None = option(None, "rows drawn per result kept, the best kept (default: the controls' own, 1 "
+                                          "without controls)", low=1, high=MAX_ROWS)
+    seed: int = option(0, "random seed of the run", low=0, high=MAX_SEED, api=True, page=Widget("number", "seed"))
+    sampling: SampleOptions = option(SampleOptions(), "how the sampler denoises")
+    guidance: GuidanceOptions = option(GuidanceOptions(), "how guidance steers")
+    weights: dict[str, float] = option({}, "weights of combined controls, per kind, e.g. pos=1,semantic=2", api=True,
+                                       unset=None)
+    steer: bool = option(True, "False: targets are only judged (no guidance, no length they imply): chance level",
+                         cli=False)
+    method: str = option("diffusion", "diffusion; fudge: left to right with FUDGE control; ar: left to right, no "
+                                      "control", choices=METHODS)
+    writing: WriteOptions = option(WriteOptions(), "left-to-right methods only")
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        check(self)
         if not self.prompts:
             raise ConfigError("a request needs at least one prompt")
-        if not 1 <= self.samples <= MAX_SAMPLES:
-            raise ConfigError(f"samples must be between 1 and {MAX_SAMPLES}, got {self.samples}")
-        if self.candidates is not None and not 1 <= self.candidates <= MAX_ROWS:
-            raise ConfigError(f"candidates must be between 1 and {MAX_ROWS}, got {self.candidates}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
-            raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
         drawn = [self.drawn(prompt) for prompt in self.prompts]
         rows = self.samples * sum(drawn)
         if rows > MAX_ROWS:
@@ -115,10 +119,22 @@ class Request:
         return drawn_per_result(prompt.targets, self.candidates, self.steer)
 
     @classmethod
+    def from_settings(cls, values: dict[tuple[str, ...], Any], targets: tuple = ()) -> Request:
+        """A one-prompt request from option values by path (see `SETTINGS`); options left out take
+        their defaults."""
+        prompt = Prompt(**{path[1]: value for path, value in values.items() if path[0] == "prompt"},
+                        targets=tuple(targets))
+        return build(cls, {**{path: value for path, value in values.items() if path[0] != "prompt"},
+                           ("prompts",): (prompt,)})
+
+    @classmethod
     def one(cls, template: str | Template | None = None, length: int | None = None, targets: tuple = (),
             vary: str | None = None, **options: Any) -> Request:
         """A request with a single prompt (what the editor and `engine.generate` send)."""
         return cls(prompts=(Prompt(template, length, tuple(targets), vary),), **options)
+
+
+SETTINGS = (*settings(Prompt, ("prompt",)), *settings(Request))  # every option of a one-prompt request
 
 
 @dataclass

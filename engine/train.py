@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from engine.cli import add_options, option, options_from, parser_for, run_command
+from engine.cli import add_options, options_from, parser_for, run_command
 from engine.diffusion.checkpoint import (
     load_train_state,
     load_weights,
@@ -37,7 +37,8 @@ from engine.diffusion.checkpoint import (
 from engine.diffusion.losses import diffusion_loss, given_positions, training_windows
 from engine.diffusion.model import Denoiser, DenoiserConfig
 from engine.errors import ConfigError, EngineError
-from engine.precision import PRECISIONS, choose_precision
+from engine.options import device_option, option, precision_option
+from engine.precision import check_device, choose_precision
 from engine.scoring.judge import JudgeConfig, build_judge, judge_loss, save_judge
 from engine.text.augment import augment
 from engine.text.data import encode_corpus, read_pairs, read_sentences
@@ -72,9 +73,8 @@ class TrainConfig:
     eval_every: int = option(500, "steps between validation losses")
     save_every: int = option(1000, "steps between checkpoints")
     seed: int = option(0, "random seed")
-    device: str = option("cpu", "cpu or cuda", choices=("cpu", "cuda"))
-    precision: str = option("auto", "bf16 autocast or fp32; auto: bf16 where the device runs it natively "
-                                    "(CUDA, a CPU with AVX-512 BF16 or AMX), else fp32", choices=PRECISIONS)
+    device: str = device_option()
+    precision: str = precision_option()
     resume: bool = option(False, "continue from the checkpoint in --out (same optimiser state and schedule)")
     keep_best: bool = option(False, "also keep the checkpoint with the lowest validation loss in OUT/best")
     quiet: bool = option(False, "no progress bar or messages")
@@ -93,11 +93,7 @@ class TrainConfig:
             raise ConfigError(f"--init {self.init}: no model there (denoiser.json is missing)")
         if not (math.isfinite(self.clip) and self.clip > 0):
             raise ConfigError(f"--clip must be a positive number, got {self.clip}")
-        if self.device not in ("cpu", "cuda"):
-            raise ConfigError(f"--device must be cpu or cuda, got {self.device!r}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("--device cuda: this machine has no CUDA device that torch can use; "
-                              "train with --device cpu")
+        check_device(self.device)
 
 
 def check_optimisation(config, positive: tuple[str, ...]) -> None:
@@ -163,9 +159,11 @@ def train(config: TrainConfig) -> dict:
     """Run training; returns the record saved with the model (steps, time, losses, parameters)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
+    device = check_device(config.device)
     if world > 1:
-        dist.init_process_group("nccl" if config.device == "cuda" else "gloo")
-    device = torch.device(config.device if config.device == "cpu" else f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda" and device.index is None:  # each process of a distributed run takes its own GPU
+        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
     torch.manual_seed(config.seed + rank)
     out = Path(config.out)
     if out.exists() and not out.is_dir():

@@ -25,13 +25,14 @@ import torch
 from tqdm import tqdm
 
 from engine.autoregressive.discriminator import FutureDiscriminator, prefix_rows, save_discriminator
-from engine.cli import add_options, option, options_from, parser_for, run_command
+from engine.cli import add_options, options_from, parser_for, run_command
 from engine.controls import FUTURE, KINDS, TRAINED
 from engine.controls.base import Labels
 from engine.controls.classifier import ClassifierConfig, ControlClassifier, LabelledCorpus, save_classifier
 from engine.diffusion.checkpoint import load_denoiser
 from engine.diffusion.schedule import q_sample
 from engine.errors import ConfigError, EngineError
+from engine.options import option
 from engine.scoring.judge import Judge
 from engine.text.augment import augment
 from engine.text.data import read_pairs

@@ -174,7 +174,7 @@ def test_a_guided_run_stops_only_past_its_guidance_window(denoiser):
 
 @pytest.mark.parametrize("settings, message", [({"settle_steps": -1}, "settle steps must be a whole number"),
                                                ({"settle_steps": 1.5}, "settle steps must be a whole number"),
-                                               ({"settle_confidence": 2}, "settle confidence must be between")])
+                                               ({"settle_confidence": 2}, "settle confidence must be a number from 0")])
 def test_bad_settle_settings_are_refused(settings, message):
     with pytest.raises(ConfigError, match=message):
         SampleOptions(**settings)

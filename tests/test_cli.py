@@ -47,7 +47,7 @@ def test_generate_length_and_plain_output(tiny_model):
     (["--template", "The Eagle is a _ coffe shop ."], "'coffe' (did you mean: coffee"),
     (["--template", "_ " * 70], "remove 8"),
     (["--template", "   "], "template is empty"),
-    (["--samples", "0"], "samples must be between 1 and 32"),
+    (["--samples", "0"], "samples must be a whole number from 1 to 32"),
     (["--steps", "3000"], "steps must be from 1 to 2000 (the schedule's T), got 3000"),
     (["--model", "/nonexistent/model"], "model directory not found: /nonexistent/model"),
     (["--length", "100"], "length 100 is impossible"),
@@ -109,8 +109,8 @@ def test_bench_prints_speed_and_memory(tiny_model):
     assert [(r["steps"], r["batch"]) for r in report["runs"]] == [(200, 1), (200, 16), (50, 1), (50, 16)]
     assert all(r["denoiser_passes"] == r["steps"] and r["seconds_per_sample"] > 0 for r in report["runs"])
     assert report["peak_rss_mb"] > 0 and report["dtype"] in ("float32", "bfloat16") and report["precision_why"]
-    forced = json.loads(run("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--fp32", "--steps", "5",
-                            "--models", str(tiny_model)).stdout)
+    forced = json.loads(run("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--precision", "fp32",
+                            "--steps", "5", "--models", str(tiny_model)).stdout)
     assert forced["precision"] == "fp32"
     rules = run("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--step-rules", "--json")
     assert rules.returncode == 0, rules.stderr

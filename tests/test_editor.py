@@ -167,30 +167,30 @@ def test_write_runs_the_same_request_as_the_pipeline(tiny_model):
 
 
 def test_form_reads_values_and_leaves_ranges_to_the_engine():
-    request = Form("The Eagle is _ .", "0", 20.0, "3", 5).request()
+    request = Form("The Eagle is _ .", {"length": "0", "steps": 20.0, "samples": "3", "seed": 5}).request()
     assert request.prompts[0].template == "The Eagle is _ ." and request.prompts[0].length is None
     assert (request.sampling.steps, request.samples, request.seed) == (20, 3, 5)
     defaults = Form(None).request()
     assert (defaults.sampling.steps, defaults.samples, defaults.seed) == (SampleOptions().steps, Request().samples, 0)
     assert defaults.guidance == GuidanceOptions() and defaults.prompts[0].targets == ()  # the kinds' defaults
-    assert Form(None, length=7).request().prompts[0].length == 7
-    for form, expected in [(Form(None, steps=2.5), "steps must be a whole number, got 2.5"),
-                           (Form(None, samples=float("nan")), "samples must be a whole number"),
-                           (Form(None, seed="seven"), "seed must be a whole number"),
-                           (Form(None, seed=-1), "seed must be a whole number from 0"),
-                           (Form(None, guidance=GuidanceForm(strength="x")), "guidance strength must be a number"),
-                           (Form(None, guidance=GuidanceForm(fluency=float("nan"))),
-                            "fluency must be a finite number")]:
+    assert Form(None, {"length": 7}).request().prompts[0].length == 7
+    for form, expected in [(Form(None, {"steps": 2.5}), "steps must be a whole number, got 2.5"),
+                           (Form(None, {"samples": float("nan")}), "samples must be a whole number"),
+                           (Form(None, {"seed": "seven"}), "seed must be a whole number"),
+                           (Form(None, {"seed": -1}), "seed must be a whole number from 0"),
+                           (Form(None, {"strength": "x"}), "guidance strength must be a number"),
+                           (Form(None, {"fluency": float("nan")}), "fluency must be a finite number"),
+                           (Form(None, {"colour": 1}), "unknown input 'colour'")]:
         with pytest.raises(ConfigError, match=expected):
             form.request()
 
 
 def test_guidance_form_takes_every_steered_kind_by_name():
     page_values = {name: "" for name in STEERED} | {f"weight_{name}": 2 for name in STEERED}
-    form = GuidanceForm.from_values(page_values | {"strength": 0.5, "fluency": None, "reads": "x0_hat"})
+    form = GuidanceForm.from_values(page_values)
     assert form.weight_values() == {name: 2.0 for name in STEERED} and form.targets() == ()
-    options = form.options()
-    assert (options.strength, options.fluency, options.reads) == (0.5, None, "x0_hat")  # None: the kinds' default
+    options = Form.from_values(None, page_values | {"strength": 0.5, "fluency": None, "reads": "x0_hat"}).request()
+    assert (options.guidance.strength, options.guidance.fluency, options.guidance.reads) == (0.5, None, "x0_hat")
     api = GuidanceForm.from_values({"weights": {STEERED[0]: 3}})
     assert api.weight_values() == {STEERED[0]: 3.0}
     assert GuidanceForm.from_values({"weights": {STEERED[0]: None}}).weight_values() == {
@@ -240,7 +240,7 @@ def test_plots_from_a_recorded_run(tiny_model):
     ((0, 0, 2, 0), "steps must be from 1 to"),
     ((0, 10.5, 2, 0), "steps must be a whole number"),
     (("four", 10, 2, 0), "length must be a whole number"),
-    ((0, 10, 500, 0), "samples must be between 1 and 32"),
+    ((0, 10, 500, 0), "samples must be a whole number from 1 to 32"),
 ])
 def test_bad_controls_give_messages_not_tracebacks(editor, controls, expected):
     page, text = editor.page, "The Mill is a _ ."
@@ -387,7 +387,7 @@ def test_classifiers_can_read_the_denoisers_estimate(guided_editor):
     updates = setting.gradient_steps * setting.steps_guided(5, T)
     assert out["classifier_passes"] == updates > 0 and len(out["results"][0]["words"]) == 3
     assert out["denoiser_passes"] == 5 + updates  # the sampling steps and guidance's passes through the denoiser
-    assert "guidance reads one of" in guided_editor.write(None, pos="PROPN", reads="x1")["error"]
+    assert "guidance reads must be one of" in guided_editor.write(None, pos="PROPN", reads="x1")["error"]
 
 
 def test_ellipsis_blank_keeps_the_lengths_that_fit_a_pos_target(guided_editor):

@@ -78,7 +78,7 @@ def test_vary_right_after_generate_rewords_the_run_the_row_shows(editor):
 
 @pytest.mark.parametrize(("text", "strength", "match"), [
     ("The Eagle is a _ .", 0.5, "has no word"),
-    (SENTENCE, 0, "vary strength must be above 0"),
+    (SENTENCE, 0, "vary strength must be a number above 0"),
     (SENTENCE, "lots", "vary strength must be a number"),
     ("The Eagel is a pub .", 0.5, "Eagel"),
 ])
@@ -215,7 +215,7 @@ def test_load_run_refuses_what_is_not_a_run_and_changes_nothing(editor, tmp_path
 @pytest.mark.parametrize(("change", "why"), [
     ({"steps": 10**6}, "steps must be from 1 to"),  # the model refuses it
     ({"steps": 8}, "steps 8 is outside the page&#x27;s range 10 to 200"),  # an API run's: no slider shows it
-    ({"vary_strength": 3}, "vary strength must be above 0 and at most 1"),
+    ({"vary_strength": 3}, "vary strength must be a number above 0 and at most 1"),
     ({"compare": "yes"}, "compare must be true or false"),
     ({"measured": 1}, "measured must be true or false"),
 ])

@@ -178,8 +178,8 @@ def test_scrubbing_to_a_step_that_is_not_a_number_changes_nothing(editor):
     ({"strength": False}, "guidance strength must be a number, got False"),
     ({"fluency": [0.1]}, "fluency must be a number, got [0.1]"),
     ({"fluency": float("-inf")}, "fluency must be a finite number"),
-    ({"reads": 5}, "guidance reads one of x_t, x0_hat, got 5"),
-    ({"reads": "x" * 10**6}, "guidance reads one of x_t, x0_hat, got 'xxxxxxxxxxx"),
+    ({"reads": 5}, "guidance reads must be one of x_t, x0_hat, got 5"),
+    ({"reads": "x" * 10**6}, "guidance reads must be one of x_t, x0_hat, got 'xxxxxxxxxxx"),
     ({"steps": True}, "steps must be a whole number, got True"),
     ({"samples": False}, "samples must be a whole number, got False"),
     ({"length": [3]}, "length must be a whole number, got [3]"),
@@ -218,10 +218,11 @@ def test_kinds_take_text_and_a_many_kind_a_list_or_one_text():
 
 def test_seeds_are_read_exactly():
     big = 2**53
-    seeds = [Form("The Mill is a _ .", seed=s).request().seed for s in (big, big + 1, str(big + 1), " 12 ", 7.0,
+    seeds = [Form("The Mill is a _ .", {"seed": s}).request().seed for s in (big, big + 1, str(big + 1), " 12 ", 7.0,
                                                                        "7.0", "1e3", float(big), MAX_SEED)]
     assert seeds == [big, big + 1, big + 1, 12, 7, 7, 1000, big, MAX_SEED]
-    assert Form("The Mill is a _ .", seed=big).request().seed != Form("The Mill is a _ .", seed=big + 1).request().seed
+    assert Form("The Mill is a _ .", {"seed": big}).request().seed != \
+        Form("The Mill is a _ .", {"seed": big + 1}).request().seed
     assert whole_number(None, "seed", 3) == 3 and EXACT_FLOAT == big
 
 
@@ -314,7 +315,7 @@ def test_a_missing_or_broken_model_is_one_line_and_exit_2(tmp_path):
 def test_help_lists_the_deployers_flags():
     proc = app_command("--help")
     assert proc.returncode == 0
-    for flag in ("--host", "--port", "--model", "--concurrency", "--max-queue", "--cache-age", "--bf16", "--fp32"):
+    for flag in ("--host", "--port", "--model", "--concurrency", "--max-queue", "--cache-age", "--precision"):
         assert flag in proc.stdout
 
 

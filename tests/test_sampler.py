@@ -97,7 +97,7 @@ def test_template_errors(pipe):
         generate(pipe, length=40)
     with pytest.raises(TemplateError, match="conflicting controls"):
         generate(pipe, "a _", length=3)
-    with pytest.raises(ConfigError, match="between 1 and 32"):
+    with pytest.raises(ConfigError, match="from 1 to 32"):
         Request.one(samples=0)
     with pytest.raises(ConfigError, match="steps must be from 1 to 2000"):
         generate(pipe, options=SampleOptions(steps=0))

@@ -18,26 +18,21 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from engine.controls.base import Control
-from engine.errors import ConfigError
+from engine.options import check, option
 from engine.text.tokenizer import Tokenizer
 
 
 @dataclass
 class WriteOptions:
-    top_k: int = field(default=20, metadata={
-        "help": "left-to-right writing draws each word from the LM's k most likely (FUDGE reweights those k)"})
-    lm_temperature: float = field(default=1.0, metadata={
-        "help": "left-to-right writing: softmax temperature of the LM's next-word scores"})
-    condition_lambda: float = field(default=1.0, metadata={
-        "help": "FUDGE: multiplies the discriminators' log-probabilities (1: Bayes' rule, as in the paper)"})
+    top_k: int = option(20, "left-to-right writing draws each word from the LM's k most likely (FUDGE reweights "
+                            "those k)", low=1, high=1000, label="top-k")
+    lm_temperature: float = option(1.0, "left-to-right writing: softmax temperature of the LM's next-word scores",
+                                   low=0, above=True, label="the writing temperature")
+    condition_lambda: float = option(1.0, "FUDGE: multiplies the discriminators' log-probabilities (1: Bayes' rule, "
+                                          "as in the paper)", low=0, high=100, label="the condition lambda")
 
     def __post_init__(self) -> None:
-        if not 1 <= self.top_k <= 1000:
-            raise ConfigError(f"top-k must be from 1 to 1000, got {self.top_k}")
-        if not self.lm_temperature > 0:
-            raise ConfigError(f"the writing temperature must be a positive number, got {self.lm_temperature}")
-        if not 0 <= self.condition_lambda <= 100:
-            raise ConfigError(f"the condition lambda must be from 0 to 100, got {self.condition_lambda}")
+        check(self)
 
 
 @dataclass

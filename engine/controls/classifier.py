@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.cli import option
 from engine.controls.base import Labels
 from engine.diffusion.checkpoint import atomic_write, load_weights, read_json, save_weights
 from engine.diffusion.model import bert_encoder, check_network_config, timestep_features
 from engine.errors import CheckpointError, ConfigError
+from engine.options import option
 from engine.text.syntax import Parse, parse
 
 

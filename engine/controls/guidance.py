@@ -13,9 +13,8 @@ clean estimate, which is differentiable in x but costs a denoiser pass forward a
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -24,6 +23,7 @@ from engine.controls.base import Control
 from engine.diffusion.sampler import GuideStep
 from engine.diffusion.schedule import strided_timesteps
 from engine.errors import ConfigError
+from engine.options import Widget, check, option
 
 READS = ("x_t", "x0_hat")
 BASE_GUIDANCE = {"strength": 0.3, "fluency": 0.01, "gradient_steps": 3, "reads": "x_t",
@@ -36,37 +36,30 @@ class GuidanceOptions:
     """How hard and how guidance steers. A field left None takes the controls' measured default
     (`resolved`): each kind of control records its own (`ControlKind.guidance`, docs/controls.md)."""
 
-    strength: float | None = field(default=None, metadata={
-        "help": "guidance step size (Adagrad); 0 turns the gradient off, candidates are still drawn and ranked "
-                "(default: each control's measured setting)"})
-    fluency: float | None = field(default=None, metadata={
-        "help": "lambda of the term tying x to the denoiser's proposal (default: each control's)"})
-    gradient_steps: int | None = field(default=None, metadata={
-        "help": "gradient steps on the latent per denoising step (default: each control's)"})
-    reads: str | None = field(default=None, metadata={
-        "choices": READS, "help": "what the classifiers read: x_t itself (fast) or the denoiser's x0_hat "
-                                  "(default: each control's)"})
-    t_min: float | None = field(default=None, metadata={
-        "help": "guide only the steps to times t >= t_min * T: 0 guides down to the last step, more leaves "
-                "the cleanest steps unguided (default: each control's)"})
-    t_max: float | None = field(default=None, metadata={
-        "help": "guide only the steps to times t <= t_max * T: 1 guides from the first step, less leaves the "
-                "noisiest steps unguided (default: each control's)"})
+    strength: float | None = option(None, "guidance step size (Adagrad); 0 turns the gradient off, candidates are "
+                                          "still drawn and ranked (default: each control's measured setting)",
+                                    low=0, high=10, label="guidance strength", api=True,
+                                    page=Widget("slider", "guidance strength (0 = off)", 0, 5, 0.01, group="guidance",
+                                                default=BASE_GUIDANCE["strength"]))
+    fluency: float | None = option(None, "lambda of the term tying x to the denoiser's proposal (default: each "
+                                         "control's)", low=0, high=100, label="fluency", api=True,
+                                   page=Widget("slider", "fluency λ (keeps each step near the model's own proposal)",
+                                               0, 1, 0.005, group="guidance", default=BASE_GUIDANCE["fluency"]))
+    gradient_steps: int | None = option(None, "gradient steps on the latent per denoising step (default: each "
+                                              "control's)", low=0, high=20, label="guidance gradient steps")
+    reads: str | None = option(None, "what the classifiers read: x_t itself (fast) or the denoiser's x0_hat (default: "
+                                     "each control's)", choices=READS, label="guidance reads", api=True,
+                               page=Widget("radio", "classifiers read: x_t (fast) or the denoiser's x0_hat (stronger, "
+                                                    "~2.5x slower)", group="guidance", default=BASE_GUIDANCE["reads"]))
+    t_min: float | None = option(None, "guide only the steps to times t >= t_min * T: 0 guides down to the last step, "
+                                       "more leaves the cleanest steps unguided (default: each control's)",
+                                 low=0, high=1, label="guidance t_min")
+    t_max: float | None = option(None, "guide only the steps to times t <= t_max * T: 1 guides from the first step, "
+                                       "less leaves the noisiest steps unguided (default: each control's)",
+                                 low=0, high=1, label="guidance t_max")
 
     def __post_init__(self) -> None:
-        for name, high in (("strength", 10.0), ("fluency", 100.0)):
-            value = getattr(self, name)
-            number = isinstance(value, int | float) and math.isfinite(value)
-            if value is not None and not (number and 0 <= value <= high):
-                raise ConfigError(f"guidance {name} must be a number from 0 to {high:g}, got {value!r}")
-        if self.gradient_steps is not None and not 0 <= self.gradient_steps <= 20:
-            raise ConfigError(f"guidance gradient steps must be from 0 to 20, got {self.gradient_steps}")
-        if self.reads is not None and self.reads not in READS:
-            raise ConfigError(f"guidance reads one of {', '.join(READS)}, got {self.reads!r}")
-        for name in ("t_min", "t_max"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, int | float) and 0 <= value <= 1):
-                raise ConfigError(f"guidance {name} is a fraction of the schedule from 0 to 1, got {value!r}")
+        check(self)
         if self.t_min is not None and self.t_max is not None and self.t_min >= self.t_max:
             raise ConfigError(f"guidance t_min ({self.t_min}) must be below t_max ({self.t_max}): "
                               "no step would be guided")

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertConfig, BertModel
 
-from engine.cli import option
 from engine.errors import ConfigError
+from engine.options import option
 
 OBJECTIVES = ("ce", "mse")
 

@@ -12,7 +12,6 @@ free words have settled (`SampleOptions.settle_steps`) stops early, its last fra
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from engine.diffusion.batching import BatchedNetwork
 from engine.diffusion.model import Denoised, Denoiser, window_positions
 from engine.diffusion.schedule import alpha_bar, q_sample, strided_timesteps
 from engine.diffusion.steps import STEP_RULES
-from engine.errors import ConfigError
+from engine.options import Widget, check, option
 from engine.text.template import Template, stack
 from engine.text.tokenizer import Tokenizer
 
@@ -35,45 +34,38 @@ TOP_WORDS = 5  # alternatives recorded per position and step
 @dataclass
 class SampleOptions:
     # defaults: the setting that read best (docs/quality.md, step rules and step counts)
-    steps: int = field(default=50, metadata={"help": "denoising steps, strided over the schedule's T"})
-    step_rule: str = field(default="ancestral", metadata={"choices": tuple(STEP_RULES),
-                                                          "help": "how x_t moves to the next time"})
-    clamp: bool = field(default=True, metadata={
-        "help": "replace x0_hat by its most likely word's vector (Diffusion-LM's clamping trick: it reads "
-                "better, with less varied free text)"})
-    temperature: float = field(default=1.0, metadata={"help": "softmax temperature behind an unclamped x0_hat"})
-    noise_scale: float = field(default=1.0, metadata={"help": "scale of each ancestral step's noise"})
-    locked_noise: float = field(default=0.0, metadata={
-        "help": "noise on locked positions as a fraction of t: 0 holds their clean vectors (best measured), "
-                "1 re-noises them as Diffusion-LM's replacement did"})
-    vary_strength: float = field(default=1.0, metadata={
-        "help": "start from the template's words noised to t = strength x T (SDEdit) instead of pure noise, and "
-                "take that share of the steps: low keeps the wording, 1 writes anew (needs a sentence to vary)"})
+    steps: int = option(50, "denoising steps, strided over the schedule's T (from 1 to T: the pipeline checks)",
+                        api=True,
+                        page=Widget("slider", "denoising steps", 10, 200, 10))
+    step_rule: str = option("ancestral", "how x_t moves to the next time", choices=tuple(STEP_RULES),
+                            label="step rule")
+    clamp: bool = option(True, "replace x0_hat by its most likely word's vector (Diffusion-LM's clamping trick: it "
+                               "reads better, with less varied free text)")
+    temperature: float = option(1.0, "softmax temperature behind an unclamped x0_hat", low=0, above=True)
+    noise_scale: float = option(1.0, "scale of each ancestral step's noise", low=0, label="noise scale")
+    locked_noise: float = option(0.0, "noise on locked positions as a fraction of t: 0 holds their clean vectors "
+                                      "(best measured), 1 re-noises them as Diffusion-LM's replacement did",
+                                 low=0, high=1, label="locked noise")
+    vary_strength: float = option(1.0, "start from the template's words noised to t = strength x T (SDEdit) instead "
+                                       "of pure noise, and take that share of the steps: low keeps the wording, 1 "
+                                       "writes anew (needs a sentence to vary)", low=0, above=True, high=1,
+                                  label="vary strength", api=True, unset=None,
+                                  page=Widget("slider", "vary strength (Vary: low keeps the wording, 1 rewrites it)",
+                                              0.05, 1, 0.05, default=0.6))
     # the stop rule: the largest saving that kept >= 98% of texts identical and the judge's perplexity
     # unchanged (51.5% of passes saved, 99.0% identical, docs/settle.md)
-    settle_steps: int = field(default=1, metadata={
-        "help": "stop once every free word has stayed the same for this many steps, each at least "
-                "--settle-confidence likely (0: run every step; a guided run goes on to the end of its "
-                "guidance window)"})
-    settle_confidence: float = field(default=0.9, metadata={
-        "help": "the probability every free word must reach before a settled run stops (see --settle-steps)"})
-    record_latents: bool = field(default=True, metadata={"derived": True})  # keep x_t in each Frame (latent plot)
+    settle_steps: int = option(1, "stop once every free word has stayed the same for this many steps, each at least "
+                                  "--settle-confidence likely (0: run every step; a guided run goes on to the end of "
+                                  "its guidance window)", low=0, label="settle steps")
+    settle_confidence: float = option(0.9, "the probability every free word must reach before a settled run stops "
+                                           "(see --settle-steps)", low=0, high=1, label="settle confidence")
+    every_step: bool = option(False, "run every step, never stopping once the words settle (--settle-steps 0)",
+                              label="every step", api=True,
+                              page=Widget("checkbox", "run every step (off: a run stops once its words have settled)"))
+    record_latents: bool = field(default=True)  # derived: keep x_t in each Frame (latent plot)
 
     def __post_init__(self) -> None:
-        if self.step_rule not in STEP_RULES:
-            raise ConfigError(f"step rule must be one of {', '.join(STEP_RULES)}, got {self.step_rule!r}")
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ConfigError(f"temperature must be a positive number, got {self.temperature}")
-        if not (math.isfinite(self.noise_scale) and self.noise_scale >= 0):
-            raise ConfigError(f"noise scale must be a number >= 0, got {self.noise_scale}")
-        if not 0 <= self.locked_noise <= 1:
-            raise ConfigError(f"locked noise must be between 0 and 1, got {self.locked_noise}")
-        if not (math.isfinite(self.vary_strength) and 0 < self.vary_strength <= 1):
-            raise ConfigError(f"vary strength must be above 0 and at most 1, got {self.vary_strength}")
-        if isinstance(self.settle_steps, bool) or not isinstance(self.settle_steps, int) or self.settle_steps < 0:
-            raise ConfigError(f"settle steps must be a whole number from 0 (run every step), got {self.settle_steps!r}")
-        if not 0 <= self.settle_confidence <= 1:
-            raise ConfigError(f"settle confidence must be between 0 and 1, got {self.settle_confidence}")
+        check(self)
 
     @property
     def varies(self) -> bool:
@@ -276,7 +268,7 @@ class Sampler:
             x = q_sample(locks.vectors, torch.full((B,), times[0], device=device), x, T)
         x = locks.apply(x, self.locked_latent(locks, times[0], options, x))
         x0_prev, scores = None, {}
-        settled = Settling(options.settle_steps, options.settle_confidence, locks.mask)
+        settled = Settling(0 if options.every_step else options.settle_steps, options.settle_confidence, locks.mask)
         # the index of the last time a step is steered to: a settled run stops only once past it
         last_steered = max((j for j, s in enumerate(times) if guide is not None and guide.guides(s, T)), default=0)
         locked_cpu = full_mask.cpu()
