@@ -34,14 +34,15 @@ from editor.cells import (
     variation,
 )
 from editor.compare import IDLE, LeftToRight, comparison_rows
-from editor.form import Form, number, whole_number
+from editor.form import READ, Form, read, whole_number
 from editor.limits import Limits, error_message, shown
+from editor.outputs import updates
 from editor.render import edit_row, frame_row, html_value, message
-from editor.replay import MAX_FPS, Replay, recorded_row, stored_run
+from editor.replay import AB, MAX_FPS, Replay, recorded_row, stored_run
 from editor.serving import CACHE_AGE_S, KEEP_EXPORTS
 from editor.teach import Teach
-from engine.diffusion.sampler import SampleOptions
 from engine.errors import CellActionError, ConfigError, EngineError
+from engine.options import check_value
 from engine.pipeline import Pipeline
 from engine.request import Request, Result
 from engine.views import frame_view, run_view
@@ -51,6 +52,13 @@ if TYPE_CHECKING:
 
 
 Updates = dict[Any, Any]  # component -> its new value
+# the parts a shown run updates (Editor.show), and those beside it (Editor.runs_view)
+SHOWN_RUN = ("row", "msg", "results", "state", "step_slider", "heat", "proj", "score", "json_file", "html_file",
+             "choice")
+AROUND = ("history_list", "alternatives", *AB)
+STREAMED = ("row", "msg", "state", "history", "ar_row", "fresh")  # the page's run while it streams
+FINISHED = (*SHOWN_RUN, "ar_row", "compare", "history")  # the API's run, every output at its end
+RESTORED = (*SHOWN_RUN, *AROUND, "text", "settings")  # a kept run back on the page
 
 
 def row_value(cells: list[dict]) -> dict:
@@ -96,11 +104,17 @@ class Editor:
         self.exports_lock = threading.Lock()
         atexit.register(shutil.rmtree, str(self.export_dir), ignore_errors=True)  # whatever else close() missed
 
+    @property
+    def view(self) -> Page:
+        """What the handlers' declared updates name (editor.outputs)."""
+        return self.page
+
     def close(self) -> None:
         """Remove the exports folder (the app calls this on exit, SIGTERM included)."""
         shutil.rmtree(self.export_dir, ignore_errors=True)
 
     # --- editing -------------------------------------------------------------------------
+    @updates("row", "msg")
     def set_text(self, text: str, value: dict | None = None) -> Updates:
         """The row for the text; when the row already says that text its cells stay (with the
         words remembered in unlocked cells), and then the message stays too. A text too long for
@@ -113,6 +127,7 @@ class Editor:
             return {self.page.row: row_value(cells)}
         return {self.page.row: row_value(cells), self.page.msg: ""}
 
+    @updates("row", "text", "msg")
     def cell_action(self, value: dict) -> Updates:
         """Apply the row's action. The row's answer echoes the action's `id` (the page's row sends
         its next action once it has drawn the answer to this one, see editor.token_row)."""
@@ -131,6 +146,7 @@ class Editor:
                     page.msg: message(error_message(exc))}
         return {page.row: row_value(cells) | answer, page.text: text_from_cells(cells), page.msg: ""}
 
+    @updates("row", "text", "msg")
     def use_result(self, choice: int | None, state: dict | None) -> Updates:
         page = self.page
         candidates = (state.get("candidates") if isinstance(state, dict) else None) or []
@@ -149,8 +165,15 @@ class Editor:
                 page.msg: message("copied into the row: unlock words to rewrite them", "info")}
 
     # --- generating ----------------------------------------------------------------------
-    def generate(self, text: str, row: dict | None, compare: object = False, history: list | None = None, *,
-                 quick: bool = False, **values: object) -> Iterator[Updates]:
+    @updates(*FINISHED)
+    def generate(self, text: str, row: dict | None, compare: object = False, history: list | None = None,
+                 **values: object) -> Iterator[Updates]:
+        """Stream the row after every denoising step, then the ranked results, plots and exports
+        (the /generate API: see `generation`)."""
+        yield from self.generation(text, row, compare, history, **values)
+
+    def generation(self, text: str, row: dict | None, compare: object = False, history: list | None = None, *,
+                   quick: bool = False, **values: object) -> Iterator[Updates]:
         """Stream the row after every denoising step, then the ranked results, plots and exports.
         `values` are the settings and the guidance panel's inputs by name (see Form.from_values).
         With `compare`, the same request is written left to right beside it, a word per step. The
@@ -172,20 +195,28 @@ class Editor:
         settings = {**values, "compare": compare}
         yield from self.run(request, cells, settings, history=history, compare=compare, quick=quick)
 
+    @updates(*STREAMED)
     def generate_on_page(self, text: str, row: dict | None, compare: object = False, history: list | None = None,
                          **values: object) -> Iterator[Updates]:
         """The page's Generate: the same run, streamed into the row alone and ending on the stored
         run; `show_fresh` then fills in the results, plots and exports. Gradio redraws every output
         a frame leaves out, so a streaming event with few outputs streams several times faster."""
-        yield from self.generate(text, row, compare, history, quick=True, **values)
+        yield from self.generation(text, row, compare, history, quick=True, **values)
 
+    @updates(*STREAMED)
     def vary_on_page(self, text: str, row: dict | None, vary_strength: object = None, history: list | None = None,
                      **values: object) -> Iterator[Updates]:
         """The page's Vary, streamed as `generate_on_page` streams."""
-        yield from self.vary(text, row, vary_strength, history, quick=True, **values)
+        yield from self.variation(text, row, vary_strength, history, quick=True, **values)
 
-    def vary(self, text: str, row: dict | None, vary_strength: object = None, history: list | None = None, *,
-             quick: bool = False, **values: object) -> Iterator[Updates]:
+    @updates(*FINISHED)
+    def vary(self, text: str, row: dict | None, vary_strength: object = None, history: list | None = None,
+             **values: object) -> Iterator[Updates]:
+        """Reword the row's sentence (the /vary API: see `variation`)."""
+        yield from self.variation(text, row, vary_strength, history, **values)
+
+    def variation(self, text: str, row: dict | None, vary_strength: object = None, history: list | None = None, *,
+                  quick: bool = False, **values: object) -> Iterator[Updates]:
         """Reword the row's sentence (SDEdit): start from its words noised to vary_strength x T and
         denoise; locked words stay, and only the unlocked ones may change (a row with every word
         locked has nothing to vary). A row that shows a finished run (and still says the text box's
@@ -256,6 +287,7 @@ class Editor:
                     page.state: run, page.fresh: True, **ending}
         return {**self.show(run, cells), page.compare: run["comparison"], **ending}
 
+    @updates(*SHOWN_RUN[2:], "compare", "fresh")  # the row and the message are the run's already
     def show_fresh(self, state: dict | None, fresh: bool = False) -> Updates:
         """After the page's run: what else a finished run shows, once (a run that failed or was
         stopped left nothing fresh, and the page stays as it is). The row and the message are the
@@ -294,6 +326,7 @@ class Editor:
             page.choice: gr.update(choices=[(f"{i + 1}: {c['text']}", i) for i, c in enumerate(candidates)], value=0),
         }
 
+    @updates(*AROUND)
     def runs_view(self, state: dict | None, history: list | None, pinned: dict | None = None) -> Updates:
         """The session's history list (the run on the page selected) and, with a pinned run, A
         beside it; the word inspector closes (it showed the run before)."""
@@ -334,6 +367,7 @@ class Editor:
         return str(json_path), str(html_path)
 
     # --- runs kept: history, loading, A/B ------------------------------------------------
+    @updates(*RESTORED)
     def restore(self, run_id: object, history: list | None, pinned: dict | None = None) -> Updates:
         """A run of the session's history back on the page: its row, settings, results and plots."""
         run = next((r for r in history or [] if r["id"] == run_id), None)
@@ -341,6 +375,7 @@ class Editor:
             return {self.page.msg: message("that run is no longer in this session's history")}
         return self.restored(run, history, pinned)
 
+    @updates(*RESTORED, "history")
     def load_run(self, path: object, history: list | None = None, pinned: dict | None = None) -> Updates:
         """An exported run file replayed on the page (and added to the history); a file that is not
         one says what is wrong, and the page stays as it was."""
@@ -362,10 +397,12 @@ class Editor:
         updates = {**self.show(run, run["cells"]), **self.runs_view(run, history, pinned)}
         settings = {k: v for k, v in runs.settings_of(run).items() if k in page.settings}
         try:
-            self.pipe.check(Form.from_values(None, {k: v for k, v in settings.items()
+            for name, value in settings.items():  # each option read and in the engine's range
+                if name in READ and (typed := read(READ[name], value, self.limits)) is not None:
+                    check_value(READ[name], typed)
+            self.pipe.check(Form.from_values(None, {k: v for k, v in settings.items()  # the model's own checks
                                                     if k not in ("compare", "vary_strength")},
                                              limits=self.limits).request())
-            SampleOptions(vary_strength=number(settings.get("vary_strength"), "vary strength", 1.0))
             if not isinstance(settings.get("compare", False), bool):
                 raise ConfigError(f"compare must be true or false, got {shown(settings['compare'])}")
             for name, value in settings.items():

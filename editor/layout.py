@@ -19,6 +19,7 @@ import gradio as gr
 from editor.compare import IDLE
 from editor.form import KINDS_HERE, MEASURED, WEIGHT_PREFIX, WRITE_ORDER, shown_settings, write_parameters
 from editor.handlers import Editor
+from editor.outputs import outputs_of
 from editor.replay import DEFAULT_SPEED, MAX_SPEED
 from editor.serving import CACHE_AGE_S, CACHE_SWEEP_S, MODEL_CONCURRENCY
 from editor.studio import Studio
@@ -52,7 +53,7 @@ class GuidancePanel:
         """The inputs by the names the generate handler (and the /generate API) takes them, in order."""
         return {**self.fields, MEASURED: self.measured, **in_order(self.own, before="weights"),
                 **{WEIGHT_PREFIX + name: slider for name, slider in self.weights.items()},
-                **in_order(self.own, before=None, after="weights")}
+                **in_order(self.own, after="weights"), **added(self.own)}
 
     def own_setting(self) -> list[gr.components.Component]:
         """The inputs that steer only with `measured` off (shown only then)."""
@@ -136,15 +137,17 @@ def option_widget(setting: Setting, bounds: dict[str, float], **shown: Any) -> g
     return gr.Radio(list(setting.spec.choices), **common)
 
 
-def in_order(components: dict[str, Any], before: str | None, after: str | None = None) -> dict[str, Any]:
-    """Those of `components` (by option name) that WRITE_ORDER places after `after` (None: from the
-    start) and before `before` (None: to the end; an option it does not list comes last)."""
-    def place(name: str) -> int:
-        return WRITE_ORDER.index(name) if name in WRITE_ORDER else len(WRITE_ORDER)
-
+def in_order(components: dict[str, Any], after: str | None = None, before: str | None = None) -> dict[str, Any]:
+    """Those of `components` (by option name) that WRITE_ORDER lists after `after` and before
+    `before` (None: from its start, to its end): the order the APIs published."""
     low = -1 if after is None else WRITE_ORDER.index(after)
-    high = len(WRITE_ORDER) + 1 if before is None else WRITE_ORDER.index(before)
-    return {name: c for name, c in components.items() if low < place(name) < high}
+    high = len(WRITE_ORDER) if before is None else WRITE_ORDER.index(before)
+    return {name: c for name, c in components.items() if name in WRITE_ORDER and low < WRITE_ORDER.index(name) < high}
+
+
+def added(components: dict[str, Any]) -> dict[str, Any]:
+    """Those of `components` added since the APIs' order was published: they come after the rest."""
+    return {name: c for name, c in components.items() if name not in WRITE_ORDER}
 
 
 def build_panel(pipe: Pipeline) -> GuidancePanel:
@@ -297,103 +300,100 @@ def build_side(pipe: Pipeline, buttons: dict[str, gr.Button], present: gr.Checkb
         history_list = gr.Radio([], label="this session's runs (click one to restore it)", elem_id="history")
         load = gr.UploadButton("Load a run (trajectory JSON)", file_types=[".json"], type="filepath",
                                elem_id="load-run")
-    settings = {**in_order(options, before=KINDS_HERE), **panel.inputs(),
-                **in_order(options, before=None, after=KINDS_HERE), "compare": compare}
+    settings = {**in_order(options, before=KINDS_HERE), **panel.inputs(), **in_order(options, after=KINDS_HERE),
+                "compare": compare, **added(options)}
     return settings, Controls(**buttons, compare=compare, speed=speed, present=present, load=load), panel, history_list
 
 
 def connect_writing(ed: Editor, page: Page, controls: Controls, concurrency: int) -> None:
-    """The Write tab's events. Generate and Vary share the model's queue; the states are inputs
-    but not API arguments, so each API's positional arguments keep their places."""
+    """The Write tab's events, their outputs those each handler declares (editor.outputs). Generate
+    and Vary share the model's queue; the states are inputs but not API arguments, so each API's
+    positional arguments keep their places."""
     row, state, pinned, history = page.row, page.state, page.pinned, page.history
-    settings = page.settings
-    shown_run = [row, page.msg, page.results, state, page.step_slider, page.heat, page.proj, page.score,
-                 page.json_file, page.html_file, page.choice]
-    ab = [page.pinned_row, page.ab_table, page.ab_plot]
-    around = [page.history_list, page.alternatives, *ab]  # Editor.runs_view
-    finished = [*shown_run, page.ar_row, page.compare, history]
-    restored = [*shown_run, *around, page.text, *settings.values()]
-    plots = [page.heat, page.proj, page.score]
-    sampling = {name: settings[name] for name in settings if name not in ("vary_strength", "compare")}
+    settings, replay = page.settings, ed.replay
     model_queue = {"concurrency_limit": concurrency, "concurrency_id": "model", "show_progress": "minimal"}
 
     # The row follows what the user types, pastes or deletes (`input`; the row reports what Gradio
     # hears on key presses only, see TokenRow's `follows`) and the examples they pick; not every
     # change of the text box (`change`): a row action writes the text box too, and the row must not
     # be redrawn from a text that a later action has already moved on from.
-    page.text.input(ed.set_text, [page.text, row], [row, page.msg], api_name="set_text",
+    page.text.input(ed.set_text, [page.text, row], outputs_of(ed.set_text), api_name="set_text",
                     trigger_mode="always_last", show_progress="hidden")
-    page.examples.load_input_event.then(ed.set_text, [page.text, row], [row, page.msg], api_visibility="private",
-                                        show_progress="hidden")
-    row.cell_action(ed.cell_action, [row], [row, page.text, page.msg], api_name="cell_action",
+    page.examples.load_input_event.then(ed.set_text, [page.text, row], outputs_of(ed.set_text),
+                                        api_visibility="private", show_progress="hidden")
+    row.cell_action(ed.cell_action, [row], outputs_of(ed.cell_action), api_name="cell_action",
                     trigger_mode="multiple", show_progress="hidden")  # the page sends one at a time
-    row.inspect(ed.replay.inspect, [row, state], [page.alternatives, page.msg], api_name="inspect",
+    row.inspect(replay.inspect, [row, state], outputs_of(replay.inspect), api_name="inspect",
                 trigger_mode="always_last", show_progress="hidden")
-    generate_inputs = {**sampling, "compare": settings["compare"], "history": history}
-    vary_inputs = {"vary_strength": settings["vary_strength"], **sampling, "history": history}
+    # in the settings' order (the published one: every option added since comes after compare)
+    generate_inputs = {**{name: c for name, c in settings.items() if name != "vary_strength"}, "history": history}
+    vary_inputs = {"vary_strength": settings["vary_strength"],
+                   **{name: c for name, c in settings.items() if name not in ("vary_strength", "compare")},
+                   "history": history}
     # The page streams into few outputs, then shows the rest (see Editor.generate_on_page); the API's
     # /generate and /vary stream the same run with every output at its end, from buttons never shown.
     # The page's Generate chain is callable but undocumented (generate_page, show_run, runs), so
     # `editor.bench --scenario class` can press Generate as the page does.
-    streamed = [row, page.msg, state, history, page.ar_row, page.fresh]
-    run = controls.generate.click(ed.generate_on_page, [page.text, row], streamed, api_name="generate_page",
-                                  api_visibility="undocumented", inputs_kwargs=generate_inputs, **model_queue)
-    varied = controls.vary.click(ed.vary_on_page, [page.text, row], streamed, api_visibility="private",
-                                 inputs_kwargs=vary_inputs, **model_queue)
+    run = controls.generate.click(ed.generate_on_page, [page.text, row], outputs_of(ed.generate_on_page),
+                                  api_name="generate_page", api_visibility="undocumented",
+                                  inputs_kwargs=generate_inputs, **model_queue)
+    varied = controls.vary.click(ed.vary_on_page, [page.text, row], outputs_of(ed.vary_on_page),
+                                 api_visibility="private", inputs_kwargs=vary_inputs, **model_queue)
     for event, (shown_name, runs_name) in ((run, ("show_run", "runs")), (varied, (False, False))):
-        event.then(ed.show_fresh, [state, page.fresh], [*shown_run[2:], page.compare, page.fresh],
+        event.then(ed.show_fresh, [state, page.fresh], outputs_of(ed.show_fresh),
                    api_name=shown_name, api_visibility="undocumented" if shown_name else "private",
                    show_progress="hidden").then(
-            ed.runs_view, [state, history, pinned], around, api_name=runs_name, show_progress="hidden")
+            ed.runs_view, [state, history, pinned], outputs_of(ed.runs_view), api_name=runs_name,
+            show_progress="hidden")
     api_generate, api_vary = gr.Button(visible=False), gr.Button(visible=False)
-    api_generate.click(ed.generate, [page.text, row], finished, api_name="generate", inputs_kwargs=generate_inputs,
-                       **model_queue)
-    api_vary.click(ed.vary, [page.text, row], finished, api_name="vary", inputs_kwargs=vary_inputs, **model_queue)
-    page.step_slider.release(ed.replay.scrub, [page.step_slider, state, row, pinned], [row, *plots, *ab],
+    api_generate.click(ed.generate, [page.text, row], outputs_of(ed.generate), api_name="generate",
+                       inputs_kwargs=generate_inputs, **model_queue)
+    api_vary.click(ed.vary, [page.text, row], outputs_of(ed.vary), api_name="vary", inputs_kwargs=vary_inputs,
+                   **model_queue)
+    page.step_slider.release(replay.scrub, [page.step_slider, state, row, pinned], outputs_of(replay.scrub),
                              api_name="scrub")
-    replaying = controls.play.click(ed.replay.play, [state, row, controls.speed, pinned],
-                                 [row, page.step_slider, *plots, page.msg, *ab], api_name="play",
-                                 show_progress="hidden")
+    replaying = controls.play.click(replay.play, [state, row, controls.speed, pinned], outputs_of(replay.play),
+                                    api_name="play", show_progress="hidden")
     controls.stop.click(None, cancels=[run, varied, replaying])
-    controls.pin.click(ed.replay.pin, [state], [pinned, page.msg, *ab], api_name="pin")
-    controls.unpin.click(ed.replay.unpin, None, [pinned, *ab], api_name="unpin")
-    page.history_list.input(ed.restore, [page.history_list, history, pinned], restored, api_name="restore_run")
-    controls.load.upload(ed.load_run, [controls.load, history, pinned], [*restored, history],
-                         api_name="load_run")
+    controls.pin.click(replay.pin, [state], outputs_of(replay.pin), api_name="pin")
+    controls.unpin.click(replay.unpin, None, outputs_of(replay.unpin), api_name="unpin")
+    page.history_list.input(ed.restore, [page.history_list, history, pinned], outputs_of(ed.restore),
+                            api_name="restore_run")
+    controls.load.upload(ed.load_run, [controls.load, history, pinned], outputs_of(ed.load_run), api_name="load_run")
     controls.compare.change(lambda on: (gr.update(visible=on), gr.update(visible=on)), [controls.compare],
                             [page.ar_row, page.compare], show_progress="hidden", queue=False,
                             api_visibility="private")
     controls.present.change(None, [controls.present], None, js=PRESENT_JS, api_visibility="private")
-    controls.use.click(ed.use_result, [page.choice, state], [row, page.text, page.msg], api_name="use_result")
+    controls.use.click(ed.use_result, [page.choice, state], outputs_of(ed.use_result), api_name="use_result")
     gr.api(with_signature(ed.write, write_parameters(), dict), api_name="write", concurrency_limit=concurrency,
            concurrency_id="model")
 
 
 def connect_teaching(ed: Editor, page: Page, controls: Controls, concurrency: int) -> None:
-    """The forward-process tab's events. The events that read the t slider take its raw value
-    (`preprocess=False`): the handlers check it and refuse a time outside 0..T with the tab's own
-    message, where Gradio's bounds check would answer with an error of its own."""
+    """The forward-process tab's events, their outputs those each handler declares. The events that
+    read the t slider take its raw value (`preprocess=False`): the handlers check it and refuse a
+    time outside 0..T with the tab's own message, where Gradio's bounds check would answer with an
+    error of its own."""
     teach, teacher = page.teach, ed.teach
     raw = {"preprocess": False}
-    teach.noise_btn.click(teacher.noise, [teach.text, page.settings["seed"]],
-                          [teach.state, teach.msg, teach.row, teach.plot, teach.t], api_name="forward")
-    teach.t.release(teacher.at, [teach.t, teach.state], [teach.row, teach.plot, teach.t, teach.msg],
-                    api_name="forward_at", **raw)
+    teach.noise_btn.click(teacher.noise, [teach.text, page.settings["seed"]], outputs_of(teacher.noise),
+                          api_name="forward")
+    teach.t.release(teacher.at, [teach.t, teach.state], outputs_of(teacher.at), api_name="forward_at", **raw)
     # Play streams the row and the slider alone (a plot every step would hold it below the pace
     # asked); the plot follows once Play ends or is stopped.
-    playing = teach.play_btn.click(teacher.play, [teach.state, teach.t, controls.speed],
-                                   [teach.row, teach.t, teach.msg], api_name="forward_play",
-                                   show_progress="hidden", **raw)
-    playing.then(teacher.plot, [teach.state], [teach.plot], api_visibility="private", show_progress="hidden")
+    playing = teach.play_btn.click(teacher.play, [teach.state, teach.t, controls.speed], outputs_of(teacher.play),
+                                   api_name="forward_play", show_progress="hidden", **raw)
+    playing.then(teacher.plot, [teach.state], outputs_of(teacher.plot), api_visibility="private",
+                 show_progress="hidden")
     denoising = teach.denoise_btn.click(teacher.denoise, [teach.state, teach.t, page.settings["steps"], controls.speed],
-                                        [teach.row, teach.msg, teach.denoised, teach.t], api_name="denoise_from_here",
+                                        outputs_of(teacher.denoise), api_name="denoise_from_here",
                                         concurrency_limit=concurrency, concurrency_id="model", show_progress="minimal",
                                         **raw)
-    drawing = denoising.success(teacher.show_denoising, [teach.denoised], [teach.row, teach.msg],
+    drawing = denoising.success(teacher.show_denoising, [teach.denoised], outputs_of(teacher.show_denoising),
                                 api_name="denoise_play", show_progress="hidden", concurrency_limit=None)  # sleeps only
     teach.denoise_btn.click(None, cancels=[drawing])  # a new run's playback replaces the last one's
     teach.stop_btn.click(None, cancels=[playing, denoising, drawing]).then(
-        teacher.plot, [teach.state], [teach.plot], api_visibility="private", show_progress="hidden")
+        teacher.plot, [teach.state], outputs_of(teacher.plot), api_visibility="private", show_progress="hidden")
 
 
 def build_teach(T: int) -> TeachPanel:

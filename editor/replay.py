@@ -14,6 +14,7 @@ import gradio as gr
 from editor import plots, runs
 from editor.form import number
 from editor.limits import error_message, shown
+from editor.outputs import updates
 from editor.render import frame_row, message
 from engine.errors import ConfigError, EngineError
 from engine.text.tokenizer import END, PAD, START
@@ -74,6 +75,8 @@ def steps_per_second(speed: object) -> float:
         raise ConfigError(f"playback speed must be from 1 to {MAX_SPEED} steps a second, got {shown(speed)}")
     return value
 
+AB = ("pinned_row", "ab_table", "ab_plot")  # run A beside run B: the parts `ab_view` updates
+
 
 class Replay:
     """The replay handlers, bound to the page's components."""
@@ -81,6 +84,12 @@ class Replay:
     def __init__(self, page: Page):
         self.page = page
 
+    @property
+    def view(self) -> Page:
+        """What the handlers' declared updates name (editor.outputs)."""
+        return self.page
+
+    @updates("pinned", "msg", *AB)
     def pin(self, state: dict | None) -> Updates:
         """Keep the run on the page as A: the next runs show beside it (B) on one step slider."""
         page = self.page
@@ -91,6 +100,7 @@ class Replay:
                                                     "to see B beside it", "info"),
                 **self.ab_view(run, None, 1.0)}
 
+    @updates("pinned", *AB)
     def unpin(self) -> Updates:
         return {self.page.pinned: None, **self.ab_view(None, None, 1.0)}
 
@@ -112,6 +122,7 @@ class Replay:
         return updates | {page.ab_table: gr.update(value=runs.ab_rows(a, b), visible=True),
                           page.ab_plot: gr.update(value=figure, visible=True)}
 
+    @updates("row", "heat", "proj", "score", *AB)
     def scrub(self, step: int, state: dict | None, value: dict | None, pinned: dict | None = None) -> Updates:
         page = self.page
         run = stored_run(state)
@@ -125,6 +136,7 @@ class Replay:
         updates = {page.row: recorded_row(run, index, cells), page.heat: heat, page.proj: proj, page.score: score}
         return updates | (self.ab_view(pinned, run, index / last if last else 1.0) if pinned else {})
 
+    @updates("row", "step_slider", "heat", "proj", "score", "msg", *AB)
     def play(self, state: dict | None, value: dict | None, speed: object = MAX_FPS,
              pinned: dict | None = None) -> Iterator[Updates]:
         """Replay the stored run at `speed` steps a second: the row every step, the plots every
@@ -151,6 +163,7 @@ class Replay:
                     updates |= self.ab_view(pinned, run, step / last if last else 1.0)
             yield updates
 
+    @updates("alternatives", "msg")
     def inspect(self, value: dict | None, state: dict | None) -> Updates:
         """What the model weighed at the clicked word of a stored run, at the step on screen: its
         five most likely words as bars (and each guide's belief, in a guided run)."""

@@ -18,6 +18,7 @@ import gradio as gr
 from editor import plots
 from editor.form import number, whole_number
 from editor.limits import Limits, error_message, shown
+from editor.outputs import updates
 from editor.render import frame_row, html_value, message, noised_row
 from editor.replay import DEFAULT_SPEED, steps_per_second, stored_run
 from engine.diffusion.sampler import SampleOptions
@@ -63,9 +64,15 @@ class Teach:
         self.pipe, self.panel, self.limits = pipe, panel, limits
 
     @property
+    def view(self) -> TeachPanel:
+        """What the handlers' declared updates name (editor.outputs)."""
+        return self.panel
+
+    @property
     def T(self) -> int:
         return self.pipe.model.config.T
 
+    @updates("state", "msg", "row", "plot", "t")
     def noise(self, sentence: str, seed: object = 0) -> Updates:
         """The sentence's forward process at POINTS + 1 times, shown clean (t = 0) first."""
         panel = self.panel
@@ -96,6 +103,7 @@ class Teach:
         """A time the tab cannot show: the message, and the slider back at the time shown."""
         return {self.panel.msg: message(error_message(exc)), self.panel.t: run["record"]["t"][run.get("shown", 0)]}
 
+    @updates("row", "plot", "t", "msg")
     def at(self, t: object, state: object) -> Updates:
         """The row and latent plot at the shown time nearest `t` (0..T), and the slider at that time."""
         panel, run = self.panel, stored_run(state)
@@ -110,6 +118,7 @@ class Teach:
                 panel.plot: plots.noising_plot(run["record"], index), panel.t: run["record"]["t"][index],
                 panel.msg: ""}
 
+    @updates("plot")
     def plot(self, state: object) -> Updates:
         """The latent plot at the time shown (after Play, which streams the row and the slider alone)."""
         run = stored_run(state)
@@ -117,6 +126,7 @@ class Teach:
             return {self.panel.plot: gr.skip()}
         return {self.panel.plot: plots.noising_plot(run["record"], run.get("shown", 0))}
 
+    @updates("row", "t", "msg")
     def play(self, state: object, t: object = 0, speed: object = DEFAULT_SPEED) -> Iterator[Updates]:
         """Noise grows at `speed` steps a second, from the slider's time to T (from 0 when it is at
         T): the row and the slider each step, paced by the clock; the plot follows at the end
@@ -143,6 +153,7 @@ class Teach:
             run["shown"] = i
             yield {panel.row: html_value(noised_row(record, i)), panel.t: record["t"][i]}
 
+    @updates("row", "msg", "denoised", "t")
     def denoise(self, state: object, t: object = 0, steps: object = None, speed: object = DEFAULT_SPEED
                 ) -> Updates:
         """The reverse from the slider's time: a variation of the sentence with strength t/T, its
@@ -178,6 +189,7 @@ class Teach:
         return {panel.row: rows[0], panel.msg: message(f"denoising from t = {t}"),
                 panel.denoised: {"rows": rows, "pause": pause, "message": done}}
 
+    @updates("row", "msg")
     def show_denoising(self, denoised: dict | None) -> Iterator[Updates]:
         """The steps `denoise` made, one every pause by the clock, then what it wrote."""
         panel = self.panel

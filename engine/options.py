@@ -84,9 +84,16 @@ def precision_option() -> Any:
                           "GPU of compute capability 8.0 or later), else fp32", choices=PRECISIONS)
 
 
+def derived(default: Any) -> Any:
+    """A dataclass field the program fills in: no surface shows it."""
+    return dataclasses.field(default=default, metadata={"spec": Spec("", derived=True, cli=False)})
+
+
 def spec_of(f: dataclasses.Field) -> Spec:
-    """A field's Spec (a field declared without `option` is derived: no surface shows it)."""
-    return f.metadata.get("spec") or Spec("", derived=True, cli=False)
+    """A field's Spec (a plain field is a flag with the "help" and "choices" of its metadata)."""
+    made = bool(f.metadata.get("derived"))
+    return f.metadata.get("spec") or Spec(f.metadata.get("help", ""), choices=f.metadata.get("choices"),
+                                          derived=made, cli=not made)
 
 
 @dataclass(frozen=True)
@@ -122,15 +129,13 @@ def settings(cls: type, prefix: tuple[str, ...] = ()) -> Iterator[Setting]:
     left out)."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if spec_of(f).derived:
-            continue
         hint = hints[f.name]
         optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
         kinds = [k for k in typing.get_args(hint) if k is not type(None)] if optional else [hint]
         kind = typing.get_origin(kinds[0]) or kinds[0]
         if dataclasses.is_dataclass(kind):
             yield from settings(kind, (*prefix, f.name))
-        else:
+        elif not spec_of(f).derived:
             yield Setting((*prefix, f.name), f, kind, optional)
 
 

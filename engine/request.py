@@ -18,7 +18,7 @@ from engine.controls.base import Control
 from engine.controls.guidance import GuidanceOptions
 from engine.diffusion.sampler import SampleOptions, Trajectory
 from engine.errors import ConfigError, TemplateError
-from engine.options import Widget, build, check, option, settings
+from engine.options import Widget, build, check, derived, option, settings
 from engine.text.template import Template
 
 MAX_SAMPLES = 32  # results kept per prompt
@@ -41,7 +41,7 @@ class Prompt:
     length: int | None = option(None, "no template: sample exactly this many words", api=True, unset=0,
                                 page=Widget("slider", "length in words (0 = template/model decides)", 0, "words", 1,
                                             default=0))
-    targets: tuple = field(default=())  # derived: from the control kinds' own inputs (engine.controls.targets)
+    targets: tuple = derived(())  # from the control kinds' own inputs (engine.controls.targets)
     vary: str | None = option(None, "reword this sentence, starting from its words noised to --vary-strength (the "
                                     "template, if given, locks words of it)", api=True,
                               label="sentence to vary")
@@ -72,7 +72,7 @@ def drawn_per_result(targets: tuple, candidates: int | None, steer: bool) -> int
 
 @dataclass
 class Request:
-    prompts: tuple[Prompt, ...] = field(default=(Prompt(),))  # derived: one per thing to write
+    prompts: tuple[Prompt, ...] = derived((Prompt(),))  # one per thing to write
     samples: int = option(4, "results kept per prompt", low=1, high=MAX_SAMPLES, api=True,
                           page=Widget("slider", "samples", 1, 8, 1))
     candidates: int | None = option(None, "rows drawn per result kept, the best kept (default: the controls' own, 1 "

@@ -24,7 +24,7 @@ from engine.diffusion.batching import BatchedNetwork
 from engine.diffusion.model import Denoised, Denoiser, window_positions
 from engine.diffusion.schedule import alpha_bar, q_sample, strided_timesteps
 from engine.diffusion.steps import STEP_RULES
-from engine.options import Widget, check, option
+from engine.options import Widget, check, derived, option
 from engine.text.template import Template, stack
 from engine.text.tokenizer import Tokenizer
 
@@ -62,7 +62,7 @@ class SampleOptions:
     every_step: bool = option(False, "run every step, never stopping once the words settle (--settle-steps 0)",
                               label="every step", api=True,
                               page=Widget("checkbox", "run every step (off: a run stops once its words have settled)"))
-    record_latents: bool = field(default=True)  # derived: keep x_t in each Frame (latent plot)
+    record_latents: bool = derived(True)  # keep x_t in each Frame (the latent plot)
 
     def __post_init__(self) -> None:
         check(self)
