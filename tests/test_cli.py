@@ -11,6 +11,7 @@ import pytest
 from engine.controls.guidance import GuidanceOptions, default_guidance
 from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
+from engine.diffusion.steps import STEP_RULES
 from engine.pipeline import Pipeline
 from engine.request import Request
 from tests.conftest import TINY
@@ -115,7 +116,7 @@ def test_bench_prints_speed_and_memory(tiny_model):
     rules = run("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--step-rules", "--json")
     assert rules.returncode == 0, rules.stderr
     timed = {(r["step_rule"], r["steps"], r["batch"]) for r in json.loads(rules.stdout)["step_rules"]}
-    assert timed == {(rule, steps, batch) for rule in ("ancestral", "ddim") for steps in (10, 20, 50)
+    assert timed == {(rule, steps, batch) for rule in STEP_RULES for steps in (10, 20, 50)
                      for batch in (1, 16)}
 
 

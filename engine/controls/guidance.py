@@ -4,7 +4,9 @@ near the denoiser's own proposal:
 
     maximise   sum_c weight_c * log p_c(target_c | x)  -  fluency * ||x - mean||^2 / (2 variance)
 
-where mean and variance are those of the posterior the sampler just drew x from. Like the paper
+where mean is where the sampler's step landed before any fresh noise (the ancestral posterior's
+mean; a deterministic step's own latent) and variance the ancestral posterior variance of the step's
+two times, which the schedule alone gives, whatever the step rule (GuideStep). Like the paper
 it takes Adagrad steps (step size `strength`). The classifiers read either x itself (the paper's
 way, cheap: no pass through the denoiser) or x0_hat(x) = softmax(logits(x)) . E, the denoiser's
 clean estimate, which is differentiable in x but costs a denoiser pass forward and back per step.

@@ -1,12 +1,13 @@
 """The sampling loop: one loop for free text, fixed lengths, infilling and guided runs.
 
 Each step orders five things and nothing else: the denoiser's **estimate** of the clean words
-(`estimate`), the **frame** that records it, the **step** rule that moves x_t to the next, lower
-time (`engine.diffusion.steps`), the **guide** that may move the new latent (classifier guidance,
-`engine.controls.guidance`), and the **locks** that set locked positions back to their word
-vectors (clean by default; `locked_noise` re-noises them towards the current t, as
-Diffusion-LM's replacement did). `Sampler.frames()` yields every Frame as it is made; a run whose
-free words have settled (`SampleOptions.settle_steps`) stops early, its last frame marked `stopped`.
+(`estimate`), the **frame** that records it, the **step** that moves x_t to the next, lower time
+(the run's own scheduler, which `SampleOptions.step_rule` names: `engine.diffusion.steps`), the
+**guide** that may move the new latent (classifier guidance, `engine.controls.guidance`), and the
+**locks** that set locked positions back to their word vectors (clean by default; `locked_noise`
+re-noises them towards the current t, as Diffusion-LM's replacement did). `Sampler.frames()` yields
+every Frame as it is made; a run whose free words have settled (`SampleOptions.settle_steps`) stops
+early, its last frame marked `stopped`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 
 from engine.diffusion.batching import BatchedNetwork
 from engine.diffusion.model import Denoised, Denoiser, window_positions
-from engine.diffusion.schedule import alpha_bar, q_sample, strided_timesteps
+from engine.diffusion.schedule import alpha_bar, posterior_variance, q_sample, strided_timesteps
 from engine.diffusion.steps import STEP_RULES
 from engine.options import Widget, check, derived, option
 from engine.text.template import Template, stack
@@ -148,8 +149,10 @@ class GuideStep:
     """What the sampler hands a guide after a step to time t."""
 
     x: torch.Tensor  # [B, L, D] the new latent over the positions the network runs on
-    mean: torch.Tensor  # the ancestral posterior's mean and variance: the guide's trust region
-    variance: torch.Tensor  # [B, 1, 1]
+    mean: torch.Tensor  # [B, L, D] where the step landed before fresh noise (SchedulerOutput.mean)
+    # the ancestral posterior variance of the step's two times, from the schedule alone: with `mean`,
+    # the guide's trust region (a number, or one per row [B, 1, 1])
+    variance: torch.Tensor
     t: int
     T: int  # the schedule's length
     estimate: Callable[[torch.Tensor], torch.Tensor]  # x -> x0_hat(x), differentiable (one denoiser pass)
@@ -255,8 +258,9 @@ class Sampler:
         ids, mask = full_ids[:, :L], full_mask[:, :L] | ~inside
         locks = Locks(ids, mask, E[ids])
         banned = self.banned_words(locks)
-        step_rule = STEP_RULES[options.step_rule]
-        times = options.times(T)
+        scheduler = STEP_RULES[options.step_rule](T, noise_scale=options.noise_scale)  # this run's alone
+        scheduler.set_timesteps(options.times(T))
+        times = scheduler.timesteps
         network = self.network if attention_mask is None else partial(self.network, attention_mask=attention_mask)
 
         def whole(part: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
@@ -290,12 +294,11 @@ class Sampler:
                         alternatives=(top.indices.cpu(), top.values.cpu()) if top is not None else None, stopped=stop)
             if t_next == 0 or stop:
                 break
-            noise = torch.randn(x.shape, generator=generator, device=device)
-            step = step_rule(est.x0_hat, x, t_batch, torch.full((B,), t_next, device=device), noise, T,
-                             options.noise_scale)
-            x = step.x
+            step = scheduler.step(est.x0_hat, t, x, generator)
+            x = step.x_prev
             if guide is not None:
-                x, scores = guide(GuideStep(x=x, mean=step.mean, variance=step.variance, t=t_next, T=T,
+                variance = posterior_variance(t, t_next, T).to(device)
+                x, scores = guide(GuideStep(x=x, mean=step.mean, variance=variance, t=t_next, T=T,
                                             estimate=self.estimator(t_next, est.soft, E, banned, locks,
                                                                     attention_mask=attention_mask),
                                             whole=partial(whole, rest=full_vectors)))

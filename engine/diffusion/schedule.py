@@ -28,16 +28,20 @@ def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, T: int = T_
 
 
 def posterior(
-    x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor, T: int = T_DEFAULT
+    x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | float, t_prev: torch.Tensor | float, T: int = T_DEFAULT
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and variance of q(x_{t_prev} | x_t, x_0) for any t_prev < t (strided sampling)."""
     ab_t = per_row(alpha_bar(t, T), x0)
     ab_prev = per_row(alpha_bar(t_prev, T), x0)
     alpha_step = ab_t / ab_prev
-    beta_step = 1.0 - alpha_step
-    mean = (ab_prev.sqrt() * beta_step * x0 + alpha_step.sqrt() * (1.0 - ab_prev) * x_t) / (1.0 - ab_t)
-    variance = beta_step * (1.0 - ab_prev) / (1.0 - ab_t)
-    return mean, variance
+    mean = (ab_prev.sqrt() * (1.0 - alpha_step) * x0 + alpha_step.sqrt() * (1.0 - ab_prev) * x_t) / (1.0 - ab_t)
+    return mean, per_row(posterior_variance(t, t_prev, T), x0)
+
+
+def posterior_variance(t: torch.Tensor | float, t_prev: torch.Tensor | float, T: int = T_DEFAULT) -> torch.Tensor:
+    """Variance of q(x_{t_prev} | x_t, x_0): a function of the two times alone (guidance's trust region)."""
+    ab_t, ab_prev = alpha_bar(t, T), alpha_bar(t_prev, T)
+    return (1.0 - ab_t / ab_prev) * (1.0 - ab_prev) / (1.0 - ab_t)
 
 
 def strided_timesteps(steps: int, T: int = T_DEFAULT, start: int | None = None) -> list[int]:
