@@ -109,7 +109,7 @@ class Steering:
     """What steers a kind that reads both a classifier and the denoiser's word posterior."""
 
     classifier: ControlClassifier
-    posterior: Any  # engine.controls.include.WordPosterior
+    posterior: Any  # engine.diffusion.posterior.WordPosterior
 
 
 @dataclass

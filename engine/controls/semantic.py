@@ -19,7 +19,8 @@ from torch import nn
 
 from engine.controls.base import IGNORE, ClassifierControl, ControlKind, Labels, Steering, json_value
 from engine.controls.classifier import ControlClassifier, LabelledCorpus
-from engine.controls.include import IncludeControl, IncludeTarget, WordPosterior
+from engine.controls.include import IncludeControl, IncludeTarget
+from engine.diffusion.posterior import WordPosterior
 from engine.errors import TargetError
 from engine.text.tokenizer import bounded_words
 
