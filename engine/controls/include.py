@@ -91,15 +91,6 @@ def found_in_order(words: Sequence[str], phrases: Sequence[Sequence[str]]) -> in
     return most[-1]
 
 
-def word_ids(posterior: WordPosterior, words: list[str]) -> list[int]:
-    """The ids of words to include, each known to the vocabulary."""
-    try:
-        posterior.tokenizer.check_known(words)
-    except TemplateError as exc:
-        raise TargetError(f"include: {exc}") from exc
-    return posterior.tokenizer.encode_words(words)
-
-
 @dataclass
 class IncludeControl:
     posterior: WordPosterior
@@ -115,7 +106,10 @@ class IncludeControl:
         most = max((len(t.words) for t in self.targets if t), default=0)
         word_ids, continues, counts = [[0] * most for _ in self.targets], [[False] * most for _ in self.targets], []
         for row, target in enumerate(self.targets):
-            ids = word_ids(self.posterior, target.words) if target else []
+            try:
+                ids = self.posterior.ids(target.words) if target else []
+            except TemplateError as exc:
+                raise TargetError(f"include: {exc}") from exc
             if len(ids) + 2 > self.posterior.seq_len:
                 raise TargetError(f"include: {len(ids)} words cannot fit: the model writes at most "
                                   f"{self.posterior.seq_len - 2}")

@@ -220,5 +220,6 @@ KIND = ControlKind(
     write_target=lambda example: json.dumps(example.meaning.tokens(), ensure_ascii=False),
     compose_entry=lambda example: {"attr": example.meaning.tokens()}, file_name="semantic.jsonl",
     control=semantic_control, classifier=SemanticClassifier, many=True, choices_from_classifier=True, words_steer=True,
+    composed=True, from_mr=judgeable_meaning,
     guidance={"strength": 2.0}, candidates=4,  # measured: docs/controls.md, "Defaults per kind"
 )

@@ -35,3 +35,8 @@ class WordPosterior:
         E = self.embeddings.to(x)
         distance = (x * x).sum(-1, keepdim=True) - 2 * ab.sqrt() * (x @ E.T) + ab * (E * E).sum(-1)
         return (-distance / (2 * (1 - ab))).log_softmax(-1)
+
+    def ids(self, words: list[str]) -> list[int]:
+        """The vocabulary ids of `words`; a TemplateError names any it does not know."""
+        self.tokenizer.check_known(words)
+        return self.tokenizer.encode_words(words)
