@@ -52,6 +52,8 @@ LOCKED_WORDS = (2, 4)  # a template made from a target's sentence keeps this man
 
 @dataclass
 class ControlOptions:
+    """`evaluate control`'s own flags (the model, sampling, guidance, writing, weights and seed are shared)."""
+
     kind: str = field(metadata={"choices": FILE_KINDS, "help": "the kind of control the target file holds"})
     targets: str = field(metadata={"help": "target file in the format of the kind (see engine.controls)"})
     n_targets: int = option(50, "use the first K targets of the file")

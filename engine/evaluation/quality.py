@@ -35,6 +35,8 @@ from engine.text.tokenizer import Tokenizer, split_words
 
 @dataclass
 class QualityOptions:
+    """`evaluate quality`'s own flags (the model, sampling and seed are every evaluation's)."""
+
     n: int = option(64, "samples of each kind")
     batch: int = option(64, "rows sampled at once")
     candidates: int = option(4, "candidates per infill for the best-of figures")

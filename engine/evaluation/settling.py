@@ -26,6 +26,8 @@ from engine.text.template import Template, free_template
 
 @dataclass
 class SettleOptions:
+    """`evaluate settle`'s own flags (the model, sampling and seed are every evaluation's)."""
+
     n: int = option(40, "requests of each kind (free text, four infill patterns)")
     samples: int = option(4, "rows per request (the editor's default)")
     settle_grid_steps: str = option("1,2,3,5,8", "k: steps unchanged, comma-separated")

@@ -34,6 +34,8 @@ def strengths(text: str) -> list[float]:
 
 @dataclass
 class VaryOptions:
+    """`evaluate vary`'s own flags (the model, sampling and seed are every evaluation's)."""
+
     n: int = option(30, "real sentences to vary")
     samples: int = option(4, "variations of each sentence per strength")
     strengths: str = option("0.1,0.2,0.3,0.4,0.5,0.6,0.8,1", "vary strengths, comma-separated")
