@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     from engine.pipeline import Pipeline
 
     try:
-        pipe = Pipeline.load(args.model, args.precision, device=args.device, shared=not args.unbatched)
+        pipe = Pipeline.from_pretrained(args.model, device=args.device, precision=args.precision,
+                                        shared=not args.unbatched)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

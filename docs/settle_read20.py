@@ -3,14 +3,14 @@ import json
 from pathlib import Path
 
 from engine.diffusion.sampler import SampleOptions
+from engine.evaluation.quality import BLANK_PATTERNS, infill_templates
 from engine.pipeline import Pipeline
 from engine.request import Prompt, Request
-from engine.scoring.quality import BLANK_PATTERNS, infill_templates
 from engine.text.data import read_sentences
 from engine.text.template import free_template
 from engine.text.tokenizer import split_words
 
-pipe = Pipeline.load()
+pipe = Pipeline.from_pretrained()
 valid = [split_words(s) for s in read_sentences(Path("../shared/data/e2e/valid.csv"))]
 usable = [w for w in valid if all(x in pipe.tokenizer for x in w) and 4 <= len(w) <= pipe.seq_len - 2]
 picked = [usable[i * len(usable) // 4 + 7] for i in range(4)]  # other sentences than the table's first

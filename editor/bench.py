@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     from editor.serving import EVENT_CONCURRENCY, MAX_QUEUE
     from engine.pipeline import Pipeline
 
-    demo, editor = build(Pipeline.load(args.model, args.precision, device=args.device),
+    demo, editor = build(Pipeline.from_pretrained(args.model, device=args.device, precision=args.precision),
                          concurrency=concurrency(args.concurrency))
     demo.queue(default_concurrency_limit=EVENT_CONCURRENCY, max_size=MAX_QUEUE)
     port = free_port()

@@ -47,7 +47,7 @@ import time
 import torch
 
 from engine.cli import add_model_options, parser_for, run_command
-from engine.controls import COMPOSED, FUTURE, KINDS, STEERED
+from engine.controls import COMPOSED, FUTURE, KINDS, MEANING, STEERED
 from engine.controls.guidance import GuidanceOptions
 from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
@@ -130,15 +130,15 @@ def side_by_side(pipes: list[Pipeline], steps: list[int], repeats: int, compare_
     settings = [("12-word template", SIDE_BY_SIDE_TEMPLATE, None, 1, "x_t"),
                 ("12-word template", SIDE_BY_SIDE_TEMPLATE, None, 16, "x_t"),
                 ("full-length text", None, None, 1, "x_t"),
-                ("guided: semantic reads x0_hat", "_ _ _ is a _ _ near _ _ .", {"semantic": ["food=Italian"]}, 1,
-                 "x0_hat")]
+                (f"guided: {MEANING} reads x0_hat", "_ _ _ is a _ _ near _ _ .",
+                 {MEANING: [KINDS[MEANING].placeholder]}, 1, "x0_hat")]
     best: dict[tuple[int, int], float] = {}
     passes: dict[tuple[int, int], list[int]] = {}
     positions: dict[tuple[int, int], int] = {}
     for seed in range(repeats + 1):  # the first round warms up
         for m, (pipe, n_steps, stop) in enumerate(variants):
             for s, (_, template, fields, batch, reads) in enumerate(settings):
-                if fields and "semantic" not in pipe.control_kinds():
+                if fields and not set(fields) <= set(pipe.control_kinds()):
                     continue
                 length = pipe.seq_len - 2 if template is None else None
                 sampling = SampleOptions(steps=n_steps, record_latents=False, settle_steps=stops[stop])
@@ -213,13 +213,13 @@ def bench(args) -> int:
         steps = args.steps or [SampleOptions().steps]
         if len(steps) not in (1, len(args.models)):
             raise EngineError(f"--steps takes one count or one per model ({len(args.models)}), got {len(steps)}")
-        pipes = [Pipeline.load(d, args.precision, device=args.device) for d in args.models]
+        pipes = [Pipeline.from_pretrained(d, device=args.device, precision=args.precision) for d in args.models]
         rows = side_by_side(pipes, steps * len(pipes) if len(steps) == 1 else steps, args.repeats,
                             args.compare_settle)
         print(json.dumps({"side_by_side": rows, "precision": pipes[0].precision, "peak_rss_mb": peak_rss_mb(),
                           "threads": torch.get_num_threads(), "torch": torch.__version__}, indent=2))
         return 0
-    pipe = Pipeline.load(args.model, args.precision, device=args.device)
+    pipe = Pipeline.from_pretrained(args.model, device=args.device, precision=args.precision)
     if args.methods:
         if not 1 <= args.batch <= 32:
             raise EngineError(f"--batch must be from 1 to 32, got {args.batch}")

@@ -28,7 +28,7 @@ from engine.cli import parser_for, run_command
 from engine.diffusion.checkpoint import BUNDLED_MODEL, load_denoiser
 from engine.diffusion.model import Denoiser, FastDropout, swap_dropout
 from engine.errors import EngineError
-from engine.evaluate import DATA
+from engine.evaluation import DATA
 from engine.precision import choose_precision
 from engine.text.data import encode_corpus, read_sentences
 from engine.train import TrainConfig, autocast_in, compute_loss

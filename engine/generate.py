@@ -51,7 +51,7 @@ def request_from(args) -> Request:
 
 
 def generate(args) -> int:
-    result = Pipeline.load(args.model, args.precision, device=args.device).run(request_from(args))
+    result = Pipeline.from_pretrained(args.model, device=args.device, precision=args.precision).run(request_from(args))
     if args.json:
         print(json.dumps({"samples": [{"text": c.text, "tokens": c.words, "control_scores": c.control_scores}
                                       for c in result.best],

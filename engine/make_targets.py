@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 
 from engine.cli import parser_for, run_command
-from engine.controls import COMPOSED, KINDS
+from engine.controls import COMPOSED, KINDS, MEANING
 from engine.controls.base import Example
-from engine.controls.semantic import judgeable_meaning
 from engine.text.data import read_pairs
 from engine.text.syntax import parse
 from engine.text.tokenizer import split_words
@@ -31,7 +30,7 @@ def make_targets(data: Path, out: Path, n: int, seed: int = 0) -> dict[str, int]
     rng.shuffle(pairs)
     chosen = []
     for mr, ref in pairs:
-        words, meaning = split_words(ref), judgeable_meaning(mr)
+        words, meaning = split_words(ref), KINDS[MEANING].from_mr(mr)
         if words and meaning and len(words) <= 40:
             chosen.append((words, meaning))
         if len(chosen) == n:

@@ -1,6 +1,6 @@
 """The one path of every generation: a Request in, a Result out.
 
-    pipe = Pipeline.load()                                    # assets/model
+    pipe = Pipeline.from_pretrained()                         # assets/model
     result = pipe.run(Request.one("The Eagle is a _ _ .", samples=4, seed=7))
     [c.text for c in result.best], result.cost
 
@@ -9,30 +9,27 @@ returns only the Result. A request with method "fudge" or "ar" is written left t
 judge's autoregressive LM instead (`write`): a `Written` state per word, then a `Writing`.
 Inside: the request's prompts become template rows (`plan`), the
 controls are built for those rows, the sampler denoises them (guided when controls steer), and
-`rank` orders each prompt's rows by independent checks, the controls' oracles and the judge.
+engine.ranking orders each prompt's rows by independent checks, the controls' oracles and the
+judge. Reading a model folder, and the networks that steer controls, is engine.loading's.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import torch
-from transformers import GPT2LMHeadModel
 
-from engine.autoregressive.discriminator import FutureDiscriminator, load_discriminator
 from engine.autoregressive.prompts import Opening, checked_template
 from engine.autoregressive.prompts import opening as left_opening
 from engine.autoregressive.writer import Passes, Written
 from engine.autoregressive.writer import write as write_left_to_right
-from engine.controls import KINDS
-from engine.controls.base import Control, Steering
-from engine.controls.classifier import ControlClassifier, classifier_path, load_classifier
+from engine.controls.base import Control
+from engine.controls.classifier import ControlClassifier
 from engine.controls.guidance import Guidance
-from engine.controls.include import WordPosterior
 from engine.controls.spans import check_ends, fitting
 from engine.controls.targets import build_controls, constrain
 from engine.diffusion.checkpoint import BUNDLED_MODEL, load_denoiser
@@ -40,12 +37,13 @@ from engine.diffusion.forward import Noising, noising
 from engine.diffusion.model import Denoiser
 from engine.diffusion.sampler import Frame, Sampler
 from engine.diffusion.schedule import strided_timesteps
-from engine.errors import CheckpointError, ConfigError, TemplateError
+from engine.errors import ConfigError, TemplateError
+from engine.loading import Networks, load_judge, model_directory
 from engine.precision import check_device, choose_precision
 from engine.provenance import model_name, request_dict, versions, weights_digests
-from engine.request import MAX_ROWS, MAX_SEED, Candidate, Cost, Prompt, Request, Result, WriteCost, Writing
+from engine.ranking import Plan, rank
+from engine.request import MAX_ROWS, MAX_SEED, Cost, Prompt, Request, Result, WriteCost, Writing
 from engine.scoring.judge import Judge
-from engine.scoring.metrics import has_repeated_trigram, locked_kept
 from engine.text.template import (
     Template,
     expand_ellipsis,
@@ -61,17 +59,6 @@ from engine.text.tokenizer import Tokenizer
 ELLIPSIS_LENGTHS = (1, 2, 3, 4, 5, 6, 8)  # words tried for each `...` blank
 ELLIPSIS_ROWS = 32  # at most this many rows for one prompt's '...' lengths together
 SAMPLE_PAD = 2  # positions after END a windowed model samples on (it trained on 0 .. losses.WINDOW_PAD)
-
-
-def distinct_first(ranked: list[Candidate]) -> list[Candidate]:
-    """`ranked` with every repeat of a text ranked above it moved to the end (in their order): a
-    request for four samples shows four different sentences when it drew them."""
-    seen: set[str] = set()
-    first, repeats = [], []
-    for candidate in ranked:
-        (repeats if candidate.text in seen else first).append(candidate)
-        seen.add(candidate.text)
-    return first + repeats
 
 
 @dataclass
@@ -93,15 +80,6 @@ class Timed:
 
 
 @dataclass
-class Plan:
-    """The rows a request samples: a template each, the prompt it belongs to, and the controls."""
-
-    templates: list[Template]
-    prompt_rows: list[int]
-    controls: list[Control]
-
-
-@dataclass
 class LeftPlan:
     """The rows a left-to-right request writes: each one's opening, prompt and targets, and the controls."""
 
@@ -119,24 +97,21 @@ class Pipeline:
     judge: Judge | None
     training: dict  # how the denoiser was trained (steps, time, losses)
     directory: Path
-    classifiers: dict[str, ControlClassifier] = field(default_factory=dict)  # loaded on first use
-    discriminators: dict[str, FutureDiscriminator] = field(default_factory=dict)  # FUDGE's, loaded on first use
+    networks: Networks  # the judge's LM and what steers each kind of control, loaded on first use
 
     @classmethod
-    def load(cls, directory: Path | str | None = None, precision: str = "auto", device: str = "cpu",
-             shared: bool = True) -> Pipeline:
-        """The model folder's networks on `device` ("cpu", "cuda", "cuda:1"; see `check_device`), the
-        denoiser in `precision` (auto: bf16 where the device runs it natively, else fp32). `shared`: runs
-        in different threads (the editor's users) share their denoiser passes (engine.diffusion.batching)."""
-        directory = Path(directory) if directory else BUNDLED_MODEL
-        if not directory.is_dir():
-            raise CheckpointError(f"model directory not found: {directory}")
-        device = check_device(device)
+    def from_pretrained(cls, directory: Path | str | None = None, *, device: str = "cpu", precision: str = "auto",
+                        shared: bool = True) -> Pipeline:
+        """The model folder's networks (None: the bundled model) on `device` ("cpu", "cuda", "cuda:1"; see
+        engine.precision.check_device), the denoiser in `precision` (auto: bf16 where the device runs it
+        natively, else fp32). `shared`: runs in different threads (the editor's users) share their denoiser
+        passes (engine.diffusion.batching)."""
+        directory, device = model_directory(directory), check_device(device)
         precision = choose_precision(precision, device)[0]
         model, tokenizer, training = load_denoiser(directory, device)
-        judge = Judge(directory, tokenizer, device) if (directory / "judge.json").is_file() else None
+        judge = load_judge(directory, tokenizer, device)
         sampler = Sampler(model, tokenizer, bf16=precision == "bf16", shared=shared)
-        return cls(model, tokenizer, sampler, judge, training, directory)
+        return cls(model, tokenizer, sampler, judge, training, directory, Networks(directory, model, tokenizer, judge))
 
     @property
     def precision(self) -> str:
@@ -152,23 +127,12 @@ class Pipeline:
         return next(self.model.parameters()).device
 
     def control_kinds(self) -> list[str]:
-        """The controls this model directory offers: those with a trained classifier, and those needing none."""
-        return [name for name, kind in KINDS.items()
-                if not kind.trained or classifier_path(self.directory, name).is_file()]
+        """The controls this model folder offers: those with a trained classifier, and those needing none."""
+        return self.networks.kinds()
 
     def classifier(self, kind: str) -> ControlClassifier:
-        if kind not in self.classifiers:
-            self.classifiers[kind] = load_classifier(self.directory, kind).to(self.device)
-        return self.classifiers[kind]
-
-    def control_source(self, kind: str) -> ControlClassifier | Steering | WordPosterior | None:
-        """What steers a control of `kind`: its trained classifier (with the denoiser's word posterior
-        for a kind whose targets are words), else the word posterior alone."""
-        if KINDS[kind].trained:
-            if KINDS[kind].words_steer:
-                return Steering(self.classifier(kind), self.word_posterior)
-            return self.classifier(kind)
-        return self.word_posterior if KINDS[kind].steers else None
+        """The trained classifier of `kind` (its labels are what a UI offers to pick from)."""
+        return self.networks.classifier(kind)
 
     @cached_property
     def weights(self) -> dict[str, str]:
@@ -182,10 +146,6 @@ class Pipeline:
                  "device": str(self.device),  # a seed draws other noise on a GPU than on the CPU
                  "precision": self.precision}  # and bf16 rounds otherwise than fp32
         return {"model": model, "request": request_dict(request), "versions": versions()}
-
-    @cached_property
-    def word_posterior(self) -> WordPosterior:
-        return WordPosterior(self.model.embeddings().detach(), self.model.config.T, self.tokenizer, self.seq_len)
 
     # --- the path ----------------------------------------------------------------------------
     def run(self, request: Request) -> Result | Writing:
@@ -208,7 +168,7 @@ class Pipeline:
         trajectory = self.sampler.trajectory(frames, plan.templates)
         cost = Cost(seconds=steps.seconds, denoiser_passes=len(frames) + (guide.denoiser_passes if guide else 0),
                     classifier_passes=guide.classifier_passes if guide else 0, rows=len(plan.templates))
-        ranked = self.rank(trajectory.words, plan, request.samples)
+        ranked = rank(trajectory.words, plan, request.samples, self.tokenizer, self.judge)
         yield Result(ranked, trajectory, plan.prompt_rows, plan.controls, cost)
 
     def write(self, request: Request) -> Iterator[Written | Writing]:
@@ -217,14 +177,14 @@ class Pipeline:
         controls steer through their FUDGE discriminators ("fudge") or are only judged ("ar").
         A `Written` state after every word, then the `Writing`, checked and ranked as diffusion's."""
         plan = self.left_plan(request)
-        tok, seq_len = self.tokenizer, self.lm_seq_len
+        tok, seq_len = self.tokenizer, self.networks.lm_seq_len
 
         def controls_for(rows: list[int]) -> list[Control]:
-            return build_controls([plan.targets[r] for r in rows], self.discriminator, request.weights)
+            return build_controls([plan.targets[r] for r in rows], self.networks.discriminator, request.weights)
 
         passes = Passes()
         steps = Timed(write_left_to_right(
-            self.lm, tok, [o.prefix for o in plan.openings], [o.length for o in plan.openings],
+            self.networks.lm, tok, [o.prefix for o in plan.openings], [o.length for o in plan.openings],
             controls_for if request.steers and plan.controls else None, options=request.writing, seed=request.seed,
             seq_len=seq_len, passes=passes))
         states = []
@@ -235,7 +195,7 @@ class Pipeline:
         templates = [checked_template(o, w, tok, seq_len) for o, w in zip(plan.openings, words, strict=True)]
         cost = WriteCost(seconds=steps.seconds, lm_passes=passes.lm, discriminator_passes=passes.discriminator,
                          rows=len(plan.openings))
-        ranked = self.rank(words, Plan(templates, plan.prompt_rows, plan.controls), request.samples)
+        ranked = rank(words, Plan(templates, plan.prompt_rows, plan.controls), request.samples, tok, self.judge)
         yield Writing(ranked, states, plan.prompt_rows, plan.controls, cost)
 
     def left_plan(self, request: Request) -> LeftPlan:
@@ -244,13 +204,14 @@ class Pipeline:
         openings, prompt_rows = [], []
         for p, prompt in enumerate(request.prompts):
             rows = request.samples * request.drawn(prompt)
-            opening = left_opening(prompt, self.tokenizer, self.lm_seq_len)
+            prompt.check_one_length()
+            opening = left_opening(prompt.template, prompt.length, self.tokenizer, self.networks.lm_seq_len)
             if opening.length is not None:
                 check_ends(prompt.targets, opening.length, "the template")
             openings += [opening] * rows
             prompt_rows += [p] * rows
         targets = [request.prompts[p].targets for p in prompt_rows]
-        source = self.discriminator if request.steers else self.control_source
+        source = self.networks.discriminator if request.steers else self.networks.control_source
         controls = build_controls(targets, source, request.weights) if any(targets) else []
         return LeftPlan(openings, prompt_rows, targets, controls)
 
@@ -261,27 +222,6 @@ class Pipeline:
             self.plan(request)
         else:
             self.left_plan(request)
-
-    @property
-    def lm(self) -> GPT2LMHeadModel:
-        """The autoregressive LM that writes left to right: the judge's."""
-        if self.judge is None:
-            raise CheckpointError(f"left-to-right writing needs the autoregressive LM (judge.json) in {self.directory}")
-        return self.judge.model
-
-    @property
-    def lm_seq_len(self) -> int:
-        """The positions a left-to-right row has: the LM's."""
-        return self.lm.config.n_positions
-
-    def discriminator(self, kind: str) -> FutureDiscriminator:
-        if kind not in self.discriminators:
-            discriminator = load_discriminator(self.directory, kind, self.tokenizer)
-            if discriminator.config.seq_len != self.lm_seq_len:
-                raise CheckpointError(f"the FUDGE {kind} discriminator reads {discriminator.config.seq_len} "
-                                      f"positions but the LM writes {self.lm_seq_len}: retrain it")
-            self.discriminators[kind] = discriminator.to(self.device)
-        return self.discriminators[kind]
 
     def plan(self, request: Request) -> Plan:
         """Template rows for every prompt (samples x candidates each; a `...` blank tries several
@@ -301,13 +241,13 @@ class Pipeline:
             raise ConfigError(f"the request needs {len(templates)} rows, more than the {MAX_ROWS} one batch holds")
         if not any(targets):
             return Plan(self.windowed(templates), prompt_rows, [])
-        controls = build_controls(targets, self.control_source, request.weights)
+        controls = build_controls(targets, self.networks.control_source, request.weights)
         if request.steer:
             kept = constrain(templates, controls, self.seq_len, droppable)
             if len(kept) != len(templates):
                 templates = [templates[r] for r in kept]
                 prompt_rows = [prompt_rows[r] for r in kept]
-                controls = build_controls([targets[r] for r in kept], self.control_source, request.weights)
+                controls = build_controls([targets[r] for r in kept], self.networks.control_source, request.weights)
         # the network runs on each row's window; the classifiers read whole rows (GuideStep.whole)
         return Plan(self.windowed(templates), prompt_rows, controls)
 
@@ -363,34 +303,5 @@ class Pipeline:
         if not 0 <= seed <= MAX_SEED:
             raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed}")
         template = self.windowed([vary_template(sentence, None, self.tokenizer, self.seq_len)])[0]
-        return noising(self.sampler, self.word_posterior, template, seed,
+        return noising(self.sampler, self.networks.word_posterior, template, seed,
                        [0, *reversed(strided_timesteps(points, self.model.config.T))])
-
-    # --- ranking -----------------------------------------------------------------------------
-    def rank(self, words: list[list[str]], plan: Plan, keep: int) -> list[list[Candidate]]:
-        """Each prompt's rows (their finished `words`, checked against the plan's templates), best
-        first: those passing more checks first, then those meeting the controls better (by their
-        oracles), then by the judge's perplexity (lower is better); the first `keep` of each."""
-        ppl = self.judge.sentence_perplexities(words) if self.judge else [None] * len(words)
-        oracle = {c.name: c.evaluate(words) for c in plan.controls}
-        candidates = [Candidate(w, row, ppl[row], self.checks(template, w),
-                                {name: round(s[row], 3) for name, s in oracle.items() if s[row] is not None})
-                      for row, (w, template) in enumerate(zip(words, plan.templates, strict=True))]
-
-        def order(c: Candidate) -> tuple:
-            met = sum(c.control_scores.values()) / len(c.control_scores) if c.control_scores else 0.0
-            return -sum(c.checks.values()), -met, c.judge_ppl or 0.0
-
-        groups: list[list[Candidate]] = [[] for _ in range(max(plan.prompt_rows) + 1)]
-        for candidate in candidates:
-            groups[plan.prompt_rows[candidate.row]].append(candidate)
-        return [distinct_first(sorted(group, key=order))[:keep] for group in groups]
-
-    def checks(self, template: Template, words: list[str]) -> dict[str, bool]:
-        """Independent checks on finished words (string comparison, not the model's beliefs)."""
-        result = {"locked words kept": locked_kept([template], [words], self.tokenizer) in (1.0, None),
-                  "no repeated 3-gram": not has_repeated_trigram(words)}
-        length = fixed_length(template)
-        if length is not None:
-            result[f"exactly {length} words"] = len(words) == length
-        return result

@@ -103,6 +103,6 @@ def editor(tiny_model):
     from editor.layout import build
     from engine.pipeline import Pipeline
 
-    ed = build(Pipeline.load(tiny_model, precision="fp32"))[1]
+    ed = build(Pipeline.from_pretrained(tiny_model, precision="fp32"))[1]
     yield ed
     ed.close()

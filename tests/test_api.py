@@ -280,7 +280,7 @@ def test_api_arguments_keep_their_names_and_defaults(client):
 @pytest.fixture(scope="module")
 def pipe() -> Pipeline:
     """The bundled model in this process, as the app loads it (the precision this machine runs fastest)."""
-    return Pipeline.load()
+    return Pipeline.from_pretrained()
 
 
 @pytest.mark.parametrize("args, kwargs, request_options", [

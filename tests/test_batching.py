@@ -181,7 +181,7 @@ def test_bad_settle_settings_are_refused(settings, message):
 
 
 def test_the_pipeline_reports_a_stopped_run_and_its_passes(tiny_model):
-    pipe = Pipeline.load(tiny_model, precision="fp32")
+    pipe = Pipeline.from_pretrained(tiny_model, precision="fp32")
     options = SampleOptions(steps=50, settle_steps=2, settle_confidence=0.0)
     result = pipe.run(Request.one("The Eagle is a _ _ .", samples=2, seed=1, sampling=options))
     stopped = result.trajectory.stopped_at

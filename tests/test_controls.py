@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from engine.controls import COMPOSED, KINDS, MEANING, STEERED
 from engine.controls.classifier import load_classifier
 from engine.controls.guidance import Guidance, GuidanceOptions
 from engine.controls.include import parse_field as parse_include
@@ -94,7 +95,7 @@ def test_attachment_f1_counts_labelled_arcs():
 
 
 def controls_for(pipe, rows, weights=None):
-    return build_controls(rows, pipe.control_source, weights or {})
+    return build_controls(rows, pipe.networks.control_source, weights or {})
 
 
 def fit(templates, controls, seq_len):
@@ -104,7 +105,7 @@ def fit(templates, controls, seq_len):
 
 
 def test_spacy_oracles_on_hand_written_sentences(control_model):
-    pipe = Pipeline.load(control_model, precision="fp32")
+    pipe = Pipeline.from_pretrained(control_model, precision="fp32")
     words = "The Eagle is a pub near the river .".split()
     tags = tuple(parse([words])[0].pos)
     assert tags == ("DET", "PROPN", "AUX", "DET", "NOUN", "ADP", "DET", "NOUN", "PUNCT")
@@ -158,7 +159,7 @@ def test_target_files_drop_start_end_and_newline(tmp_path):
 
 @pytest.fixture(scope="module")
 def pipe(control_model):
-    return Pipeline.load(control_model, precision="fp32")
+    return Pipeline.from_pretrained(control_model, precision="fp32")
 
 
 @pytest.mark.parametrize(("prompt", "span", "match"), [
@@ -192,6 +193,12 @@ def test_a_span_past_the_length_another_control_asks_for_is_refused(pipe):
         fit([free_template(pipe.seq_len)], controls_for(pipe, rows), pipe.seq_len)
     assert fit([free_template(pipe.seq_len)], controls_for(pipe, [[rows[0][0], SpanTarget(((1, 2, "NP"),))]]),
                pipe.seq_len) == [length_template(3, pipe.seq_len)]
+
+
+def test_the_registry_says_what_is_composed_and_what_reads_meaning_representations():
+    assert COMPOSED == ("pos", "semantic")  # Diffusion-LM's composition task
+    targets = KINDS[MEANING].from_mr("name[The Eagle], familyFriendly[yes], food[Italian]")
+    assert [t.label for t in targets] == ["name=The Eagle", "food=Italian"]  # yes/no is no word a sentence holds
 
 
 def one_target_per_kind(pipe):
@@ -232,11 +239,12 @@ def test_guidance_window_guides_only_its_part_of_the_schedule(pipe):
 
 def test_composition_sums_weighted_log_probs(pipe):
     targets = one_target_per_kind(pipe)
-    controls = controls_for(pipe, [targets] * 2, {"pos": 2.0, "semantic": 0.5})
-    assert [c.name for c in controls] == ["pos", "tree", "spans", "semantic", "include"]
+    weights = {"pos": 2.0, "semantic": 0.5}
+    controls = controls_for(pipe, [targets] * 2, weights)
+    assert [c.name for c in controls] == list(STEERED)  # one per steered kind, in the registry's order
     x, t = torch.randn((2, pipe.seq_len, pipe.model.config.embed_dim)), torch.full((2,), 300)
     total, each = Guidance(controls).log_prob(x, t)
-    expected = 2.0 * each["pos"] + each["tree"] + each["spans"] + 0.5 * each["semantic"] + each["include"]
+    expected = sum(weights.get(name, 1.0) * each[name] for name in STEERED)
     assert torch.allclose(total, expected)
     for control in controls:
         assert torch.allclose(each[control.name], control.log_prob(x, t))
@@ -287,11 +295,11 @@ def test_controls_fix_the_length_and_conflicts_are_errors(pipe):
 def test_missing_classifier_is_a_clear_error(tiny_model):
     with pytest.raises(CheckpointError, match="no pos classifier in .*train one with python -m engine.train_cont"):
         load_classifier(tiny_model, "pos")
-    assert Pipeline.load(tiny_model).control_kinds() == ["include", "length"]  # those needing no classifier
+    untrained = [name for name, kind in KINDS.items() if not kind.trained]  # those needing no classifier
+    assert untrained and Pipeline.from_pretrained(tiny_model).control_kinds() == untrained
 
 
 def test_every_kinds_measured_setting_is_a_valid_guidance_setting():
-    from engine.controls import KINDS
     from engine.controls.guidance import BASE_GUIDANCE
 
     for kind in KINDS.values():
@@ -301,7 +309,6 @@ def test_every_kinds_measured_setting_is_a_valid_guidance_setting():
 
 
 def test_guidance_defaults_come_from_the_kinds_measured_settings(monkeypatch):
-    from engine.controls import KINDS
     from engine.controls.guidance import BASE_GUIDANCE, default_guidance
 
     cheap = {"strength": 3.0, "reads": "x_t"}
@@ -323,7 +330,6 @@ def test_guidance_defaults_come_from_the_kinds_measured_settings(monkeypatch):
 
 
 def test_steered_requests_draw_the_kinds_default_candidates(monkeypatch, pipe):
-    from engine.controls import KINDS
 
     monkeypatch.setitem(KINDS, "include", dataclasses.replace(KINDS["include"], candidates=3))
     monkeypatch.setitem(KINDS, "length", dataclasses.replace(KINDS["length"], candidates=2))

@@ -12,7 +12,8 @@ from engine.controls import FUTURE, KINDS, TRAINED
 from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import ConfigError
-from engine.pipeline import Pipeline, check_device
+from engine.pipeline import Pipeline
+from engine.precision import check_device
 from engine.request import Request
 from tests.device_audit import ENGINE, audit
 from tests.test_hardening import one_line_error, run
@@ -46,7 +47,7 @@ def test_the_audit_catches_a_tensor_engine_code_makes_without_a_device():
 
 
 def test_every_diffusion_path_follows_the_models_device(control_model):
-    pipe = Pipeline.load(control_model)
+    pipe = Pipeline.from_pretrained(control_model)
     for kind in TRAINED:
         pipe.classifier(kind)  # loading is not audited: the path a request takes is
     together = targets_from_fields({k: TARGETS[k] for k in ("pos", "semantic", "include")})
@@ -67,9 +68,9 @@ def test_every_diffusion_path_follows_the_models_device(control_model):
 
 
 def test_left_to_right_writing_follows_the_lms_device(fudge_model):
-    pipe = Pipeline.load(fudge_model)
+    pipe = Pipeline.from_pretrained(fudge_model)
     for kind in FUTURE:
-        pipe.discriminator(kind)
+        pipe.networks.discriminator(kind)
     requests = {"ar": one(template="The Eagle is a _ _ .", method="ar"),
                 "fudge": one(method="fudge", targets=targets_from_fields({k: TARGETS[k]
                                                                           for k in ("pos", "semantic", "length")}))}

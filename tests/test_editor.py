@@ -156,7 +156,7 @@ def test_play_replays_the_stored_run(editor):
 
 def test_write_runs_the_same_request_as_the_pipeline(tiny_model):
     """The API's result is Pipeline.run's for the same request: texts and cost."""
-    ed = build(Pipeline.load(tiny_model, precision="fp32"))[1]
+    ed = build(Pipeline.from_pretrained(tiny_model, precision="fp32"))[1]
     ed.close()  # no exports: /write writes none
     api = ed.write("The Eagle is a _ near _ _ .", 0, 8, 2, 7)
     direct = ed.pipe.run(Request.one("The Eagle is a _ near _ _ .", samples=2, seed=7,
@@ -220,7 +220,7 @@ def test_guidance_panel_has_an_input_and_a_weight_per_steered_kind(editor, guide
 
 
 def test_plots_from_a_recorded_run(tiny_model):
-    pipe = Pipeline.load(tiny_model, precision="fp32")
+    pipe = Pipeline.from_pretrained(tiny_model, precision="fp32")
     result = pipe.run(Request.one("The Mill is a _ _ .", samples=2, sampling=SampleOptions(steps=8)))
     record = run_view(result, pipe.tokenizer)
     sample = record["samples"][0]
@@ -300,7 +300,7 @@ def test_use_result_words_become_locked_cells():
 
 @pytest.fixture(scope="module")
 def guided_editor(control_model):
-    ed = build(Pipeline.load(control_model, precision="fp32"))[1]
+    ed = build(Pipeline.from_pretrained(control_model, precision="fp32"))[1]
     yield ed
     ed.close()
 

@@ -97,7 +97,7 @@ def test_text_becomes_cells_or_is_refused_in_one_line(text):
 @pytest.fixture(scope="module")
 def guided_editor(control_model):
     """The editor on the tiny model with a tiny classifier of every kind (guidance inputs parse through)."""
-    ed = build(Pipeline.load(control_model, precision="fp32"))[1]
+    ed = build(Pipeline.from_pretrained(control_model, precision="fp32"))[1]
     assert ed.limits == LIMITS
     ed.write("The Mill is a _ .", steps=2, samples=1, pos="PROPN", tree="The pub .")  # load spaCy and warm up
     yield ed

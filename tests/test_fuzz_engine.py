@@ -35,7 +35,7 @@ def one_line(exc: EngineError) -> None:
 
 @pytest.fixture(scope="module")
 def pipe(control_model):
-    return Pipeline.load(control_model, precision="fp32")
+    return Pipeline.from_pretrained(control_model, precision="fp32")
 
 
 @FUZZ

@@ -37,7 +37,7 @@ def one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
 
 @pytest.fixture(scope="module")
 def pipe(control_model):
-    return Pipeline.load(control_model, precision="fp32")
+    return Pipeline.from_pretrained(control_model, precision="fp32")
 
 
 def test_huge_exemplars_and_templates_are_refused_by_size_before_parsing(pipe):
@@ -108,7 +108,7 @@ def test_hand_edited_model_configs_are_clear_errors(tiny_model, tmp_path, key, v
     meta["config"][key] = value
     (tmp_path / "denoiser.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match=message):
-        Pipeline.load(tmp_path)
+        Pipeline.from_pretrained(tmp_path)
 
 
 def test_commands_give_one_line_errors(tiny_model, tmp_path):

@@ -241,8 +241,8 @@ def test_seeds_above_2_to_the_53_give_different_requests_through_write(editor, m
 
 def test_a_sample_with_no_words_scored_by_the_spans_oracle_is_no_crash(control_model):
     """Found by tests/test_fuzz_editor.py: a sample with no words made spaCy fail (E031) in the oracle."""
-    pipe = Pipeline.load(control_model, precision="fp32")
-    (spans,) = build_controls([targets_from_fields({"spans": "4 6 PP"})], pipe.control_source, {})
+    pipe = Pipeline.from_pretrained(control_model, precision="fp32")
+    (spans,) = build_controls([targets_from_fields({"spans": "4 6 PP"})], pipe.networks.control_source, {})
     assert spans.evaluate([[]]) == [0.0]  # no words: the span is not there, and nothing fails
     ed = build(pipe)[1]
     ed.close()
@@ -253,7 +253,7 @@ def test_a_sample_with_no_words_scored_by_the_spans_oracle_is_no_crash(control_m
 
 # --- 2. disk: exports bounded, in Gradio's cache (served without a copy), removed on close ----------
 def test_exports_keep_the_last_runs_only(tiny_model, monkeypatch):
-    ed = build(Pipeline.load(tiny_model, precision="fp32"))[1]
+    ed = build(Pipeline.from_pretrained(tiny_model, precision="fp32"))[1]
     try:
         assert ed.export_dir.parent == Path(get_upload_folder())  # Gradio serves the files without a copy
         result = ed.pipe.run(Request.one("The Mill is a _ .", samples=1))

@@ -85,13 +85,13 @@ def test_alignment_finds_the_best_placement():
 
 @pytest.fixture(scope="module")
 def pipe(tiny_model):
-    return Pipeline.load(tiny_model, precision="fp32")
+    return Pipeline.from_pretrained(tiny_model, precision="fp32")
 
 
 def test_include_steers_without_a_classifier(pipe):
     assert "include" in STEERED and "include" not in TRAINED and KINDS["include"].classifier is None
     assert "include" in pipe.control_kinds()  # the tiny model has no classifier at all
-    (control,) = build_controls([[parse_field("Italian")]] * 2, pipe.control_source, {})
+    (control,) = build_controls([[parse_field("Italian")]] * 2, pipe.networks.control_source, {})
     sentence = pipe.tokenizer.encode("Alimentum serves Italian food", pipe.seq_len)
     other = pipe.tokenizer.encode("Alimentum serves French food", pipe.seq_len)
     x = pipe.model.embed(torch.tensor([sentence, other]))

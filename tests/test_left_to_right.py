@@ -23,7 +23,7 @@ ITALIAN = targets_from_fields({"semantic": ["food=Italian"]})
 
 @pytest.fixture(scope="module")
 def pipe(fudge_model) -> Pipeline:
-    return Pipeline.load(fudge_model)
+    return Pipeline.from_pretrained(fudge_model)
 
 
 def test_prefix_rows_cover_every_prefix_and_the_whole_row():

@@ -79,6 +79,6 @@ def editor_app(tiny_model):
     from editor.layout import build
     from engine.pipeline import Pipeline
 
-    demo, ed = build(Pipeline.load(tiny_model, precision="fp32"))
+    demo, ed = build(Pipeline.from_pretrained(tiny_model, precision="fp32"))
     yield demo, ed
     ed.close()

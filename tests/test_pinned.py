@@ -18,7 +18,7 @@ PINNED = json.loads((Path(__file__).parent / "pinned_texts.json").read_text(enco
 
 @pytest.fixture(scope="module")
 def pipe():
-    return Pipeline.load(precision="fp32")
+    return Pipeline.from_pretrained(precision="fp32")
 
 
 def texts(result) -> list[str]:

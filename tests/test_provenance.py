@@ -17,7 +17,7 @@ TEMPLATE = "The Eagle is a _ near _ _ ."
 
 
 def test_the_provenance_names_the_model_and_hashes_its_weights(tiny_model):
-    pipe = Pipeline.load(tiny_model, precision="fp32")
+    pipe = Pipeline.from_pretrained(tiny_model, precision="fp32")
     model = pipe.provenance(Request.one(TEMPLATE))["model"]
     assert model["name"] == Path(tiny_model).name and model["device"] == "cpu"
     assert set(model) == {"name", "weights_sha256", "device", "precision"} and model["precision"] == "fp32"

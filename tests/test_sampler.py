@@ -5,13 +5,14 @@ from engine.diffusion.checkpoint import load_denoiser, save_denoiser
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import CheckpointError, ConfigError, TemplateError
 from engine.pipeline import Pipeline
+from engine.ranking import checks
 from engine.request import Prompt, Request
 from engine.text.template import length_template, parse_template
 
 
 @pytest.fixture(scope="module")
 def pipe(tiny_model):
-    return Pipeline.load(tiny_model, precision="fp32")
+    return Pipeline.from_pretrained(tiny_model, precision="fp32")
 
 
 def generate(pipe, template=None, length=None, *, samples=1, options=None, seed=0):
@@ -30,14 +31,14 @@ def test_save_load_round_trip_is_bit_exact(tiny_model, tmp_path):
 
 def test_missing_or_broken_model_directory_is_a_clear_error(tmp_path, tiny_model):
     with pytest.raises(CheckpointError, match="model directory not found"):
-        Pipeline.load(tmp_path / "nowhere")
+        Pipeline.from_pretrained(tmp_path / "nowhere")
     with pytest.raises(CheckpointError, match="model config not found"):
-        Pipeline.load(tmp_path)
+        Pipeline.from_pretrained(tmp_path)
     (tmp_path / "denoiser.json").write_text((tiny_model / "denoiser.json").read_text())
     (tmp_path / "vocab.json").write_text((tiny_model / "vocab.json").read_text())
     (tmp_path / "denoiser.safetensors").write_bytes(b"not weights")
     with pytest.raises(CheckpointError, match="unreadable"):
-        Pipeline.load(tmp_path)
+        Pipeline.from_pretrained(tmp_path)
 
 
 def test_locked_positions_come_out_exactly_as_written(pipe):
@@ -77,7 +78,7 @@ def test_frames_stream_one_per_step_with_falling_noise(pipe):
 
 
 def test_bf16_sampler_keeps_locks_too(tiny_model):
-    fast = Pipeline.load(tiny_model, precision="bf16")
+    fast = Pipeline.from_pretrained(tiny_model, precision="bf16")
     result = generate(fast, "Alimentum serves _ food .", samples=3, options=SampleOptions(steps=10))
     assert all(w[:2] == ["Alimentum", "serves"] and w[3:] == ["food", "."] for w in result.words)
 
@@ -127,8 +128,8 @@ def test_candidates_are_ranked_per_prompt_by_the_judge(pipe):
     for p, (best,) in enumerate(result.ranked):
         rows = range(3 * p, 3 * p + 3)
         assert best.row in rows and len(best.words) == 4 + p
-        passing = [r for r in rows if all(pipe.checks(result.trajectory.templates[r], result.trajectory.words[r])
-                                          .values())]
+        passing = [r for r in rows if all(checks(result.trajectory.templates[r], result.trajectory.words[r],
+                                                 pipe.tokenizer).values())]
         if best.row in passing:
             assert ppl[best.row] == min(ppl[r] for r in passing)
 

@@ -157,7 +157,7 @@ def test_a_step_out_of_the_runs_order_is_refused():
 
 @pytest.fixture(scope="module")
 def pipe(tiny_model):
-    return Pipeline.load(tiny_model, precision="fp32")
+    return Pipeline.from_pretrained(tiny_model, precision="fp32")
 
 
 def test_a_dpm_solver_run_writes_valid_text_the_same_for_the_same_seed(pipe):

@@ -10,15 +10,16 @@ from engine.controls.semantic import SemanticControl, SemanticTarget
 from engine.controls.targets import build_controls, targets_from_fields
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import TargetError
-from engine.pipeline import Pipeline, distinct_first
+from engine.evaluation.control import blanked, sentences_by_line
+from engine.pipeline import Pipeline
+from engine.ranking import distinct_first
 from engine.request import Candidate, Request
-from engine.scoring.control_eval import blanked, sentences_by_line
 from engine.text.tokenizer import Tokenizer
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    return Pipeline.load(precision="fp32")
+    return Pipeline.from_pretrained(precision="fp32")
 
 
 @pytest.mark.parametrize("template", ["_ _ _ is a _ _ near _ _ .", "_ _ _ _ _ _ _ _ _ _ _ _ ."])
@@ -38,7 +39,7 @@ def test_each_value_steers_by_its_way_and_a_discriminator_reads_every_value(pipe
     classifier = pipe.classifier("semantic")
     rows = [(SemanticTarget("food", "Italian", steer="words"), SemanticTarget("area", "riverside", steer="classifier")),
             (SemanticTarget("near", "Burger King", steer="both"),), None]
-    control = build_controls([r or () for r in rows], pipe.control_source, {})[0]
+    control = build_controls([r or () for r in rows], pipe.networks.control_source, {})[0]
     assert isinstance(control, SemanticControl)
     labels = control.labels["values"]
     names = classifier.config.labels

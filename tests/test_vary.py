@@ -22,12 +22,12 @@ SENTENCE = "The Eagle is a pub near the river ."
 
 @pytest.fixture(scope="module")
 def pipe(tiny_model):
-    return Pipeline.load(tiny_model, precision="fp32")
+    return Pipeline.from_pretrained(tiny_model, precision="fp32")
 
 
 @pytest.fixture(scope="module")
 def bundled():
-    return Pipeline.load()
+    return Pipeline.from_pretrained()
 
 
 def vary(pipe, strength, template=None, *, samples=2, seed=0, steps=20, sentence=SENTENCE):

@@ -28,7 +28,7 @@ def windowed(tmp_path_factory, corpus_files, control_model) -> Pipeline:
     config = {**TINY, "model": replace(TINY["model"], windows=True)}
     train(TrainConfig(data=str(train_file), out=str(out), max_steps=40, conditioned=0.75, init=str(control_model),
                       freeze_embeddings=True, **config))
-    return Pipeline.load(out, precision="fp32")
+    return Pipeline.from_pretrained(out, precision="fp32")
 
 
 def test_training_windows_keep_end_and_a_little_pad():
@@ -103,7 +103,7 @@ def test_steered_rows_run_on_windows_while_classifiers_read_whole_rows(windowed,
     assert read_lengths and set(read_lengths) == {windowed.seq_len}  # the window widened by the held PAD
     assert result.cost.classifier_passes > 0
     assert (result.trajectory.tokens[:, 6 + 2:] == windowed.tokenizer.pad_id).all()
-    plain = Pipeline.load(tiny_model, precision="fp32")
+    plain = Pipeline.from_pretrained(tiny_model, precision="fp32")
     assert [t.window for t in plain.plan(Request.one("_ _ _ .", samples=2)).templates] == [None, None]
 
 

@@ -1,6 +1,7 @@
-"""What a left-to-right writer can take from a prompt: the locked words before the first blank (its
-prefix) and, when the prompt fixes it, the number of words. Everything after the first blank is
-out of its reach; the template is kept only to check afterwards whether those words came out.
+"""What a left-to-right writer can take from a prompt (its template or length): the locked words
+before the first blank (its prefix) and, when the prompt fixes it, the number of words. Everything
+after the first blank is out of its reach; the template is kept only to check afterwards whether
+those words came out.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.errors import TemplateError
-from engine.request import Prompt
 from engine.text.template import (
     Template,
     expand_ellipsis,
@@ -28,9 +28,9 @@ class Opening:
     template: Template | str  # to check the words against: a Template, or text with a `...` blank
 
 
-def opening(prompt: Prompt, tokenizer: Tokenizer, seq_len: int) -> Opening:
-    prompt.check_one_length()
-    template, length = prompt.template, prompt.length
+def opening(template: str | Template | None, length: int | None, tokenizer: Tokenizer, seq_len: int) -> Opening:
+    """A prompt's opening from its `template` (text or a Template) or, without one, its `length`
+    (None: free text); `Prompt.check_one_length` has ruled out both at once."""
     if template is None:
         fixed = free_template(seq_len) if length is None else length_template(length, seq_len)
         return Opening([tokenizer.start_id], length, fixed)

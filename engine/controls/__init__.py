@@ -19,4 +19,5 @@ KINDS: dict[str, ControlKind] = {kind.name: kind for kind in (
 STEERED = tuple(name for name, kind in KINDS.items() if kind.steers)  # the kinds guidance steers (a panel input each)
 TRAINED = tuple(name for name, kind in KINDS.items() if kind.trained)  # the kinds steered by a trained classifier
 FUTURE = tuple(name for name, kind in KINDS.items() if kind.future_network)  # the kinds FUDGE can steer
-COMPOSED = ("pos", "semantic")  # Diffusion-LM's composition task: parts of speech and semantic content together
+COMPOSED = tuple(name for name, kind in KINDS.items() if kind.composed)  # Diffusion-LM's composition task
+MEANING = next(name for name, kind in KINDS.items() if kind.from_mr)  # the kind E2E meaning representations label

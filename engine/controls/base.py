@@ -80,7 +80,8 @@ class ControlKind:
     write_target: Callable[[Example], str | None]  # a line of its target file for `make_targets`
     compose_entry: Callable[[Example], dict]  # its keys in a composition line for `make_targets`
     file_name: str  # the target file `make_targets` writes
-    control: Callable[[Any, list, float], Control]  # (what steers it, targets per row, weight): Pipeline.control_source
+    # (what steers it: engine.loading.Networks.control_source, targets per row, weight)
+    control: Callable[[Any, list, float], Control]
     classifier: type[ControlClassifier] | None = None  # the network with this kind's head; None: needs none
     discriminator: type[ControlClassifier] | None = None  # FUDGE's future discriminator, where not `classifier`
     steers: bool = True  # False: met by the template alone (length), no input in the guidance panel
@@ -90,8 +91,12 @@ class ControlKind:
     guidance: dict = field(default_factory=dict)  # its measured guidance setting (GuidanceOptions fields)
     candidates: int = 1  # rows drawn per sample kept by default, the best by the ranking (its oracle, the judge)
     # True: a trained kind whose targets are also words, so its diffusion control takes the denoiser's word
-    # posterior beside its classifier (Pipeline.control_source hands it a `Steering`)
+    # posterior beside its classifier (engine.loading.Networks.control_source hands it a `Steering`)
     words_steer: bool = False
+    composed: bool = False  # part of Diffusion-LM's composition task (compose.jsonl; engine.bench's composed row)
+    # the targets of this kind an E2E meaning representation ("name[The Eagle], food[Italian]") holds that a
+    # sentence spells out: `make_targets` draws an Example's meaning from them; None: it reads none
+    from_mr: Callable[[str], list] | None = None
 
     @property
     def trained(self) -> bool:
@@ -109,7 +114,7 @@ class Steering:
     """What steers a kind that reads both a classifier and the denoiser's word posterior."""
 
     classifier: ControlClassifier
-    posterior: Any  # engine.controls.include.WordPosterior
+    posterior: Any  # engine.diffusion.posterior.WordPosterior
 
 
 @dataclass

@@ -1,11 +1,8 @@
 """Include these words: phrases that must appear, in order, anywhere in the sample. Needs no trained
 classifier, so it serves any words of the vocabulary (a restaurant the semantic classifier never saw).
 
-The diffusion itself says how likely each word is at each position: a latent x_i at time t is the
-word's vector e_w scaled and noised, x_i ~ N(sqrt(alpha_bar_t) e_w, (1 - alpha_bar_t) I), so
-
-    log p(w | x_i) = log_softmax over w of  -||x_i - sqrt(alpha_bar_t) e_w||^2 / (2 (1 - alpha_bar_t)).
-
+The diffusion itself says how likely each word is at each position: the forward process's word
+posterior (engine.diffusion.posterior), log p(w | x_i) from the word vectors and the noise schedule.
 Read through x0_hat (`--reads x0_hat`, t ~ 0) this is the denoiser's own word distribution. A
 placement of the target's phrases in order (each phrase on consecutive positions) scores the
 product of its words' probabilities; log p(target) is the best placement's log-score (Viterbi, by
@@ -29,9 +26,9 @@ from typing import ClassVar
 import torch
 
 from engine.controls.base import ControlKind, json_value
-from engine.diffusion.schedule import alpha_bar
+from engine.diffusion.posterior import WordPosterior
 from engine.errors import TargetError, TemplateError
-from engine.text.tokenizer import MAX_WORDS, Tokenizer, bounded_words
+from engine.text.tokenizer import MAX_WORDS, bounded_words
 
 NEVER = -1e9  # log-score of a placement that cannot be (finite, so no NaN reaches a gradient)
 
@@ -95,30 +92,6 @@ def found_in_order(words: Sequence[str], phrases: Sequence[Sequence[str]]) -> in
 
 
 @dataclass
-class WordPosterior:
-    """p(word | latent) at each position, from the denoiser's word vectors and noise schedule alone."""
-
-    embeddings: torch.Tensor  # [V, D] the word vectors x0 is made of
-    T: int
-    tokenizer: Tokenizer
-    seq_len: int  # positions per row: START, the words, END
-
-    def log_probs(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """[B, L, V] log p(w | x_i) at times t [B]."""
-        ab = alpha_bar(t, self.T).to(x)[:, None, None].clamp(max=1 - 1e-6)
-        E = self.embeddings.to(x)
-        distance = (x * x).sum(-1, keepdim=True) - 2 * ab.sqrt() * (x @ E.T) + ab * (E * E).sum(-1)
-        return (-distance / (2 * (1 - ab))).log_softmax(-1)
-
-    def ids(self, words: list[str]) -> list[int]:
-        try:
-            self.tokenizer.check_known(words)
-        except TemplateError as exc:
-            raise TargetError(f"include: {exc}") from exc
-        return self.tokenizer.encode_words(words)
-
-
-@dataclass
 class IncludeControl:
     posterior: WordPosterior
     targets: list[IncludeTarget | None]
@@ -133,7 +106,10 @@ class IncludeControl:
         most = max((len(t.words) for t in self.targets if t), default=0)
         word_ids, continues, counts = [[0] * most for _ in self.targets], [[False] * most for _ in self.targets], []
         for row, target in enumerate(self.targets):
-            ids = self.posterior.ids(target.words) if target else []
+            try:
+                ids = self.posterior.ids(target.words) if target else []
+            except TemplateError as exc:
+                raise TargetError(f"include: {exc}") from exc
             if len(ids) + 2 > self.posterior.seq_len:
                 raise TargetError(f"include: {len(ids)} words cannot fit: the model writes at most "
                                   f"{self.posterior.seq_len - 2}")

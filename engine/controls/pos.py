@@ -127,6 +127,6 @@ KIND = ControlKind(
     parse_field=lambda text: pos_target(text.split(), None), read_line=read_line,
     compose_key="pos", from_compose=from_compose, write_target=write_target,
     compose_entry=lambda example: json.loads(write_target(example)), file_name="pos.jsonl",
-    control=PosControl, classifier=PosClassifier,
+    control=PosControl, classifier=PosClassifier, composed=True,
     guidance={"strength": 0.8, "t_min": 0.7}, candidates=8,  # measured: docs/controls.md, "Defaults per kind"
 )

@@ -19,7 +19,8 @@ from torch import nn
 
 from engine.controls.base import IGNORE, ClassifierControl, ControlKind, Labels, Steering, json_value
 from engine.controls.classifier import ControlClassifier, LabelledCorpus
-from engine.controls.include import IncludeControl, IncludeTarget, WordPosterior
+from engine.controls.include import IncludeControl, IncludeTarget
+from engine.diffusion.posterior import WordPosterior
 from engine.errors import TargetError
 from engine.text.tokenizer import bounded_words
 
@@ -219,5 +220,6 @@ KIND = ControlKind(
     write_target=lambda example: json.dumps(example.meaning.tokens(), ensure_ascii=False),
     compose_entry=lambda example: {"attr": example.meaning.tokens()}, file_name="semantic.jsonl",
     control=semantic_control, classifier=SemanticClassifier, many=True, choices_from_classifier=True, words_steer=True,
+    composed=True, from_mr=judgeable_meaning,
     guidance={"strength": 2.0}, candidates=4,  # measured: docs/controls.md, "Defaults per kind"
 )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.controls.include import WordPosterior
+from engine.diffusion.posterior import WordPosterior
 from engine.diffusion.sampler import Sampler
 from engine.diffusion.schedule import alpha_bar
 from engine.text.template import Template

@@ -1,1 +1,1 @@
-"""Scoring: the fluency judge, quality metrics, and the quality and control evaluations."""
+"""Scoring: the fluency judge and the quality metrics the pipeline ranks with and the evaluations report."""

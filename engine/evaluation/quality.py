@@ -16,12 +16,14 @@ it joins its right context; for diffusion, which keeps them, it equals `judge_pp
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.autoregressive.writer import WriteOptions
+from engine.cli import option
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError
+from engine.evaluation import DATA
 from engine.pipeline import Pipeline
 from engine.request import Candidate, Prompt, Request
 from engine.scoring.judge import Judge
@@ -31,13 +33,30 @@ from engine.text.template import Template, fixed_length, free_template, template
 from engine.text.tokenizer import Tokenizer, split_words
 
 
-def judged_pipeline(args: argparse.Namespace) -> tuple[Pipeline, Judge]:
-    """The model an evaluation samples (--model, on --device in its precision), which must have a fluency
-    judge, and the judge that scores fluency: --fluency-judge, else the model's own."""
-    pipe = Pipeline.load(args.model, args.precision, device=args.device)
+@dataclass
+class QualityOptions:
+    """`evaluate quality`'s own flags (the model, sampling and seed are every evaluation's)."""
+
+    n: int = option(64, "samples of each kind")
+    batch: int = option(64, "rows sampled at once")
+    candidates: int = option(4, "candidates per infill for the best-of figures")
+    train: str = option(str(DATA / "train.csv"), "training sentences (for copied_from_train)")
+    valid: str = option(str(DATA / "valid.csv"), "real sentences to compare and infill")
+    show: int = option(0, "include this many verbatim samples of each kind")
+    method: str = option("diffusion", "ar: free text and infills written left to right by the autoregressive LM "
+                                      "(left-only)", choices=("diffusion", "ar"))
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or self.batch < 1 or self.candidates < 1:
+            raise EngineError("--n, --batch and --candidates must be at least 1")
+
+
+def judge_for(pipe: Pipeline, fluency_judge: str | None) -> Judge:
+    """The judge that scores an evaluation's fluency: the one in the directory `fluency_judge` (an LM
+    trained apart), else the model's own; the model must have one either way (it ranks the samples)."""
     if pipe.judge is None:
         raise EngineError(f"{pipe.directory} has no fluency judge (judge.json): train one with --judge")
-    return pipe, Judge.other_or(args.fluency_judge, pipe.judge, pipe.tokenizer)
+    return Judge.other_or(fluency_judge, pipe.judge, pipe.tokenizer)
 
 
 def spread_sentences(path: Path, pipe: Pipeline, n: int) -> list[list[str]]:
@@ -116,9 +135,9 @@ def joined(template: Template, words: list[str], tokenizer: Tokenizer) -> list[s
     return [tokenizer.words[template.ids[i + 1]] if template.locked[i + 1] else w for i, w in enumerate(words)]
 
 
-def score(pipe: Pipeline, templates: list[Template], args: argparse.Namespace, options: dict, *,
+def score(pipe: Pipeline, templates: list[Template], options: dict, *, seed: int, batch: int,
           train: set[tuple[str, ...]], judge: Judge, candidates: int = 1) -> tuple[dict, list[str]]:
-    best, tokens, seconds = best_of(pipe, templates, options, seed=args.seed, batch=args.batch, candidates=candidates)
+    best, tokens, seconds = best_of(pipe, templates, options, seed=seed, batch=batch, candidates=candidates)
     words = [c.words for c in best]
     metrics = {
         "judge_ppl": round(judge.perplexity(words), 2),
@@ -134,37 +153,37 @@ def score(pipe: Pipeline, templates: list[Template], args: argparse.Namespace, o
     return metrics, [" ".join(w) for w in words]
 
 
-def quality(args: argparse.Namespace, sampling: SampleOptions, writing: WriteOptions) -> dict:
-    if args.n < 1 or args.batch < 1 or args.candidates < 1:
-        raise EngineError("--n, --batch and --candidates must be at least 1")
-    pipe, judge = judged_pipeline(args)
+def quality(pipe: Pipeline, options: QualityOptions, sampling: SampleOptions, *, writing: WriteOptions,
+            seed: int = 0, fluency_judge: str | None = None) -> dict:
+    """The report of `python -m engine.evaluate quality` (see the module docstring); `fluency_judge`: the
+    directory of the judge that scores fluency (None: the model's own)."""
+    judge = judge_for(pipe, fluency_judge)
     sampling.record_latents = False
-    options = {"method": args.method, "sampling": sampling, "writing": writing}
-    train = {tuple(split_words(s)) for s in read_sentences(Path(args.train))}
-    valid = spread_sentences(Path(args.valid), pipe, args.n)
+    run = {"method": options.method, "sampling": sampling, "writing": writing}
+    train = {tuple(split_words(s)) for s in read_sentences(Path(options.train))}
+    valid = spread_sentences(Path(options.valid), pipe, options.n)
     report = {"real_valid": {"judge_ppl": round(judge.perplexity(valid), 2),
                              "distinct_2": round(distinct_n(valid), 3), "n": len(valid)}}
     texts = {}
-    report["free"], texts["free"] = score(pipe, [free_template(pipe.seq_len)] * args.n, args, options, train=train,
-                                            judge=judge)
+    shared = {"seed": seed, "batch": options.batch, "train": train, "judge": judge}
+    report["free"], texts["free"] = score(pipe, [free_template(pipe.seq_len)] * options.n, run, **shared)
     blanked = {pattern: infill_templates(valid, pipe, pattern) for pattern in BLANK_PATTERNS}
     for pattern, templates in blanked.items():
         name = "infill" if pattern == "middle" else f"infill_{pattern}"
-        report[name], texts[name] = score(pipe, templates, args, options, train=train, judge=judge)
-    requests = max(1, args.n // 4)  # a request per template, as the editor sends them
+        report[name], texts[name] = score(pipe, templates, run, **shared)
+    requests = max(1, options.n // 4)  # a request per template, as the editor sends them
     report["distinct_results"] = {
-        "free": distinct_results(pipe, [free_template(pipe.seq_len)] * requests, options, seed=args.seed),
-        "infill": distinct_results(pipe, blanked["middle"][:requests], options, seed=args.seed)}
-    if args.candidates > 1:
-        best = f"infill_best_of_{args.candidates}"
-        report[best], texts[best] = score(pipe, blanked["middle"], args, options, train=train, judge=judge,
-                                          candidates=args.candidates)
-    shaping = vars(writing) if args.method == "ar" else \
+        "free": distinct_results(pipe, [free_template(pipe.seq_len)] * requests, run, seed=seed),
+        "infill": distinct_results(pipe, blanked["middle"][:requests], run, seed=seed)}
+    if options.candidates > 1:
+        best = f"infill_best_of_{options.candidates}"
+        report[best], texts[best] = score(pipe, blanked["middle"], run, **shared, candidates=options.candidates)
+    shaping = vars(writing) if options.method == "ar" else \
         {k: v for k, v in vars(sampling).items() if k != "record_latents"}
-    report["settings"] = {"n": args.n, "method": args.method, **shaping,
-                          "fluency_judge": str(args.fluency_judge or pipe.directory),
-                          "seed": args.seed, "model": str(pipe.directory), "precision": pipe.precision}
-    if args.show:
-        report["samples"] = {name: text[: args.show] for name, text in texts.items()}
-        report["samples"]["infill_source"] = [" ".join(w) for w in valid[: args.show]]
+    report["settings"] = {"n": options.n, "method": options.method, **shaping,
+                          "fluency_judge": str(fluency_judge or pipe.directory),
+                          "seed": seed, "model": str(pipe.directory), "precision": pipe.precision}
+    if options.show:
+        report["samples"] = {name: text[: options.show] for name, text in texts.items()}
+        report["samples"]["infill_source"] = [" ".join(w) for w in valid[: options.show]]
     return report

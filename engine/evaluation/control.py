@@ -26,59 +26,92 @@ splits semantic success by the field asked.
 
 from __future__ import annotations
 
-import argparse
 import random
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from statistics import mean, quantiles
 
 from engine.autoregressive.writer import WriteOptions
+from engine.cli import option
 from engine.controls import KINDS
 from engine.controls.base import NOT_WORDS, json_value, word_list
 from engine.controls.guidance import GuidanceOptions
-from engine.controls.targets import TargetLine, Unusable, file_lines, scan_targets
+from engine.controls.semantic import STEER_BY
+from engine.controls.targets import FILE_KINDS, TargetLine, Unusable, file_lines, scan_targets
 from engine.diffusion.checkpoint import read_json
 from engine.diffusion.sampler import SampleOptions
 from engine.errors import EngineError, TargetError
 from engine.pipeline import Pipeline
-from engine.request import Prompt, Request
+from engine.request import METHODS, Prompt, Request
 from engine.scoring.judge import Judge
 from engine.text.tokenizer import Tokenizer
 
 LOCKED_WORDS = (2, 4)  # a template made from a target's sentence keeps this many of its words (at random)
 
 
-def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance: GuidanceOptions,
-                     weights: dict[str, float], writing: WriteOptions) -> dict:
-    spt = args.samples_per_target
-    if min(args.n_targets, spt, args.batch, 1 if args.candidates is None else args.candidates) < 1:
-        raise EngineError("--n-targets, --samples-per-target, --candidates and --batch must be at least 1")
-    pipe = Pipeline.load(args.model, args.precision, device=args.device)
-    judge = Judge.other_or(args.fluency_judge, pipe.judge, pipe.tokenizer)
-    read, unusable = scan_targets(args.kind, args.targets, limit=args.n_targets)
-    if args.steer_meaning:  # every meaning target steered one way, for measuring the ways against each other
-        read = [replace(line, targets=tuple(replace(t, steer=args.steer_meaning) if hasattr(t, "steer") else t
+@dataclass
+class ControlOptions:
+    """`evaluate control`'s own flags (the model, sampling, guidance, writing, weights and seed are shared)."""
+
+    kind: str = field(metadata={"choices": FILE_KINDS, "help": "the kind of control the target file holds"})
+    targets: str = field(metadata={"help": "target file in the format of the kind (see engine.controls)"})
+    n_targets: int = option(50, "use the first K targets of the file")
+    template_from: str | None = option(None, "ask each target on a template: line n of this file (a POS, spans "
+                                             "or compose file) gives target n's sentence, blanked but for 2 to 4 "
+                                             "words (never one the target asks for)")
+    samples_per_target: int = option(1, "samples kept per target")
+    candidates: int | None = option(None, "draw this many per sample kept, the best kept by the pipeline's ranking "
+                                          "(checks, the control's oracle, then the judge), as the editor and "
+                                          "engine.generate do (default: the controls' own; 1 is the paper's protocol)")
+    template: str | None = option(None, 'ask every target on this template ("_ _ _ is a _ _ near _ _ .")')
+    steer_meaning: str | None = option(None, "steer every semantic value by its classifier label, the word posterior "
+                                             "towards its words, or both (default: each field's measured way)",
+                                       choices=STEER_BY)
+    guidance: bool = option(True, "steer with the controls (--no-guidance: free samples, no control at all: "
+                                  "chance level)")
+    batch: int = option(32, "rows sampled at once")
+    method: str = option("diffusion", "diffusion; fudge: left to right, steered by FUDGE's discriminators; ar: "
+                                      "left to right, no control", choices=METHODS)
+
+    def __post_init__(self) -> None:
+        if min(self.n_targets, self.samples_per_target, self.batch,
+               1 if self.candidates is None else self.candidates) < 1:
+            raise EngineError("--n-targets, --samples-per-target, --candidates and --batch must be at least 1")
+        if self.template and self.template_from:
+            raise EngineError("--template and --template-from both give the template: choose one")
+
+
+def evaluate_control(pipe: Pipeline, options: ControlOptions, sampling: SampleOptions, *, guidance: GuidanceOptions,
+                     weights: dict[str, float], writing: WriteOptions, seed: int = 0,
+                     fluency_judge: str | None = None) -> dict:
+    """The report of `python -m engine.evaluate control` (see the module docstring); `fluency_judge`: the
+    directory of the judge that scores fluency (None: the model's own, if it has one)."""
+    spt = options.samples_per_target
+    judge = Judge.other_or(fluency_judge, pipe.judge, pipe.tokenizer)
+    read, unusable = scan_targets(options.kind, options.targets, limit=options.n_targets)
+    if options.steer_meaning:  # every meaning target steered one way, for measuring the ways against each other
+        read = [replace(line, targets=tuple(replace(t, steer=options.steer_meaning) if hasattr(t, "steer") else t
                                             for t in line.targets)) for line in read]
     sampling.record_latents = False
-    method = "ar" if args.no_guidance and args.method == "fudge" else args.method
-    prompts = usable_prompts(pipe, read, unusable, args, sampling=sampling, method=method)
+    method = "ar" if not options.guidance and options.method == "fudge" else options.method
+    prompts = usable_prompts(pipe, read, unusable, options, sampling=sampling, method=method, seed=seed)
     lines = [line for line in read if line.line in prompts]
     total = len(lines) + len(unusable)
     if not lines:
-        raise TargetError(f"{args.targets}: none of its {total} targets can be used, e.g. line "
+        raise TargetError(f"{options.targets}: none of its {total} targets can be used, e.g. line "
                           f"{unusable[0].line}: {unusable[0].reason}")
-    requests = [Request(prompts=(prompts[line.line],), samples=spt, candidates=args.candidates,
-                        steer=not args.no_guidance, method=method) for line in lines]
+    requests = [Request(prompts=(prompts[line.line],), samples=spt, candidates=options.candidates,
+                        steer=options.guidance, method=method) for line in lines]
     drawn = max(request.drawn(request.prompts[0]) for request in requests)
-    per_batch = max(1, args.batch // (spt * drawn))
+    per_batch = max(1, options.batch // (spt * drawn))
     samples, per_target, by_control, by_field, passes = [], [], {}, {}, {}
     seconds = batches = 0
     for first in range(0, len(lines), per_batch):
         batch = lines[first:first + per_batch]
         result = pipe.run(Request(prompts=tuple(prompts[line.line] for line in batch), samples=spt,
-                                  candidates=args.candidates, seed=args.seed + first * spt, sampling=sampling,
-                                  guidance=guidance, weights=weights, steer=not args.no_guidance, method=method,
+                                  candidates=options.candidates, seed=seed + first * spt, sampling=sampling,
+                                  guidance=guidance, weights=weights, steer=options.guidance, method=method,
                                   writing=writing))
         seconds += result.cost.seconds
         for network, n in result.cost.passes().items():
@@ -96,20 +129,21 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
                 for name, value in c.control_scores.items():
                     by_control.setdefault(name, []).append(value)
     report = {
-        "kind": args.kind, "method": method, "guidance": method != "ar" and not args.no_guidance,
+        "kind": options.kind, "method": method, "guidance": method != "ar" and options.guidance,
         "success": round(sum(per_target) / total, 4),
         "coverage": round(len(lines) / total, 4),
         "unusable": [{"line": u.line, "reason": u.reason} for u in sorted(unusable, key=lambda u: u.line)],
         "fluency_ppl": round(judge.perplexity([s.pop("words") for s in samples]), 2) if judge else None,
-        "fluency_judge": str(args.fluency_judge or pipe.directory),
+        "fluency_judge": str(fluency_judge or pipe.directory),
         "seconds_per_sample": round(seconds / len(samples), 4),
         "passes_per_sample": round(sum(passes.values()) / batches, 1),
         **{f"{network}_passes_per_sample": round(n / batches, 1) for network, n in passes.items()},
         "spread": spread(per_target, unusable=len(unusable)),
         "n_targets": total, "n_used": len(lines), "samples_per_target": spt, "candidates": drawn,
         "settings": {**method_settings(method, sampling, guidance, writing, lines), "weights": weights,
-                     "batch": args.batch, "seed": args.seed, "targets": str(args.targets),
-                     "template_from": args.template_from and str(args.template_from), "template": args.template,
+                     "batch": options.batch, "seed": seed, "targets": str(options.targets),
+                     "template_from": options.template_from and str(options.template_from),
+                     "template": options.template,
                      "model": pipe.directory.name},
         "samples": samples,
     }
@@ -122,25 +156,23 @@ def evaluate_control(args: argparse.Namespace, sampling: SampleOptions, guidance
     return report
 
 
-def usable_prompts(pipe: Pipeline, read: list[TargetLine], unusable: list[Unusable], args: argparse.Namespace, *,
-                   sampling: SampleOptions, method: str) -> dict[int, Prompt]:
+def usable_prompts(pipe: Pipeline, read: list[TargetLine], unusable: list[Unusable], options: ControlOptions, *,
+                   sampling: SampleOptions, method: str, seed: int) -> dict[int, Prompt]:
     """{line: its prompt} of the target lines the model can serve (with --template-from, on a
     template from that line's sentence); each line it refuses (a value its classifier lacks, a
     length it cannot write) joins `unusable` with the reason."""
-    if args.template and args.template_from:
-        raise EngineError("--template and --template-from both give the template: choose one")
-    sentences = sentences_by_line(args.template_from) if args.template_from else None
+    sentences = sentences_by_line(options.template_from) if options.template_from else None
     prompts = {}
     for line in read:
         try:
-            prompt = Prompt(template=args.template, targets=line.targets)
+            prompt = Prompt(template=options.template, targets=line.targets)
             if sentences is not None:
                 if line.line not in sentences:
-                    raise TargetError(f"{args.template_from} has no sentence (words_) on line {line.line}")
+                    raise TargetError(f"{options.template_from} has no sentence (words_) on line {line.line}")
                 prompt = Prompt(template=blanked(sentences[line.line], line.targets, pipe.tokenizer,
-                                                 random.Random(args.seed * 100_003 + line.line)),
+                                                 random.Random(seed * 100_003 + line.line)),
                                 targets=line.targets)
-            pipe.check(Request(prompts=(prompt,), samples=1, sampling=sampling, steer=not args.no_guidance,
+            pipe.check(Request(prompts=(prompt,), samples=1, sampling=sampling, steer=options.guidance,
                                method=method))
             prompts[line.line] = prompt
         except EngineError as exc:
