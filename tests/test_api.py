@@ -255,22 +255,22 @@ def test_api_arguments_keep_their_names_and_defaults(client):
     guidance = {"measured": True, "strength": DEFAULT_GUIDANCE.strength, "fluency": DEFAULT_GUIDANCE.fluency}
     write = arguments("/write")
     assert list(write) == ["text", "length", "steps", "samples", "seed", *STEERED, "strength", "fluency", "weights",
-                           "reads", "vary", "vary_strength", "every_step"]
+                           "reads", "vary", "vary_strength", "every_step", "step_rule"]
     assert write == {"text": "required", "length": 0, "steps": 50, "samples": 4, "seed": 0, "pos": "", "tree": "",
                      "spans": "", "semantic": None, "include": "", "strength": None, "fluency": None,
                      "weights": None, "reads": None, "vary": None, "vary_strength": None,  # None: the defaults
-                     "every_step": False}
+                     "every_step": False, "step_rule": "ancestral"}  # options added since: at the end
     generate = arguments("/generate")
     weights = [f"weight_{kind}" for kind in STEERED]
     assert list(generate) == ["text", "row", "length", "steps", "samples", "seed", *STEERED, "measured", "strength",
-                              "fluency", *weights, "reads", "every_step", "compare"]
+                              "fluency", *weights, "reads", "every_step", "compare", "step_rule"]
     assert generate == {"text": "required", "row": {"html": "", "cells": []}, "length": 0, "steps": 50, "samples": 4,
                         "seed": 0, "pos": "", "tree": "", "spans": "", "semantic": [], "include": "", **guidance,
                         **dict.fromkeys(weights, 1.0), "reads": DEFAULT_GUIDANCE.reads, "every_step": False,
-                        "compare": False}
+                        "compare": False, "step_rule": "ancestral"}
     vary = arguments("/vary")
     assert list(vary) == ["text", "row", "vary_strength", "length", "steps", "samples", "seed", *STEERED, "measured",
-                          "strength", "fluency", *weights, "reads", "every_step"]
+                          "strength", "fluency", *weights, "reads", "every_step", "step_rule"]
     assert vary["vary_strength"] == DEFAULT_VARY_STRENGTH
     assert list(arguments("/play")) == ["value", "speed"] and list(arguments("/forward")) == ["sentence", "seed"]
     assert list(arguments("/denoise_from_here")) == ["t", "steps", "speed"] and arguments("/denoise_play") == {}

@@ -39,7 +39,7 @@ class SampleOptions:
                         api=True,
                         page=Widget("slider", "denoising steps", 10, 200, 10))
     step_rule: str = option("ancestral", "how x_t moves to the next time", choices=tuple(STEP_RULES),
-                            label="step rule")
+                            label="step rule", api=True, page=Widget("radio", "step rule (ancestral reads best)"))
     clamp: bool = option(True, "replace x0_hat by its most likely word's vector (Diffusion-LM's clamping trick: it "
                                "reads better, with less varied free text)")
     temperature: float = option(1.0, "softmax temperature behind an unclamped x0_hat", low=0, above=True)
