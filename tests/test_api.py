@@ -26,6 +26,8 @@ from engine.pipeline import Pipeline
 from engine.request import Request
 from tests.server import APPS, ROOT, app_url  # noqa: F401  (a fixture)
 
+pytestmark = pytest.mark.slow  # gradio_client against a real app server (python app.py)
+
 BUNDLED_T = json.loads((ROOT / "assets/model/denoiser.json").read_text())["config"]["T"]  # the app's schedule
 
 EAGLE = "The Eagle is a _ _ coffee shop near _ _ ."

@@ -7,7 +7,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.server import ROOT
+
+pytestmark = pytest.mark.slow  # python -m editor.bench starts a real app server
 
 
 def test_the_class_scenario_reports_every_students_run(tiny_model):

@@ -39,6 +39,8 @@ from tests.browser import (
 )
 from tests.server import ROOT, app_url  # noqa: F401  (app_url is a fixture)
 
+pytestmark = pytest.mark.slow  # headless Chromium against a real app server
+
 
 # --- tests ---------------------------------------------------------------------------------
 def test_lock_cells_generate_stream_and_keep_locked_words(open_page):

@@ -39,6 +39,8 @@ from tests.browser import (
 )
 from tests.server import ROOT, app_url  # noqa: F401  (a fixture)
 
+pytestmark = pytest.mark.slow  # headless Chromium against a real app server
+
 SENTENCE = "The Eagle is a cheap coffee shop near the river ."
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from playwright.sync_api import Page
 
 from tests.browser import (
@@ -30,6 +31,8 @@ from tests.browser import (
     wait_text,
 )
 from tests.server import app_url  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.slow  # headless Chromium against a real app server
 
 LETTERS = "a b c d e f g h i j"
 

@@ -85,6 +85,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path, corpus_files):
         assert torch.equal(a, b), name
 
 
+@pytest.mark.slow
 def test_data_parallel_training_with_two_gloo_processes(tmp_path, corpus_files):
     train_file, _ = corpus_files
     out = tmp_path / "ddp"
