@@ -30,7 +30,6 @@ from tests.browser import (
     wait_row,
     wait_text,
 )
-from tests.server import app_url  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow  # headless Chromium against a real app server
 
@@ -207,5 +206,5 @@ def test_a_fresh_sessions_history_numbers_its_runs_from_one(open_page):
     assert labels[0].startswith("#2 ") and labels[1].startswith("#1 "), labels
 
 
-def test_every_request_went_to_the_local_server(open_page, app_url):  # noqa: F811
+def test_every_request_went_to_the_local_server(open_page, app_url):
     assert_every_request_was_local(open_page)

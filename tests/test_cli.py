@@ -70,7 +70,6 @@ def test_evaluate_quality_prints_every_metric(tiny_model, corpus_files):
         assert distinct["all_distinct"] == (distinct["mean_distinct"] == 4)
 
 
-@pytest.mark.slow
 def test_evaluate_settle_replays_every_stop_rule_from_full_runs(tiny_model, corpus_files):
     _, valid_file = corpus_files
     proc = call("engine.evaluate", "settle", "--model", str(tiny_model), "--n", "2", "--samples", "2", "--steps", "12",
@@ -91,7 +90,7 @@ def test_evaluate_settle_replays_every_stop_rule_from_full_runs(tiny_model, corp
     for rule in (eager, patient):
         changed = sum(len(case["changed"]) for case in rule["cases"].values())
         assert round(1 - changed / rows, 4) == rule["identical"]
-    bad = spawn("engine.evaluate", "settle", "--model", str(tiny_model), "--settle-grid-steps", "1,x", "--json")
+    bad = call("engine.evaluate", "settle", "--model", str(tiny_model), "--settle-grid-steps", "1,x", "--json")
     assert bad.returncode == 2 and "--settle-grid-steps takes whole numbers" in bad.stderr
     assert "Traceback" not in bad.stderr
 
