@@ -246,7 +246,7 @@ def test_one_request_gives_the_same_texts_and_costs_through_cli_evaluate_and_pyt
                      "2", "--seed", "7", "--steps", "6", "--reads", "x0_hat", "--model", str(control_model))
     assert evaluated.returncode == 0, evaluated.stderr
     evaluated = json.loads(evaluated.stdout)
-    result = Pipeline.load(control_model).call(Request.one(
+    result = Pipeline.load(control_model).run(Request.one(
         targets=targets_from_fields({"pos": tags}), samples=2, seed=7,
         sampling=SampleOptions(steps=6, record_latents=False), guidance=GuidanceOptions(reads="x0_hat")))
     texts = [c.text for c in result.best]
