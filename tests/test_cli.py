@@ -17,6 +17,7 @@ from tests.conftest import TINY
 T = TINY["model"].T  # the tiny models' schedule
 
 
+@pytest.mark.slow
 def test_generate_fills_blanks_with_the_bundled_model():
     proc = call("engine.generate", "--template", "The Eagle is a _ _ coffee shop near _ _ .", "--samples", "4",
                 "--seed", "7", "--steps", "20", "--settle-steps", "0", "--json")  # 0: every step
@@ -95,6 +96,7 @@ def test_evaluate_settle_replays_every_stop_rule_from_full_runs(tiny_model, corp
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_bench_prints_speed_and_memory(tiny_model):
     proc = call("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -112,12 +114,26 @@ def test_bench_prints_speed_and_memory(tiny_model):
                      for batch in (1, 16)}
 
 
+def test_bench_times_models_side_by_side(tiny_model):
+    proc = call("engine.bench", "--models", str(tiny_model), str(tiny_model), "--steps", "3", "5", "--repeats", "1",
+                "--fp32", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    rows = report["side_by_side"]
+    assert report["precision"] == "fp32" and len({r["model"] for r in rows}) == 1
+    assert [r["steps"] for r in rows] == [3] * 3 + [5] * 3  # three requests each (no classifier: none guided)
+    assert all(r["seconds"] > 0 and 0 < r["denoiser_passes"] <= r["steps"] and r["judge_seconds"] > 0 for r in rows)
+    bad = call("engine.bench", "--models", str(tiny_model), str(tiny_model), "--steps", "1", "2", "3")
+    assert bad.returncode == 2 and "--steps takes one count or one per model (2), got 3" in bad.stderr
+
+
 @pytest.mark.slow
 def test_train_cli_reports_bad_data(tmp_path):
     proc = spawn("engine.train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "data file not found" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_bench_times_guided_samples_when_classifiers_exist(control_model):
     proc = call("engine.bench", "--model", str(control_model), "--repeats", "1", "--json")
     assert proc.returncode == 0, proc.stderr

@@ -46,6 +46,7 @@ def test_the_audit_catches_a_tensor_engine_code_makes_without_a_device():
     assert mixed == []
 
 
+@pytest.mark.slow
 def test_every_diffusion_path_follows_the_models_device(control_model):
     pipe = Pipeline.load(control_model)
     for kind in TRAINED:

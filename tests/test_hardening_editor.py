@@ -251,6 +251,7 @@ def test_a_sample_with_no_words_scored_by_the_spans_oracle_is_no_crash(control_m
 
 
 # --- 2. disk: exports bounded, in Gradio's cache (served without a copy), removed on close ----------
+@pytest.mark.slow
 def test_exports_keep_the_last_runs_only(tiny_model, monkeypatch):
     ed = build(Pipeline.load(tiny_model, precision="fp32"))[1]
     try:
