@@ -1,27 +1,41 @@
-"""`editor.bench`: simulated users press Generate, against the editor served in this process
-(`--scenario users`) or `python app.py` in its own (`--scenario class`), and every run is reported finished."""
+"""`editor.bench`: a timed run counts what Generate streams; `--scenario class`: simulated students press
+Generate the way the page does, against `python app.py` in its own process, and every run is reported finished."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
-from editor.bench import percentile
-from tests.commands import call
+from editor.bench import TEMPLATE, percentile, timed_run
+from editor.cells import cells_from_text
 from tests.server import ROOT
 
 
-def test_four_users_at_once_each_get_every_step(tiny_model):
-    proc = call("editor.bench", "--steps", "3", "--samples", "1", "--model", str(tiny_model), "--fp32")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads(proc.stdout)
-    assert report["steps"] == 3 and report["precision"] == "fp32" and report["four_users"]["all_finished"]
-    single = report["single_user"]
-    assert single["frames"] == 3 and [r["frames"] for r in single["runs"]] == [3, 3, 3]
-    assert all(0 < r["first_frame_s"] <= r["total_s"] for r in single["runs"])
+class StreamingClient:
+    """Stands in for gradio_client: records what was submitted and streams `outputs` outputs, 10 ms apart."""
+
+    def __init__(self, outputs: int):
+        self.outputs, self.submitted = outputs, []
+
+    def submit(self, *args, api_name: str):
+        self.submitted.append((args, api_name))
+        for i in range(self.outputs):
+            time.sleep(0.01)
+            yield i
+
+
+def test_a_timed_run_submits_the_pages_generate_and_counts_frames_not_the_result():
+    client = StreamingClient(outputs=6)  # five frames, then the ranked result
+    timed = timed_run(client, 5, 2, 7)
+    ((template, row, length, steps, samples, seed), api_name), = client.submitted
+    assert api_name == "/generate" and (template, length, steps, samples, seed) == (TEMPLATE, 0, 5, 2, 7)
+    assert row == {"cells": cells_from_text(TEMPLATE)}
+    assert timed["frames"] == 5 and 0 < timed["first_frame_s"] < timed["total_s"]
+    assert 0 < timed["frames_per_s"] <= 100  # four intervals of at least 10 ms between the five frames
     assert percentile([3.0, 1.0, 2.0, 4.0], 50) == 2.0 and percentile([3.0, 1.0, 2.0, 4.0], 95) == 4.0
 
 
