@@ -42,7 +42,7 @@ EDIT_CELLS = "#token-row .row.editing .cell[data-index]:not(.add)"
 
 
 # --- fixtures ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Browser:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

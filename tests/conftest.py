@@ -13,6 +13,7 @@ from engine.diffusion.model import DenoiserConfig
 from engine.train import TrainConfig, train
 from engine.train_control import ControlTrainConfig, train_control
 from tests.browser import browser, open_page  # noqa: F401  (fixtures of the browser tests)
+from tests.server import app_url  # noqa: F401  (the app the API and browser tests share)
 
 NAMES = ["The Eagle", "Alimentum", "The Mill", "Wildwood", "Blue Spice", "The Punter"]
 KINDS = ["coffee shop", "pub", "restaurant"]

@@ -1,10 +1,11 @@
 """Start the real editor (`python app.py --port P`) in a subprocess, for the browser and API tests.
 
-Imported by tests/test_browser.py, tests/test_api.py and tests/test_hardening_editor.py, which each get
-their own server through the module-scoped `app_url` fixture below (import it into the test module to
-use it). Each server gets a temporary folder of its own as TMPDIR (so Gradio's cache and the editor's
-exports land there) and its log; the fixture checks that the app removed its exports when it was
-stopped with SIGTERM, then removes the folder.
+The API and browser tests share one server, the session-scoped `app_url` fixture below (conftest
+provides it; starting the app imports gradio and torch and loads the bundled model, seconds each
+time); tests/test_hardening_editor.py starts servers of its own with `start_app`. Each server gets a
+temporary folder of its own as TMPDIR (so Gradio's cache and the editor's exports land there) and its
+log; the fixture checks that the app removed its exports when it was stopped with SIGTERM, then
+removes the folder.
 """
 
 from __future__ import annotations
@@ -102,10 +103,10 @@ def stop_app(app: App) -> int | None:
     return proc.returncode
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_url() -> Iterator[str]:
-    """URL of a freshly started editor on a free port; the process is stopped after the module, and
-    its temporary folder removed once the app is shown to have removed its exports itself."""
+    """URL of an editor started on a free port for the session; the process is stopped after the last
+    test, and its temporary folder removed once the app is shown to have removed its exports itself."""
     app = start_app()
     APPS[app.url] = app
     try:

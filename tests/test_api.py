@@ -24,7 +24,9 @@ from engine.controls.targets import targets_from_fields
 from engine.diffusion.sampler import SampleOptions
 from engine.pipeline import Pipeline
 from engine.request import Request
-from tests.server import APPS, ROOT, app_url  # noqa: F401  (a fixture)
+from tests.server import APPS, ROOT
+
+pytestmark = pytest.mark.slow  # gradio_client against a real app server (python app.py)
 
 BUNDLED_T = json.loads((ROOT / "assets/model/denoiser.json").read_text())["config"]["T"]  # the app's schedule
 
@@ -34,7 +36,7 @@ COST_KEYS = {"seconds", "denoiser_passes", "classifier_passes", "rows"}
 
 
 @pytest.fixture(scope="module")
-def client(app_url) -> Client:  # noqa: F811
+def client(app_url) -> Client:
     kwargs = {"verbose": False, "download_files": False}  # nothing of the runs' exports lands on this machine's /tmp
     if "analytics_enabled" in inspect.signature(Client).parameters:
         kwargs["analytics_enabled"] = False
@@ -200,7 +202,7 @@ def readme_client_example() -> str:
     return calls[0]
 
 
-def test_readme_client_example_runs_verbatim(app_url, tmp_path, monkeypatch):  # noqa: F811
+def test_readme_client_example_runs_verbatim(app_url, tmp_path, monkeypatch):
     code = readme_client_example()
     assert 'Client("http://127.0.0.1:7860/"' in code
     # The client downloads the run's exports: into tmp_path rather than /tmp/gradio and /tmp/<random>/
@@ -387,7 +389,7 @@ def test_forward_process_and_denoise_from_here(client):
 
 
 # --- raw HTTP calls, as any language makes them ---------------------------------------------
-def raw_call(app_url: str, name: str, data: list) -> tuple[str, object]:  # noqa: F811
+def raw_call(app_url: str, name: str, data: list) -> tuple[str, object]:
     """POST /gradio_api/call/<name> with a data list, then read the event stream: its last event and data."""
     call = f"{app_url}gradio_api/call/{name}"
     request = urllib.request.Request(call, data=json.dumps({"data": data}).encode(),
@@ -401,11 +403,11 @@ def raw_call(app_url: str, name: str, data: list) -> tuple[str, object]:  # noqa
     return events[-1], json.loads(payloads[-1])
 
 
-def tracebacks(app_url: str) -> int:  # noqa: F811
+def tracebacks(app_url: str) -> int:
     return APPS[app_url].log.read_text().count("Traceback")
 
 
-def test_a_raw_call_with_missing_trailing_arguments_takes_their_defaults(client, app_url):  # noqa: F811
+def test_a_raw_call_with_missing_trailing_arguments_takes_their_defaults(client, app_url):
     before = tracebacks(app_url)
     event, data = raw_call(app_url, "write", [EAGLE, 0, 20])  # samples, seed and the rest left out
     assert event == "complete", data

@@ -53,6 +53,7 @@ def slowed(sampler: Sampler, seconds: float) -> None:
     sampler.network.network = slow
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bf16", [False, True])
 def test_runs_sharing_passes_write_what_each_writes_alone(denoiser, bf16):
     model, tokenizer = denoiser
@@ -134,6 +135,7 @@ def test_a_failed_shared_pass_fails_every_run_in_it(denoiser):
     assert errors == ["out of memory"] * 3 and sum(calls) == 6 and len(calls) < 3
 
 
+@pytest.mark.slow
 def test_a_settled_run_stops_with_the_words_the_full_run_had_there(denoiser):
     model, tokenizer = denoiser
     sampler = Sampler(model, tokenizer, bf16=False)

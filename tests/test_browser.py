@@ -37,7 +37,9 @@ from tests.browser import (
     wait_results,
     wait_row,
 )
-from tests.server import ROOT, app_url  # noqa: F401  (app_url is a fixture)
+from tests.server import ROOT
+
+pytestmark = pytest.mark.slow  # headless Chromium against a real app server
 
 
 # --- tests ---------------------------------------------------------------------------------
@@ -335,5 +337,5 @@ def test_double_click_types_a_word(open_page):
     assert page.locator("#template textarea").input_value() == "The Eagle is a family _ coffee shop near _ _ ."
 
 
-def test_every_request_went_to_the_local_server(open_page, app_url):  # noqa: F811
+def test_every_request_went_to_the_local_server(open_page, app_url):
     assert_every_request_was_local(open_page)

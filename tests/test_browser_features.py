@@ -37,7 +37,9 @@ from tests.browser import (
     wait_row,
     wait_text,
 )
-from tests.server import ROOT, app_url  # noqa: F401  (a fixture)
+from tests.server import ROOT
+
+pytestmark = pytest.mark.slow  # headless Chromium against a real app server
 
 SENTENCE = "The Eagle is a cheap coffee shop near the river ."
 
@@ -397,5 +399,5 @@ def test_every_results_column_is_readable_after_generate_and_vary(open_page, siz
     assert unreadable_columns(page, "#results") == []
 
 
-def test_every_request_went_to_the_local_server(open_page, app_url):  # noqa: F811
+def test_every_request_went_to_the_local_server(open_page, app_url):
     assert_every_request_was_local(open_page)

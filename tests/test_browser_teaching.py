@@ -8,10 +8,13 @@ from __future__ import annotations
 import itertools
 import json
 
+import pytest
 from playwright.sync_api import Page
 
 from tests.browser import EAGLE, assert_every_request_was_local, set_slider, type_template, wait_results
-from tests.server import ROOT, app_url  # noqa: F401  (a fixture)
+from tests.server import ROOT
+
+pytestmark = pytest.mark.slow  # headless Chromium against a real app server
 
 T = json.loads((ROOT / "assets/model/denoiser.json").read_text())["config"]["T"]  # the app's schedule
 POINTS = 50  # times the tab shows between 0 and T (editor.teach.POINTS)
@@ -167,5 +170,5 @@ def test_presentation_mode_keeps_the_row_on_one_line_and_the_caption_in_view(ope
     assert shown["size"] >= 20 and shown["captionBottom"] <= shown["height"], shown
 
 
-def test_every_request_went_to_the_local_server(open_page, app_url):  # noqa: F811
+def test_every_request_went_to_the_local_server(open_page, app_url):
     assert_every_request_was_local(open_page)

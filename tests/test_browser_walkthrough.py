@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from playwright.sync_api import Page
 
 from tests.browser import (
@@ -29,7 +30,8 @@ from tests.browser import (
     wait_row,
     wait_text,
 )
-from tests.server import app_url  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.slow  # headless Chromium against a real app server
 
 LETTERS = "a b c d e f g h i j"
 
@@ -204,5 +206,5 @@ def test_a_fresh_sessions_history_numbers_its_runs_from_one(open_page):
     assert labels[0].startswith("#2 ") and labels[1].startswith("#1 "), labels
 
 
-def test_every_request_went_to_the_local_server(open_page, app_url):  # noqa: F811
+def test_every_request_went_to_the_local_server(open_page, app_url):
     assert_every_request_was_local(open_page)

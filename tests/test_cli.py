@@ -1,10 +1,8 @@
-"""The command-line tools: real subprocesses, so a traceback would show up in stderr."""
+"""The command-line tools, each through its `main(argv)` in this process (tests/commands.py); a real
+`python -m` subprocess where the command line itself is tested (exit status 2, a one-line error)."""
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,20 +12,16 @@ from engine.diffusion.sampler import SampleOptions
 from engine.diffusion.steps import STEP_RULES
 from engine.pipeline import Pipeline
 from engine.request import Request
+from tests.commands import call, spawn
 from tests.conftest import TINY
 
-ROOT = Path(__file__).resolve().parent.parent
 T = TINY["model"].T  # the tiny models' schedule
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          check=False)
-
-
+@pytest.mark.slow
 def test_generate_fills_blanks_with_the_bundled_model():
-    proc = run("engine.generate", "--template", "The Eagle is a _ _ coffee shop near _ _ .", "--samples", "4",
-               "--seed", "7", "--steps", "20", "--settle-steps", "0", "--json")  # 0: every step
+    proc = call("engine.generate", "--template", "The Eagle is a _ _ coffee shop near _ _ .", "--samples", "4",
+                "--seed", "7", "--steps", "20", "--settle-steps", "0", "--json")  # 0: every step
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert len(out["samples"]) == 4 and out["denoiser_passes"] == 20 and out["seconds"] > 0
@@ -38,7 +32,7 @@ def test_generate_fills_blanks_with_the_bundled_model():
 
 
 def test_generate_length_and_plain_output(tiny_model):
-    proc = run("engine.generate", "--model", str(tiny_model), "--length", "4", "--samples", "3", "--steps", "5")
+    proc = call("engine.generate", "--model", str(tiny_model), "--length", "4", "--samples", "3", "--steps", "5")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 3 and all(len(line.split()) == 4 for line in lines)
@@ -57,15 +51,15 @@ def test_generate_length_and_plain_output(tiny_model):
     (["--weights", "pos=heavy"], "--weights: expected kind=number"),
 ])
 def test_generate_errors_are_messages_not_tracebacks(args, message):
-    proc = run("engine.generate", *args)
+    proc = call("engine.generate", *args)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_evaluate_quality_prints_every_metric(tiny_model, corpus_files):
     train_file, valid_file = corpus_files
-    proc = run("engine.evaluate", "quality", "--model", str(tiny_model), "--n", "4", "--steps", "5",
-               "--train", str(train_file), "--valid", str(valid_file), "--candidates", "2", "--show", "2", "--json")
+    proc = call("engine.evaluate", "quality", "--model", str(tiny_model), "--n", "4", "--steps", "5",
+                "--train", str(train_file), "--valid", str(valid_file), "--candidates", "2", "--show", "2", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     for kind in ("free", "infill", "infill_best_of_2"):
@@ -80,8 +74,8 @@ def test_evaluate_quality_prints_every_metric(tiny_model, corpus_files):
 
 def test_evaluate_settle_replays_every_stop_rule_from_full_runs(tiny_model, corpus_files):
     _, valid_file = corpus_files
-    proc = run("engine.evaluate", "settle", "--model", str(tiny_model), "--n", "2", "--samples", "2", "--steps", "12",
-               "--valid", str(valid_file), "--settle-grid-steps", "1,3", "--settle-grid-confidence", "0,1", "--json")
+    proc = call("engine.evaluate", "settle", "--model", str(tiny_model), "--n", "2", "--samples", "2", "--steps", "12",
+                "--valid", str(valid_file), "--settle-grid-steps", "1,3", "--settle-grid-confidence", "0,1", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     cases = {"free", "infill_middle", "infill_start", "infill_end", "infill_scattered"}
@@ -98,35 +92,51 @@ def test_evaluate_settle_replays_every_stop_rule_from_full_runs(tiny_model, corp
     for rule in (eager, patient):
         changed = sum(len(case["changed"]) for case in rule["cases"].values())
         assert round(1 - changed / rows, 4) == rule["identical"]
-    bad = run("engine.evaluate", "settle", "--model", str(tiny_model), "--settle-grid-steps", "1,x", "--json")
+    bad = call("engine.evaluate", "settle", "--model", str(tiny_model), "--settle-grid-steps", "1,x", "--json")
     assert bad.returncode == 2 and "--settle-grid-steps takes whole numbers" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_bench_prints_speed_and_memory(tiny_model):
-    proc = run("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--json")
+    proc = call("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert [(r["steps"], r["batch"]) for r in report["runs"]] == [(200, 1), (200, 16), (50, 1), (50, 16)]
     assert all(r["denoiser_passes"] == r["steps"] and r["seconds_per_sample"] > 0 for r in report["runs"])
     assert report["peak_rss_mb"] > 0 and report["dtype"] in ("float32", "bfloat16") and report["precision_why"]
-    forced = json.loads(run("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--precision", "fp32",
-                            "--steps", "5", "--models", str(tiny_model)).stdout)
+    forced = json.loads(call("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--precision", "fp32",
+                             "--steps", "5", "--models", str(tiny_model)).stdout)
     assert forced["precision"] == "fp32"
-    rules = run("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--step-rules", "--json")
+    rules = call("engine.bench", "--model", str(tiny_model), "--repeats", "1", "--step-rules", "--json")
     assert rules.returncode == 0, rules.stderr
     timed = {(r["step_rule"], r["steps"], r["batch"]) for r in json.loads(rules.stdout)["step_rules"]}
     assert timed == {(rule, steps, batch) for rule in STEP_RULES for steps in (10, 20, 50)
                      for batch in (1, 16)}
 
 
+def test_bench_times_models_side_by_side(tiny_model):
+    proc = call("engine.bench", "--models", str(tiny_model), str(tiny_model), "--steps", "3", "5", "--repeats", "1",
+                "--precision", "fp32", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    rows = report["side_by_side"]
+    assert report["precision"] == "fp32" and len({r["model"] for r in rows}) == 1
+    assert [r["steps"] for r in rows] == [3] * 3 + [5] * 3  # three requests each (no classifier: none guided)
+    assert all(r["seconds"] > 0 and 0 < r["denoiser_passes"] <= r["steps"] and r["judge_seconds"] > 0 for r in rows)
+    bad = call("engine.bench", "--models", str(tiny_model), str(tiny_model), "--steps", "1", "2", "3")
+    assert bad.returncode == 2 and "--steps takes one count or one per model (2), got 3" in bad.stderr
+
+
+@pytest.mark.slow
 def test_train_cli_reports_bad_data(tmp_path):
-    proc = run("engine.train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o"))
+    proc = spawn("engine.train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "data file not found" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_bench_times_guided_samples_when_classifiers_exist(control_model):
-    proc = run("engine.bench", "--model", str(control_model), "--repeats", "1", "--json")
+    proc = call("engine.bench", "--model", str(control_model), "--repeats", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     guided = {g["controls"]: g for g in json.loads(proc.stdout)["guided"]}
     assert set(guided) == {"pos", "tree", "spans", "semantic", "include", "pos+semantic"}
@@ -144,7 +154,7 @@ def test_evaluate_control_reports_success_fluency_cost_and_samples(control_model
                        '{"pos": ["NOUN"]}\n')
     args = ("engine.evaluate", "control", "--kind", "pos", "--targets", str(targets), "--n-targets", "2",
             "--samples-per-target", "2", "--steps", "6", "--model", str(control_model), "--json")
-    guided, free = run(*args), run(*args, "--no-guidance")
+    guided, free = call(*args), call(*args, "--no-guidance")
     assert guided.returncode == 0 and free.returncode == 0, guided.stderr + free.stderr
     guided, free = json.loads(guided.stdout), json.loads(free.stdout)
     for report in (guided, free):
@@ -175,7 +185,7 @@ def test_evaluate_control_asks_each_target_on_a_template_from_its_sentence(contr
                          '["no", "sentence"]\n')
     base = ("engine.evaluate", "control", "--kind", "semantic", "--targets", str(targets), "--steps", "4",
             "--model", str(control_model))
-    proc = run(*base, "--template-from", str(sentences))
+    proc = call(*base, "--template-from", str(sentences))
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["n_used"] == 2 and [u["line"] for u in report["unusable"]] == [3]
@@ -187,19 +197,19 @@ def test_evaluate_control_asks_each_target_on_a_template_from_its_sentence(contr
         kept = [(i, w) for i, w in enumerate(template) if w != "_"]
         assert all(sample["text"].split()[i] == w for i, w in kept)  # the template's words stay
     assert set(report["success_by_field"]) == {"food", "eatType"}
-    proc = run(*base, "--template", "_ is a _ near _ _ .")
+    proc = call(*base, "--template", "_ is a _ near _ _ .")
     assert proc.returncode == 0, proc.stderr
     samples = json.loads(proc.stdout)["samples"]
     assert len(samples) == 3 and all(s["text"].split()[1:3] == ["is", "a"] for s in samples)
-    proc = run(*base, "--template", "_ .", "--template-from", str(sentences))
+    proc = call(*base, "--template", "_ .", "--template-from", str(sentences))
     assert proc.returncode == 2 and "choose one" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_evaluate_control_reports_each_unusable_line_and_goes_on(control_model, tmp_path):
     targets = tmp_path / "semantic.jsonl"
     targets.write_text('["food", ":", "Italian"]\n["food", ":", "Italian"\n["name", ":", "The", "Blue", "Lantern"]\n')
-    proc = run("engine.evaluate", "control", "--kind", "semantic", "--targets", str(targets), "--steps", "4",
-               "--model", str(control_model), "--json")
+    proc = call("engine.evaluate", "control", "--kind", "semantic", "--targets", str(targets), "--steps", "4",
+                "--model", str(control_model), "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["n_targets"] == 3 and report["n_used"] == 1 and report["coverage"] == round(1 / 3, 4)
@@ -209,47 +219,48 @@ def test_evaluate_control_reports_each_unusable_line_and_goes_on(control_model, 
     used = report["samples"][0]["text"]
     assert report["success"] == round(("italian" in used.lower().split()) / 3, 4)  # unusable lines count as failures
     targets.write_text('["food", ":", "Italian"\n["flavour", ":", "sweet"]\n')
-    proc = run("engine.evaluate", "control", "--kind", "semantic", "--targets", str(targets), "--model",
-               str(control_model))
+    proc = call("engine.evaluate", "control", "--kind", "semantic", "--targets", str(targets), "--model",
+                str(control_model))
     assert proc.returncode == 2 and "none of its 2 targets can be used, e.g. line 1: not valid JSON" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_train_control_cli_saves_a_classifier_beside_the_model(tiny_model, labelled_csv, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
-    proc = run("engine.train_control", "--kind", "semantic", "--model", str(model), "--data", str(labelled_csv),
-               "--valid", str(labelled_csv), "--max-steps", "4", "--eval-every", "2", "--hidden", "16",
+    proc = call("engine.train_control", "--kind", "semantic", "--model", str(model), "--data", str(labelled_csv),
+                "--valid", str(labelled_csv), "--max-steps", "4", "--eval-every", "2", "--hidden", "16",
                "--layers", "1", "--attention-heads", "2", "--ffn", "32")
     assert proc.returncode == 0, proc.stderr
     assert "train semantic" in proc.stderr and "held-out p(truth)" in proc.stderr
     config = json.loads((model / "control_semantic.json").read_text())
     assert config["training"]["steps"] == 4 and "food=Italian" in config["labels"]
-    bad = run("engine.train_control", "--kind", "semantic", "--model", str(model), "--data", str(tmp_path / "no.csv"))
+    bad = spawn("engine.train_control", "--kind", "semantic", "--model", str(model), "--data", str(tmp_path / "no.csv"))
     assert bad.returncode == 2 and "data file not found" in bad.stderr
 
 
 def test_generate_with_controls_keeps_their_length_and_reports_errors(control_model):
-    proc = run("engine.generate", "--model", str(control_model), "--pos", "PROPN AUX DET NOUN PUNCT", "--semantic",
-               "food=Italian", "--samples", "2", "--candidates", "2", "--steps", "6", "--json")
+    proc = call("engine.generate", "--model", str(control_model), "--pos", "PROPN AUX DET NOUN PUNCT", "--semantic",
+                "food=Italian", "--samples", "2", "--candidates", "2", "--steps", "6", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert [len(s["tokens"]) for s in out["samples"]] == [5, 5] and out["rows"] == 4
     assert all(set(s["control_scores"]) == {"pos", "semantic"} for s in out["samples"])
-    bad = run("engine.generate", "--model", str(control_model), "--spans", "4 2 PP")
+    bad = call("engine.generate", "--model", str(control_model), "--spans", "4 2 PP")
     assert bad.returncode == 2 and "spans: span [4, 2] is out of range" in bad.stderr
 
 
 def test_one_request_gives_the_same_texts_and_costs_through_cli_evaluate_and_python(control_model, tmp_path):
     tags = "PROPN AUX DET NOUN PUNCT"
-    cli = run("engine.generate", "--model", str(control_model), "--pos", tags, "--samples", "2", "--seed", "7",
-              "--steps", "6", "--reads", "x0_hat", "--json")
+    cli = call("engine.generate", "--model", str(control_model), "--pos", tags, "--samples", "2", "--seed", "7",
+               "--steps", "6", "--reads", "x0_hat", "--json")
     assert cli.returncode == 0, cli.stderr
     cli = json.loads(cli.stdout)
     targets = tmp_path / "pos.jsonl"
     targets.write_text(json.dumps({"pos": tags.split()}) + "\n")
-    evaluated = run("engine.evaluate", "control", "--kind", "pos", "--targets", str(targets), "--samples-per-target",
-                    "2", "--seed", "7", "--steps", "6", "--reads", "x0_hat", "--model", str(control_model))
+    evaluated = call("engine.evaluate", "control", "--kind", "pos", "--targets", str(targets), "--samples-per-target",
+                     "2", "--seed", "7", "--steps", "6", "--reads", "x0_hat", "--model", str(control_model))
     assert evaluated.returncode == 0, evaluated.stderr
     evaluated = json.loads(evaluated.stdout)
     result = Pipeline.from_pretrained(control_model).run(Request.one(

@@ -221,6 +221,7 @@ def test_each_controls_gradient_step_raises_its_log_prob(pipe):
         assert guide.classifier_passes == 1
 
 
+@pytest.mark.slow
 def test_guidance_window_guides_only_its_part_of_the_schedule(pipe):
     T = pipe.model.config.T
     targets = targets_from_fields({"pos": "DET NOUN VERB ADV"})

@@ -15,8 +15,9 @@ from engine.errors import ConfigError
 from engine.pipeline import Pipeline
 from engine.precision import check_device
 from engine.request import Request
+from tests.commands import spawn
 from tests.device_audit import ENGINE, audit
-from tests.test_hardening import one_line_error, run
+from tests.test_hardening import one_line_error
 from tests.test_hardening_editor import app_command, assert_one_line_error
 
 TARGETS = {"pos": "PROPN AUX DET NOUN PUNCT", "tree": "The Mill is a pub .", "spans": "0 1 NP",
@@ -46,6 +47,7 @@ def test_the_audit_catches_a_tensor_engine_code_makes_without_a_device():
     assert mixed == []
 
 
+@pytest.mark.slow
 def test_every_diffusion_path_follows_the_models_device(control_model):
     pipe = Pipeline.from_pretrained(control_model)
     for kind in TRAINED:
@@ -67,6 +69,7 @@ def test_every_diffusion_path_follows_the_models_device(control_model):
     assert mixed == [] and noising.latents.device.type == "cpu"
 
 
+@pytest.mark.slow
 def test_left_to_right_writing_follows_the_lms_device(fudge_model):
     pipe = Pipeline.from_pretrained(fudge_model)
     for kind in FUTURE:
@@ -97,12 +100,14 @@ def test_device_names_are_checked():
             check_device(f"cuda:{torch.cuda.device_count()}")
 
 
+@pytest.mark.slow
 def test_the_commands_take_the_device_and_say_when_there_is_no_gpu(tiny_model):
-    generate = run("engine.generate", "--model", str(tiny_model), "--device", "cuda", "--steps", "3", "--samples", "1")
+    generate = spawn("engine.generate", "--model", str(tiny_model), "--device", "cuda", "--steps", "3",
+                     "--samples", "1")
     if torch.cuda.is_available():
         assert generate.returncode == 0, generate.stderr
     else:
         one_line_error(generate, "device 'cuda': PyTorch", "sees no CUDA GPU on this machine")
         assert_one_line_error(app_command("--port", "7998", "--device", "cuda"), "sees no CUDA GPU on this machine")
-    one_line_error(run("engine.bench", "--model", str(tiny_model), "--device", "cuda:x"), "unknown device 'cuda:x'")
+    one_line_error(spawn("engine.bench", "--model", str(tiny_model), "--device", "cuda:x"), "unknown device 'cuda:x'")
     assert "--device" in app_command("--help").stdout

@@ -335,6 +335,7 @@ def page_defaults(panel) -> dict:
     return {name: component.value for name, component in panel.inputs().items()}
 
 
+@pytest.mark.slow
 def test_the_pages_default_guidance_takes_each_controls_measured_setting(guided_editor):
     page, text = guided_editor.page, "_ _ _ _ _"
     values = page_defaults(page.panel) | {"semantic": ["food=Italian"]}

@@ -67,6 +67,7 @@ ACTION = st.one_of(
     JSON)
 
 
+@pytest.mark.slow
 @settings(max_examples=100, **FUZZ)
 @given(cells=CELLS, action=ACTION)
 def test_cell_actions_return_a_row_or_refuse_in_one_line(cells, action):
@@ -173,6 +174,7 @@ def test_write_returns_results_or_a_one_line_error(guided_editor, good, bad):
         assert 1 <= len(out["results"]) <= 4 and all(isinstance(r["text"], str) for r in out["results"])
 
 
+@pytest.mark.slow
 @settings(max_examples=20, **FUZZ)
 @given(good=GOOD, bad=st.dictionaries(st.sampled_from(ARGUMENTS), ANYTHING, max_size=2), row=ROW)
 def test_generate_streams_or_shows_a_one_line_error(guided_editor, good, bad, row):

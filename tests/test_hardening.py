@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,13 +17,7 @@ from engine.errors import CheckpointError, ConfigError, TargetError, TemplateErr
 from engine.pipeline import Pipeline
 from engine.request import MAX_SEED, Request
 from engine.text.template import parse_template
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+from tests.commands import ROOT, call, spawn
 
 
 def one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -111,18 +104,19 @@ def test_hand_edited_model_configs_are_clear_errors(tiny_model, tmp_path, key, v
         Pipeline.from_pretrained(tmp_path)
 
 
+@pytest.mark.slow
 def test_commands_give_one_line_errors(tiny_model, tmp_path):
     binary = tmp_path / "b.bin"
     binary.write_bytes(b"\x80\xff\xfe" * 100 + bytes(range(256)))
-    one_line_error(run("engine.evaluate", "control", "--kind", "pos", "--targets", str(binary), "--model",
-                       str(tiny_model)), "b.bin: none of its 2 targets can be used, e.g. line 1: not UTF-8 text")
-    one_line_error(run("engine.generate", "--model", str(tiny_model), "--temperature", "nan"),
+    one_line_error(spawn("engine.evaluate", "control", "--kind", "pos", "--targets", str(binary), "--model",
+                         str(tiny_model)), "b.bin: none of its 2 targets can be used, e.g. line 1: not UTF-8 text")
+    one_line_error(call("engine.generate", "--model", str(tiny_model), "--temperature", "nan"),
                    "--temperature must be a finite number")
-    one_line_error(run("engine.generate", "--model", str(tiny_model), "--noise-scale", "inf"),
+    one_line_error(call("engine.generate", "--model", str(tiny_model), "--noise-scale", "inf"),
                    "--noise-scale must be a finite number")
-    one_line_error(run("engine.generate", "--model", str(tiny_model), "--samples", "8", "--candidates", "50"),
+    one_line_error(call("engine.generate", "--model", str(tiny_model), "--samples", "8", "--candidates", "50"),
                    "at most 256 rows")
-    one_line_error(run("engine.generate", "--steps", "abc"), "argument --steps: invalid int value")
+    one_line_error(spawn("engine.generate", "--steps", "abc"), "argument --steps: invalid int value")
 
 
 def test_evaluate_names_the_line_the_model_cannot_use(control_model, tmp_path):
@@ -131,53 +125,55 @@ def test_evaluate_names_the_line_the_model_cannot_use(control_model, tmp_path):
     for kind, text, line, message in cases:
         path = tmp_path / f"{kind}.txt"
         path.write_text(text)
-        proc = run("engine.evaluate", "control", "--kind", kind, "--targets", str(path), "--model",
-                   str(control_model), "--steps", "2", "--json")
+        proc = call("engine.evaluate", "control", "--kind", kind, "--targets", str(path), "--model",
+                    str(control_model), "--steps", "2", "--json")
         assert proc.returncode == 0, proc.stderr
         (unusable,) = json.loads(proc.stdout)["unusable"]
         assert unusable["line"] == line and message in unusable["reason"]
     path = tmp_path / "spans.txt"
     path.write_text('{"spans": [[20, 30, "NP"]]}\n')
-    one_line_error(run("engine.evaluate", "control", "--kind", "spans", "--targets", str(path), "--model",
-                       str(control_model), "--steps", "2"), str(path),
+    one_line_error(call("engine.evaluate", "control", "--kind", "spans", "--targets", str(path), "--model",
+                        str(control_model), "--steps", "2"), str(path),
                    "none of its 1 targets can be used, e.g. line 1: span [20, 30] is out of range")
 
 
+@pytest.mark.slow
 def test_training_errors_are_one_line(corpus_files, tmp_path):
     train_file, _ = corpus_files
     tiny = ("--seq-len", "16", "--embed-dim", "8", "--hidden", "32", "--layers", "1", "--attention-heads", "2",
             "--ffn", "64", "--batch-size", "8", "--precision", "fp32", "--quiet")
     missing_ref = tmp_path / "rows.csv"
     missing_ref.write_text('mr,ref\n"name[A]","A is a pub ."\n"name[B]"\n')
-    one_line_error(run("engine.train", "--data", str(missing_ref), "--out", str(tmp_path / "o"), *tiny),
+    one_line_error(spawn("engine.train", "--data", str(missing_ref), "--out", str(tmp_path / "o"), *tiny),
                    "rows.csv, line 3: the row has no ref field")
     binary = tmp_path / "data.txt"
     binary.write_bytes(b"\xff\xfe" + bytes(range(256)))
-    one_line_error(run("engine.train", "--data", str(binary), "--out", str(tmp_path / "o"), *tiny),
+    one_line_error(call("engine.train", "--data", str(binary), "--out", str(tmp_path / "o"), *tiny),
                    "data.txt is not UTF-8 text")
-    one_line_error(run("engine.train", "--data", str(train_file), "--out", str(tmp_path / "o"), "--device", "bogus"),
+    one_line_error(call("engine.train", "--data", str(train_file), "--out", str(tmp_path / "o"), "--device", "bogus"),
                    "argument --device: invalid choice: 'bogus'")
-    cuda = run("engine.train", "--data", str(train_file), "--out", str(tmp_path / "o"), "--device", "cuda",
-               "--max-steps", "1", *tiny)
+    cuda = call("engine.train", "--data", str(train_file), "--out", str(tmp_path / "o"), "--device", "cuda",
+                "--max-steps", "1", *tiny)
     if torch.cuda.is_available():
         assert cuda.returncode == 0, cuda.stderr
     else:
         one_line_error(cuda, "--device cuda: this machine has no CUDA device")
     a_file = tmp_path / "taken"
     a_file.write_text("not a directory")
-    one_line_error(run("engine.train", "--data", str(train_file), "--out", str(a_file), *tiny),
+    one_line_error(call("engine.train", "--data", str(train_file), "--out", str(a_file), *tiny),
                    "is a file, not a directory")
-    one_line_error(run("engine.train", "--data", str(train_file), "--out", str(tmp_path / "o"), "--lr", "nan"),
+    one_line_error(call("engine.train", "--data", str(train_file), "--out", str(tmp_path / "o"), "--lr", "nan"),
                    "--lr must be a finite number")
     out = tmp_path / "run"
-    assert run("engine.train", "--data", str(train_file), "--out", str(out), "--max-steps", "2", *tiny).returncode == 0
+    assert call("engine.train", "--data", str(train_file), "--out", str(out), "--max-steps", "2", *tiny).returncode == 0
     (out / "train_state.json").write_text('{"step": 2, "param_groups": []}')
-    one_line_error(run("engine.train", "--data", str(train_file), "--out", str(out), "--max-steps", "4", "--resume",
-                       *tiny), "training state in", "is damaged")
-    help_text = run("engine.train", "--help").stdout
+    one_line_error(call("engine.train", "--data", str(train_file), "--out", str(out), "--max-steps", "4", "--resume",
+                        *tiny), "training state in", "is damaged")
+    help_text = spawn("engine.train", "--help").stdout
     assert "(0: no time" in help_text and "--save-every SAVE_EVERY" in help_text
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(corpus_files, tmp_path):
     train_file, _ = corpus_files
     out = tmp_path / "interrupted"
@@ -200,6 +196,7 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(corpus_files, tmp_path
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_the_engine_imports_from_any_directory(tmp_path):
     proc = subprocess.run([sys.executable, "-c", "from engine.pipeline import Pipeline; print(Pipeline.__name__)"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)

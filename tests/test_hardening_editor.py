@@ -252,6 +252,7 @@ def test_a_sample_with_no_words_scored_by_the_spans_oracle_is_no_crash(control_m
 
 
 # --- 2. disk: exports bounded, in Gradio's cache (served without a copy), removed on close ----------
+@pytest.mark.slow
 def test_exports_keep_the_last_runs_only(tiny_model, monkeypatch):
     ed = build(Pipeline.from_pretrained(tiny_model, precision="fp32"))[1]
     try:
@@ -285,6 +286,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, message: str) -> No
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ") and message in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--port", "0"], "argument --port: must be from 1 to 65535, got 0"),
     (["--port", "70000"], "argument --port: must be from 1 to 65535, got 70000"),
@@ -297,6 +299,7 @@ def test_bad_flags_are_one_line_and_exit_2(args, message):
     assert_one_line_error(app_command(*args), message)
 
 
+@pytest.mark.slow
 def test_a_port_in_use_is_one_line_and_exit_2():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -306,12 +309,14 @@ def test_a_port_in_use_is_one_line_and_exit_2():
     assert_one_line_error(proc, f"error: port {port} is in use on 127.0.0.1 (pick another with --port)")
 
 
+@pytest.mark.slow
 def test_a_missing_or_broken_model_is_one_line_and_exit_2(tmp_path):
     assert_one_line_error(app_command("--port", "7999", "--model", str(tmp_path / "none")), "model directory not found")
     (tmp_path / "denoiser.json").write_text("{")
     assert_one_line_error(app_command("--port", "7999", "--model", str(tmp_path)), "is not valid JSON")
 
 
+@pytest.mark.slow
 def test_help_lists_the_deployers_flags():
     proc = app_command("--help")
     assert proc.returncode == 0
@@ -319,6 +324,7 @@ def test_help_lists_the_deployers_flags():
         assert flag in proc.stdout
 
 
+@pytest.mark.slow
 def test_app_serves_quietly_bounds_uploads_and_cleans_up_on_sigterm():
     app = start_app("--cache-age", "60")
     started = f"DLM Studio: {app.url} (cpu, {choose_precision('auto')[0]})\n"  # the precision this CPU runs fastest

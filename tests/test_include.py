@@ -103,6 +103,7 @@ def test_include_steers_without_a_classifier(pipe):
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_guided_run_includes_the_words_more_often(pipe):
     def found(strength: float) -> float:
         request = Request.one(targets=(parse_field("pub"),), samples=12, seed=2, sampling=SampleOptions(steps=20),

@@ -16,7 +16,7 @@ from engine.errors import CheckpointError, ConfigError
 from engine.pipeline import Pipeline
 from engine.request import Prompt, Request, Writing
 from engine.train_control import ControlTrainConfig
-from tests.test_cli import run
+from tests.commands import call
 
 ITALIAN = targets_from_fields({"semantic": ["food=Italian"]})
 
@@ -34,6 +34,7 @@ def test_prefix_rows_cover_every_prefix_and_the_whole_row():
     assert set(known.tolist()) == {1, 2, 3, 4, 16}  # START only ... all words, or the whole row with END
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["ar", "fudge"])
 def test_left_to_right_keeps_the_prefix_and_the_templates_length(pipe, method):
     result = pipe.run(Request.one("The Eagle is a _ _ _ .", samples=6, seed=3, method=method,
@@ -46,6 +47,7 @@ def test_left_to_right_keeps_the_prefix_and_the_templates_length(pipe, method):
     assert (result.cost.discriminator_passes > 0) == (method == "fudge")
 
 
+@pytest.mark.slow
 def test_free_left_to_right_text_ends_by_itself_within_the_row(pipe):
     result = pipe.run(Request.one(samples=8, seed=1, method="ar"))
     states = result.written
@@ -55,6 +57,7 @@ def test_free_left_to_right_text_ends_by_itself_within_the_row(pipe):
     assert [len(s.tokens[0]) for s in states[:3]] == [2, 3, 4]  # one word per step
 
 
+@pytest.mark.slow
 def test_fudge_meets_its_target_more_often_than_plain_sampling(pipe):
     def success(method: str) -> float:
         scores = [c.control_scores["semantic"] for seed in range(2)
@@ -66,6 +69,7 @@ def test_fudge_meets_its_target_more_often_than_plain_sampling(pipe):
     assert steered >= plain + 0.1, (plain, steered)
 
 
+@pytest.mark.slow
 def test_words_after_a_blank_are_checked_not_promised(pipe):
     result = pipe.run(Request.one("_ _ is a pub near Burger King .", samples=4, seed=0, method="ar"))
     kept = [c.checks["locked words kept"] for c in result.best]
@@ -73,17 +77,20 @@ def test_words_after_a_blank_are_checked_not_promised(pipe):
     assert kept == locked_words_there
 
 
+@pytest.mark.slow
 def test_an_ellipsis_prompt_is_written_from_its_prefix_with_no_length(pipe):
     result = pipe.run(Request.one("The Mill ... .", samples=3, seed=0, method="ar"))
     assert all(c.words[:2] == ["The", "Mill"] for c in result.best)
 
 
+@pytest.mark.slow
 def test_fudge_beliefs_are_probabilities_of_the_chosen_prefix(pipe):
     states = list(pipe.stream(Request(prompts=(Prompt(targets=ITALIAN),), samples=2, seed=0, method="fudge")))[:-1]
     beliefs = [p for s in states for p in s.beliefs.get("semantic", []) if p is not None]
     assert beliefs and all(0 < p <= 1 for p in beliefs)
 
 
+@pytest.mark.slow
 def test_a_control_fudge_cannot_steer_is_a_clear_error(pipe, fudge_model):
     include = targets_from_fields({"include": "pub"})
     with pytest.raises(ConfigError, match="no discriminator for include controls: it steers pos, tree, spans, "):
@@ -92,6 +99,7 @@ def test_a_control_fudge_cannot_steer_is_a_clear_error(pipe, fudge_model):
     assert all("include" in c.control_scores for c in judged.best)
 
 
+@pytest.mark.slow
 def test_a_missing_discriminator_names_the_command_that_trains_it(tmp_path, fudge_model, pipe):
     with pytest.raises(CheckpointError, match="--method fudge --kind pos"):
         load_discriminator(tmp_path, "pos", pipe.tokenizer)
@@ -112,13 +120,14 @@ def test_write_options_are_checked():
         Request(method="gpt")
 
 
+@pytest.mark.slow
 def test_evaluate_control_with_each_method_on_the_same_targets(fudge_model, tmp_path):
     targets = tmp_path / "semantic.jsonl"
     targets.write_text('["food", ":", "Italian"]\n["eatType", ":", "pub"]\n')
     reports = {}
     for method in ("diffusion", "fudge", "ar"):
-        proc = run("engine.evaluate", "control", "--kind", "semantic", "--targets", str(targets), "--steps", "4",
-                   "--samples-per-target", "2", "--model", str(fudge_model), "--method", method, "--json")
+        proc = call("engine.evaluate", "control", "--kind", "semantic", "--targets", str(targets), "--steps", "4",
+                    "--samples-per-target", "2", "--model", str(fudge_model), "--method", method, "--json")
         assert proc.returncode == 0, proc.stderr
         reports[method] = json.loads(proc.stdout)
     assert {m: r["method"] for m, r in reports.items()} == {m: m for m in reports}
@@ -131,12 +140,13 @@ def test_evaluate_control_with_each_method_on_the_same_targets(fudge_model, tmp_
     assert reports["fudge"]["settings"]["top_k"] == WriteOptions().top_k
 
 
+@pytest.mark.slow
 def test_fluency_can_be_scored_by_a_judge_trained_apart(fudge_model, tiny_model, tmp_path):
     targets = tmp_path / "semantic.jsonl"
     targets.write_text('["food", ":", "Italian"]\n')
     args = ("engine.evaluate", "control", "--kind", "semantic", "--targets", str(targets), "--samples-per-target",
             "4", "--model", str(fudge_model), "--method", "fudge", "--json")
-    own, other = run(*args), run(*args, "--fluency-judge", str(tiny_model))
+    own, other = call(*args), call(*args, "--fluency-judge", str(tiny_model))
     assert own.returncode == 0 and other.returncode == 0, own.stderr + other.stderr
     own, other = json.loads(own.stdout), json.loads(other.stdout)
     assert [s["text"] for s in own["samples"]] == [s["text"] for s in other["samples"]]  # the same text, judged apart
@@ -144,19 +154,20 @@ def test_fluency_can_be_scored_by_a_judge_trained_apart(fudge_model, tiny_model,
     assert other["fluency_ppl"] != own["fluency_ppl"]
     saved = tmp_path / "own.json"
     saved.write_text(json.dumps(own))
-    rescored = run("engine.evaluate", "rescore", "--judge", str(tiny_model), str(saved))
+    rescored = call("engine.evaluate", "rescore", "--judge", str(tiny_model), str(saved))
     assert rescored.returncode == 0, rescored.stderr
     assert json.loads(rescored.stdout)["fluency_ppl"] == {str(saved): other["fluency_ppl"]}  # the same figure later
     empty = tmp_path / "empty.json"
     empty.write_text("{}")
-    refused = run("engine.evaluate", "rescore", "--judge", str(tiny_model), str(empty))
+    refused = call("engine.evaluate", "rescore", "--judge", str(tiny_model), str(empty))
     assert refused.returncode == 2 and "holds no samples" in refused.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_quality_left_only_infilling(fudge_model, corpus_files):
     _, valid = corpus_files
-    proc = run("engine.evaluate", "quality", "--n", "4", "--method", "ar", "--model", str(fudge_model),
-               "--valid", str(valid), "--train", str(corpus_files[0]), "--candidates", "1", "--json")
+    proc = call("engine.evaluate", "quality", "--n", "4", "--method", "ar", "--model", str(fudge_model),
+                "--valid", str(valid), "--train", str(corpus_files[0]), "--candidates", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["settings"]["method"] == "ar"
@@ -172,6 +183,7 @@ def compare_editor(pipe):
     return build(pipe)[1]
 
 
+@pytest.mark.slow
 def test_editor_compare_writes_both_ways_side_by_side(compare_editor):
     page = compare_editor.page
     updates = list(compare_editor.generate("Alimentum is a _ _ .", None, compare=True, steps=6, samples=1, seed=0,
@@ -189,6 +201,7 @@ def test_editor_compare_writes_both_ways_side_by_side(compare_editor):
         assert "locked words kept" in checks
 
 
+@pytest.mark.slow
 def test_editor_compare_off_leaves_the_left_to_right_panel_idle(compare_editor):
     page = compare_editor.page
     updates = list(compare_editor.generate("Alimentum is a _ _ .", None, steps=4, samples=1, seed=0))
@@ -196,6 +209,7 @@ def test_editor_compare_off_leaves_the_left_to_right_panel_idle(compare_editor):
     assert "the same prompt and controls" in updates[-1][page.ar_row]["html"]
 
 
+@pytest.mark.slow
 def test_editor_compare_says_what_fudge_cannot_steer_and_diffusion_runs_on(compare_editor):
     page = compare_editor.page
     updates = list(compare_editor.generate("Alimentum is a _ _ .", None, compare=True, steps=4, samples=1, seed=0,
@@ -205,13 +219,15 @@ def test_editor_compare_says_what_fudge_cannot_steer_and_diffusion_runs_on(compa
     assert [row[0] for row in last[page.compare]] == ["diffusion"] and page.results in last
 
 
+@pytest.mark.slow
 def test_editor_compare_must_be_a_switch(compare_editor):
     updates = list(compare_editor.generate("Alimentum is a _ _ .", None, compare="yes", steps=4))
     assert "compare must be true or false" in updates[-1][compare_editor.page.msg]
 
 
+@pytest.mark.slow
 def test_bench_times_both_methods_and_names_what_it_could_not_run(fudge_model):
-    proc = run("engine.bench", "--model", str(fudge_model), "--methods", "--repeats", "1", "--json")
+    proc = call("engine.bench", "--model", str(fudge_model), "--methods", "--repeats", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)["methods"]
     timed = {(r["control"], r["method"]) for r in rows if "method" in r}
@@ -223,9 +239,10 @@ def test_bench_times_both_methods_and_names_what_it_could_not_run(fudge_model):
     assert {r["control"] for r in rows} == set(FUTURE)  # every kind FUDGE steers, both ways
 
 
+@pytest.mark.slow
 def test_generate_cli_writes_left_to_right(fudge_model):
-    proc = run("engine.generate", "--template", "The Mill is a _ _ .", "--method", "fudge", "--semantic",
-               "food=Italian", "--samples", "2", "--top-k", "5", "--model", str(fudge_model), "--json")
+    proc = call("engine.generate", "--template", "The Mill is a _ _ .", "--method", "fudge", "--semantic",
+                "food=Italian", "--samples", "2", "--top-k", "5", "--model", str(fudge_model), "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["method"] == "fudge" and out["discriminator_passes"] > 0 and "steps" not in out

@@ -13,6 +13,8 @@ from engine.diffusion.sampler import SampleOptions
 from engine.pipeline import Pipeline
 from engine.request import Request
 
+pytestmark = pytest.mark.slow  # every pinned text is a full run of the bundled model
+
 PINNED = json.loads((Path(__file__).parent / "pinned_texts.json").read_text(encoding="utf-8"))
 
 

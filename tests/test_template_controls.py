@@ -22,6 +22,7 @@ def pipe():
     return Pipeline.from_pretrained(precision="fp32")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("template", ["_ _ _ is a _ _ near _ _ .", "_ _ _ _ _ _ _ _ _ _ _ _ ."])
 def test_meaning_steers_a_template_with_the_bundled_model(pipe, template):
     """food=Italian on a template: before the meaning control read the value's words, 0 of 16 rows

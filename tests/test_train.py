@@ -19,6 +19,7 @@ from engine.precision import choose_precision
 from engine.text.data import encode_corpus, read_sentences
 from engine.text.tokenizer import Tokenizer
 from engine.train import TrainConfig, train, validate
+from tests.commands import spawn
 from tests.conftest import TINY, corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +86,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path, corpus_files):
         assert torch.equal(a, b), name
 
 
+@pytest.mark.slow
 def test_data_parallel_training_with_two_gloo_processes(tmp_path, corpus_files):
     train_file, _ = corpus_files
     out = tmp_path / "ddp"
@@ -205,3 +207,10 @@ def test_the_training_speed_bench_times_each_precision_and_dropout(tiny_model, c
         ("fp32", "trainer"), ("fp32", "torch"), ("bf16", "trainer"), ("bf16", "torch")]
     assert all(s["seconds_per_step"] > 0 and s["flop_floor_seconds"] > 0 for s in report["settings"])
     assert report["machine"]["auto_precision"] in ("fp32", "bf16") and report["step_gflop"] > 0
+
+
+@pytest.mark.slow
+def test_the_training_speed_bench_says_in_one_line_what_is_missing(tmp_path):
+    proc = spawn("engine.bench_train", "--data", str(tmp_path / "none.csv"), "--rounds", "1")
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: ") and "none.csv" in proc.stderr and "Traceback" not in proc.stderr

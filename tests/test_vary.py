@@ -140,6 +140,7 @@ def changed_share(sentence: str, results) -> float:
     return sum(changed) / len(changed)
 
 
+@pytest.mark.slow
 def test_stronger_variations_change_more_words_of_the_bundled_model(bundled):
     sentence = "The Eagle is a cheap coffee shop near the river ."
     light = changed_share(sentence, vary(bundled, 0.1, samples=6, steps=50, sentence=sentence).best)
