@@ -19,6 +19,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -251,7 +252,7 @@ def train(config: TrainConfig) -> dict:
     start = time.time()
     valid_loss, train_loss = float("nan"), None
     model.train()
-    interrupted = stop_on_interrupt()
+    interrupted, previous_handler = stop_on_interrupt()
     while True:
         elapsed = elapsed_before + time.time() - start
         progress = max(step / config.max_steps, elapsed / (config.minutes * 60) if config.minutes else 0.0)
@@ -290,6 +291,8 @@ def train(config: TrainConfig) -> dict:
         if rank == 0 and step % config.save_every == 0:
             save({**record, "steps": step, "wall_seconds": elapsed, "valid_loss": valid_loss})
     bar.close()
+    if previous_handler is not None:  # Ctrl-C is the caller's again (a test session, a notebook)
+        signal.signal(signal.SIGINT, previous_handler)
     if rank == 0:
         if valid_rows is not None:
             valid_loss = validate(config, shipped, valid_rows, autocast)
@@ -309,12 +312,13 @@ def train(config: TrainConfig) -> dict:
     return record
 
 
-def stop_on_interrupt() -> threading.Event:
-    """An event set by Ctrl-C (SIGINT), so the loop can stop between steps and save."""
+def stop_on_interrupt() -> tuple[threading.Event, Any]:
+    """An event set by Ctrl-C (SIGINT), so the loop can stop between steps and save; and the handler
+    it replaced, to put back once training ends (None off the main thread, where none is set)."""
     event = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, lambda *_: event.set())
-    return event
+    if threading.current_thread() is not threading.main_thread():
+        return event, None
+    return event, signal.signal(signal.SIGINT, lambda *_: event.set())
 
 
 def command(args: argparse.Namespace) -> None:
