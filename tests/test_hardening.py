@@ -151,13 +151,13 @@ def test_training_errors_are_one_line(corpus_files, tmp_path):
     one_line_error(call("engine.train", "--data", str(binary), "--out", str(tmp_path / "o"), *tiny),
                    "data.txt is not UTF-8 text")
     one_line_error(call("engine.train", "--data", str(train_file), "--out", str(tmp_path / "o"), "--device", "bogus"),
-                   "argument --device: invalid choice: 'bogus'")
+                   "unknown device 'bogus': use cpu or cuda (cuda:N for the N-th GPU)")  # as every command says
     cuda = call("engine.train", "--data", str(train_file), "--out", str(tmp_path / "o"), "--device", "cuda",
                 "--max-steps", "1", *tiny)
     if torch.cuda.is_available():
         assert cuda.returncode == 0, cuda.stderr
     else:
-        one_line_error(cuda, "--device cuda: this machine has no CUDA device")
+        one_line_error(cuda, "device 'cuda': PyTorch", "sees no CUDA GPU on this machine")
     a_file = tmp_path / "taken"
     a_file.write_text("not a directory")
     one_line_error(call("engine.train", "--data", str(train_file), "--out", str(a_file), *tiny),

@@ -11,6 +11,7 @@ from engine.diffusion.sampler import SampleOptions
 from engine.diffusion.schedule import alpha_bar, posterior, posterior_variance, strided_timesteps
 from engine.diffusion.steps import STEP_RULES, DDIMScheduler
 from engine.errors import ConfigError
+from engine.options import spec_of
 from engine.pipeline import Pipeline
 from engine.request import Request
 
@@ -31,7 +32,7 @@ def signal_noise_lambda(t: int) -> tuple[float, float, float]:
 
 def test_the_registry_names_the_step_rules_sample_options_accept():
     assert set(STEP_RULES) == {"ancestral", "ddim", "dpm++2m"}
-    assert SampleOptions.__dataclass_fields__["step_rule"].metadata["choices"] == tuple(STEP_RULES)
+    assert spec_of(SampleOptions.__dataclass_fields__["step_rule"]).choices == tuple(STEP_RULES)
     assert SampleOptions(step_rule="dpm++2m").step_rule == "dpm++2m"
     with pytest.raises(ConfigError, match="ancestral, ddim, dpm\\+\\+2m"):
         SampleOptions(step_rule="euler")
