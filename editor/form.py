@@ -146,8 +146,7 @@ def shown_settings(surface: str) -> list[Setting]:
     """The request's options that the page (`page`) or the API (`api`) shows, in the API's order:
     WRITE_ORDER first, then any other, as declared."""
     shown = [s for s in SETTINGS if (s.spec.page if surface == "page" else s.spec.api)]
-    known = [name for name in WRITE_ORDER if isinstance(name, str)]
-    return sorted(shown, key=lambda s: known.index(s.name) if s.name in known else len(known))
+    return sorted(shown, key=lambda s: WRITE_ORDER.index(s.name) if s.name in WRITE_ORDER else len(WRITE_ORDER))
 
 
 READ = {s.name: s for s in SETTINGS if s.spec.page or s.spec.api}  # every option the page or the API sends

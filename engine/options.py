@@ -16,10 +16,10 @@ Pure Python (no torch): the light command-line entry points import it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,19 +124,27 @@ class Setting:
         return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
-def settings(cls: type, prefix: tuple[str, ...] = ()) -> Iterator[Setting]:
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    """`cls`'s field types, read once (every option dataclass checks itself on every construction)."""
+    return typing.get_type_hints(cls)
+
+
+@functools.cache
+def settings(cls: type, prefix: tuple[str, ...] = ()) -> tuple[Setting, ...]:
     """Every option of `cls`, nested dataclass fields flattened, in declaration order (derived ones
-    left out)."""
-    hints = typing.get_type_hints(cls)
+    left out); worked out once per class."""
+    found: list[Setting] = []
     for f in dataclasses.fields(cls):
-        hint = hints[f.name]
+        hint = type_hints(cls)[f.name]
         optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
         kinds = [k for k in typing.get_args(hint) if k is not type(None)] if optional else [hint]
         kind = typing.get_origin(kinds[0]) or kinds[0]
         if dataclasses.is_dataclass(kind):
-            yield from settings(kind, (*prefix, f.name))
+            found += settings(kind, (*prefix, f.name))
         elif not spec_of(f).derived:
-            yield Setting((*prefix, f.name), f, kind, optional)
+            found.append(Setting((*prefix, f.name), f, kind, optional))
+    return tuple(found)
 
 
 def shown_bound(bound: float | None) -> str:
@@ -200,9 +208,8 @@ def build(cls: type, values: dict[tuple[str, ...], Any]) -> Any:
     """An instance of `cls` from option values by path (Setting.path); nested dataclasses are built
     from their own paths' values, options left out take their defaults."""
     own = {path[0]: value for path, value in values.items() if len(path) == 1}
-    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         nested = {path[1:]: value for path, value in values.items() if len(path) > 1 and path[0] == f.name}
         if nested:
-            own[f.name] = build(hints[f.name], nested)
+            own[f.name] = build(type_hints(cls)[f.name], nested)
     return cls(**own)
