@@ -15,6 +15,7 @@ Pure Python (no torch): the light command-line entry points import it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import math
@@ -64,8 +65,8 @@ class Spec:
 def option(default: Any, help: str, **spec: Any) -> Any:
     """A dataclass field with a default and its Spec (see Spec for the keywords)."""
     metadata = {"spec": Spec(help, **spec)}
-    if isinstance(default, list | dict | tuple) or dataclasses.is_dataclass(default):
-        return dataclasses.field(default_factory=lambda: default, metadata=metadata)
+    if isinstance(default, list | dict | tuple) or dataclasses.is_dataclass(default):  # each instance its own copy
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 

@@ -90,3 +90,11 @@ def test_a_request_built_from_settings_takes_defaults_for_the_rest():
     request = Request.from_settings({("prompt", "length"): 5, ("sampling", "steps"): 7, ("seed",): 3})
     assert (request.prompts[0].length, request.sampling.steps, request.seed) == (5, 7, 3)
     assert request.samples == Request().samples and request.sampling.step_rule == "ancestral"
+
+
+def test_each_instance_has_its_own_copy_of_a_mutable_default():
+    first, second = Request(), Request()
+    assert first.sampling is not second.sampling and first.weights is not second.weights
+    first.sampling.record_latents = False  # as engine.generate sets it on the request it built
+    first.weights["pos"] = 2.0
+    assert second.sampling.record_latents and second.weights == {} and Request().sampling == SampleOptions()
